@@ -1,0 +1,506 @@
+//! `CacheStore`: the one owner of the cache directory and its in-memory index.
+//!
+//! Entries live at `<cache_dir>/<2 hex>/<primary hash>-<variant hash>`; new
+//! ones are written under `<cache_dir>/tmp/` and renamed into place when whole,
+//! so a crash never leaves a half entry under a real name. The index (URL →
+//! its `Vary` names and variants) is rebuilt from file names at start, without
+//! reading bodies, so a miss never touches the disk.
+
+use std::collections::HashMap;
+use std::fs::{self, File};
+use std::io::{self, BufWriter, Seek, SeekFrom, Write};
+use std::path::PathBuf;
+
+use actix::prelude::*;
+use actix_web::http::header::HeaderMap;
+use bytes::Bytes;
+use futures_util::Stream;
+use tokio::io::AsyncReadExt;
+use tokio::sync::mpsc;
+
+use crate::actors::manifest::RecordPage;
+use crate::cache::entry::{self, DecodedEntry, EntryError, EntryHead, BODY_LEN_OFFSET};
+use crate::cache::key::{self, CacheKey, Hash, VariantKey};
+
+/// Chunks in flight between a response being streamed and its file.
+const SINK_CHUNKS: usize = 16;
+/// Read size when streaming a stored body.
+const READ_CHUNK: usize = 64 * 1024;
+
+#[derive(Debug, thiserror::Error)]
+pub enum CacheStoreError {
+    #[error("cache directory I/O: {0}")]
+    Io(#[from] io::Error),
+    #[error("cache entry: {0}")]
+    Entry(#[from] EntryError),
+}
+
+/// Counters of what the store has done since it started.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, MessageResponse)]
+pub struct CacheStats {
+    pub entries: u64,
+    pub bytes: u64,
+    pub lookups: u64,
+    pub hits: u64,
+    pub stored: u64,
+    /// Stores abandoned: client gone, origin failed, body shorter than announced.
+    pub stores_aborted: u64,
+    /// Entries that failed to decode, had the wrong version or a short body.
+    pub corrupt: u64,
+    /// Disk errors while storing or reading.
+    pub io_errors: u64,
+    /// Temporary files of interrupted writes removed at start.
+    pub temp_files_cleaned: u64,
+}
+
+#[derive(Default)]
+struct UrlEntry {
+    /// `Vary` names of the newest stored variant; `None` after a rebuild
+    /// until a lookup reads one head.
+    vary: Option<Vec<String>>,
+    /// Variant hash → file size.
+    variants: HashMap<Hash, u64>,
+}
+
+pub struct CacheStore {
+    root: PathBuf,
+    tmp_dir: PathBuf,
+    index: HashMap<Hash, UrlEntry>,
+    stats: CacheStats,
+    on_store: Option<Recipient<RecordPage>>,
+    next_tmp: u64,
+}
+
+impl CacheStore {
+    /// `on_store` is told of every committed entry (the manifest records it).
+    pub fn new(root: PathBuf, on_store: Option<Recipient<RecordPage>>) -> Self {
+        let tmp_dir = root.join("tmp");
+        Self {
+            root,
+            tmp_dir,
+            index: HashMap::new(),
+            stats: CacheStats::default(),
+            on_store,
+            next_tmp: 0,
+        }
+    }
+
+    fn path_for(&self, vk: &VariantKey) -> PathBuf {
+        let name = vk.file_name();
+        self.root.join(&name[..2]).join(name)
+    }
+
+    /// Removes leftovers of interrupted writes and indexes every entry by name.
+    fn rebuild(&mut self) -> io::Result<()> {
+        fs::create_dir_all(&self.tmp_dir)?;
+        for tmp in fs::read_dir(&self.tmp_dir)? {
+            let path = tmp?.path();
+            if fs::remove_file(&path).is_ok() {
+                self.stats.temp_files_cleaned += 1;
+            }
+        }
+        for shard in fs::read_dir(&self.root)? {
+            let shard = shard?;
+            let shard_name = shard.file_name();
+            let Some(prefix) = shard_name.to_str().filter(|n| n.len() == 2) else {
+                continue;
+            };
+            if !shard.file_type()?.is_dir() {
+                continue;
+            }
+            for file in fs::read_dir(shard.path())? {
+                let file = file?;
+                let name = file.file_name();
+                let Some(vk) = name
+                    .to_str()
+                    .filter(|n| n.starts_with(prefix))
+                    .and_then(VariantKey::from_file_name)
+                else {
+                    continue;
+                };
+                let size = file.metadata()?.len();
+                self.index
+                    .entry(vk.primary)
+                    .or_default()
+                    .variants
+                    .insert(vk.variant, size);
+                self.stats.entries += 1;
+                self.stats.bytes += size;
+            }
+        }
+        Ok(())
+    }
+
+    /// Opens and checks an entry; any damage is reported as an error.
+    fn open(&self, vk: &VariantKey) -> Result<(DecodedEntry, File), EntryError> {
+        let mut file = File::open(self.path_for(vk))?;
+        let len = file.metadata()?.len();
+        let mut reader = io::BufReader::with_capacity(8 * 1024, &mut file);
+        let decoded = entry::decode_head(&mut reader, len)?;
+        drop(reader);
+        file.seek(SeekFrom::Start(decoded.body_offset))?;
+        Ok((decoded, file))
+    }
+
+    /// Drops an entry from the index and the disk.
+    fn remove(&mut self, vk: &VariantKey) {
+        if let Some(url) = self.index.get_mut(&vk.primary) {
+            if let Some(size) = url.variants.remove(&vk.variant) {
+                self.stats.entries -= 1;
+                self.stats.bytes -= size;
+            }
+            if url.variants.is_empty() {
+                self.index.remove(&vk.primary);
+            }
+        }
+        if let Err(e) = fs::remove_file(self.path_for(vk)) {
+            if e.kind() != io::ErrorKind::NotFound {
+                self.stats.io_errors += 1;
+                tracing::warn!(error = %e, "cannot remove cache entry");
+            }
+        }
+    }
+
+    fn discard_broken(&mut self, vk: &VariantKey, error: &EntryError) {
+        match error {
+            EntryError::Io(e) if e.kind() == io::ErrorKind::NotFound => {}
+            EntryError::Io(_) => self.stats.io_errors += 1,
+            _ => self.stats.corrupt += 1,
+        }
+        tracing::warn!(file = %vk.file_name(), %error, "broken cache entry removed; served as a miss");
+        self.remove(vk);
+    }
+
+    /// The `Vary` names of a URL, reading one stored head when the index
+    /// does not know them yet (after a rebuild).
+    fn vary_names_of(&mut self, primary: Hash) -> Option<Vec<String>> {
+        let url = self.index.get(&primary)?;
+        if let Some(names) = &url.vary {
+            return Some(names.clone());
+        }
+        let variants: Vec<Hash> = url.variants.keys().copied().collect();
+        for variant in variants {
+            let vk = VariantKey { primary, variant };
+            match self.open(&vk) {
+                Ok((decoded, _)) => {
+                    let names: Vec<String> =
+                        decoded.head.vary.iter().map(|(n, _)| n.clone()).collect();
+                    if let Some(url) = self.index.get_mut(&primary) {
+                        url.vary = Some(names.clone());
+                    }
+                    return Some(names);
+                }
+                Err(e) => self.discard_broken(&vk, &e),
+            }
+        }
+        None
+    }
+
+    fn begin_store(
+        &mut self,
+        msg: BeginStore,
+        ctx: &mut Context<Self>,
+    ) -> Result<StoreSink, CacheStoreError> {
+        let vk = VariantKey::new(&msg.head.key, &msg.head.vary);
+        let head_bytes = entry::encode_head(&msg.head)?;
+        self.next_tmp += 1;
+        let tmp = self
+            .tmp_dir
+            .join(format!("{}-{}.tmp", std::process::id(), self.next_tmp));
+        let mut file = File::create(&tmp)?;
+        if let Err(e) = file.write_all(&head_bytes) {
+            let _ = fs::remove_file(&tmp);
+            return Err(e.into());
+        }
+        let (tx, rx) = mpsc::channel(SINK_CHUNKS);
+        let expected = msg.expected_len;
+        let writer = tokio::task::spawn_blocking(move || write_body(file, rx, expected));
+        let pending = PendingEntry {
+            tmp,
+            vk,
+            head_len: head_bytes.len() as u64,
+            vary_names: msg.head.vary.iter().map(|(n, _)| n.clone()).collect(),
+            key: msg.head.key,
+        };
+        ctx.spawn(
+            fut::wrap_future::<_, Self>(writer).map(move |joined, act, _| {
+                let written = joined.unwrap_or(Err(WriteError::Aborted));
+                act.finish_store(pending, written);
+            }),
+        );
+        Ok(StoreSink { tx })
+    }
+
+    fn finish_store(&mut self, pending: PendingEntry, written: Result<u64, WriteError>) {
+        let body_len = match written {
+            Ok(len) => len,
+            Err(e) => {
+                let _ = fs::remove_file(&pending.tmp);
+                self.stats.stores_aborted += 1;
+                if let WriteError::Io(e) = &e {
+                    self.stats.io_errors += 1;
+                    tracing::warn!(error = %e, "cache write failed");
+                } else {
+                    tracing::debug!(reason = %e, "cache write abandoned");
+                }
+                return;
+            }
+        };
+        if let Err(e) = self.commit(&pending) {
+            let _ = fs::remove_file(&pending.tmp);
+            self.stats.io_errors += 1;
+            tracing::warn!(error = %e, "cannot move cache entry into place");
+            return;
+        }
+        let size = entry::PREFIX_LEN + pending.head_len + body_len;
+        let vk = pending.vk;
+        let url = self.index.entry(vk.primary).or_default();
+        let stale_variants: Vec<Hash> = match &url.vary {
+            // The origin changed what it varies on: other variants were
+            // selected by other headers and can no longer be chosen right.
+            Some(old) if *old != pending.vary_names => url
+                .variants
+                .keys()
+                .copied()
+                .filter(|v| *v != vk.variant)
+                .collect(),
+            _ => Vec::new(),
+        };
+        url.vary = Some(pending.vary_names);
+        let replaced = url.variants.insert(vk.variant, size);
+        match replaced {
+            Some(old) => self.stats.bytes -= old,
+            None => self.stats.entries += 1,
+        }
+        self.stats.bytes += size;
+        self.stats.stored += 1;
+        for variant in stale_variants {
+            self.remove(&VariantKey {
+                primary: vk.primary,
+                variant,
+            });
+        }
+        if let Some(on_store) = &self.on_store {
+            on_store.do_send(RecordPage { key: pending.key });
+        }
+    }
+
+    fn commit(&self, pending: &PendingEntry) -> io::Result<()> {
+        let path = self.path_for(&pending.vk);
+        if let Some(dir) = path.parent() {
+            fs::create_dir_all(dir)?;
+        }
+        fs::rename(&pending.tmp, &path)
+    }
+}
+
+impl Actor for CacheStore {
+    type Context = Context<Self>;
+
+    fn started(&mut self, _ctx: &mut Self::Context) {
+        let _span = tracing::info_span!("cache_store.rebuild", dir = %self.root.display()).entered();
+        match self.rebuild() {
+            Ok(()) => tracing::info!(
+                entries = self.stats.entries,
+                bytes = self.stats.bytes,
+                temp_files_cleaned = self.stats.temp_files_cleaned,
+                "cache index rebuilt"
+            ),
+            Err(e) => {
+                self.stats.io_errors += 1;
+                tracing::error!(error = %e, "cannot read the cache directory; starting empty");
+            }
+        }
+    }
+}
+
+/// Finds the stored response for a request.
+#[derive(Message)]
+#[rtype(result = "LookupResult")]
+pub struct Lookup {
+    pub key: CacheKey,
+    /// The request's headers, for selecting a variant by `Vary`.
+    pub request_headers: HeaderMap,
+}
+
+#[derive(MessageResponse)]
+pub enum LookupResult {
+    /// Nothing stored for the URL.
+    UriMiss,
+    /// The URL is stored, but not the variant this request selects.
+    VaryMiss,
+    /// The entry was damaged and has been removed.
+    Broken,
+    Found(Box<Hit>),
+}
+
+pub struct Hit {
+    pub head: EntryHead,
+    pub body: EntryBody,
+}
+
+/// An open stored body, read in chunks on tokio's blocking pool.
+pub struct EntryBody {
+    file: File,
+    len: u64,
+}
+
+impl EntryBody {
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    pub fn into_stream(self) -> impl Stream<Item = Result<Bytes, io::Error>> + 'static {
+        let reader = tokio::fs::File::from_std(self.file).take(self.len);
+        tokio_util::io::ReaderStream::with_capacity(reader, READ_CHUNK)
+    }
+}
+
+impl Handler<Lookup> for CacheStore {
+    type Result = LookupResult;
+
+    fn handle(&mut self, msg: Lookup, _ctx: &mut Self::Context) -> LookupResult {
+        let _span = tracing::debug_span!("cache_store.lookup", host = %msg.key.host, path = %msg.key.path_and_query).entered();
+        self.stats.lookups += 1;
+        let primary = msg.key.primary_hash();
+        let Some(names) = self.vary_names_of(primary) else {
+            return LookupResult::UriMiss;
+        };
+        let vary = key::vary_values(&names, &msg.request_headers);
+        let vk = VariantKey::new(&msg.key, &vary);
+        let known = self
+            .index
+            .get(&primary)
+            .is_some_and(|url| url.variants.contains_key(&vk.variant));
+        if !known {
+            return LookupResult::VaryMiss;
+        }
+        match self.open(&vk) {
+            Ok((decoded, _)) if decoded.head.key != msg.key || decoded.head.vary != vary => {
+                self.discard_broken(&vk, &EntryError::KeyMismatch);
+                LookupResult::Broken
+            }
+            Ok((decoded, file)) => {
+                self.stats.hits += 1;
+                LookupResult::Found(Box::new(Hit {
+                    head: decoded.head,
+                    body: EntryBody {
+                        file,
+                        len: decoded.body_len,
+                    },
+                }))
+            }
+            Err(e) => {
+                self.discard_broken(&vk, &e);
+                LookupResult::Broken
+            }
+        }
+    }
+}
+
+/// Starts storing a response; the body is then fed through the returned sink.
+#[derive(Message)]
+#[rtype(result = "Result<StoreSink, CacheStoreError>")]
+pub struct BeginStore {
+    pub head: EntryHead,
+    /// The origin's `Content-Length`: a body that ends short is not stored.
+    pub expected_len: Option<u64>,
+}
+
+impl Handler<BeginStore> for CacheStore {
+    type Result = Result<StoreSink, CacheStoreError>;
+
+    fn handle(&mut self, msg: BeginStore, ctx: &mut Self::Context) -> Self::Result {
+        let _span = tracing::debug_span!("cache_store.begin_store", host = %msg.head.key.host, path = %msg.head.key.path_and_query).entered();
+        self.begin_store(msg, ctx).inspect_err(|e| {
+            self.stats.io_errors += 1;
+            tracing::warn!(error = %e, "cannot start a cache entry");
+        })
+    }
+}
+
+/// The store's counters.
+#[derive(Message)]
+#[rtype(result = "CacheStats")]
+pub struct GetCacheStats;
+
+impl Handler<GetCacheStats> for CacheStore {
+    type Result = CacheStats;
+
+    fn handle(&mut self, _msg: GetCacheStats, _ctx: &mut Self::Context) -> CacheStats {
+        self.stats
+    }
+}
+
+struct PendingEntry {
+    tmp: PathBuf,
+    vk: VariantKey,
+    head_len: u64,
+    vary_names: Vec<String>,
+    key: CacheKey,
+}
+
+enum SinkMessage {
+    Chunk(Bytes),
+    Finish,
+}
+
+/// Where a response body being served is copied to disk. Dropping it
+/// without [`StoreSink::finish`] abandons the entry.
+pub struct StoreSink {
+    tx: mpsc::Sender<SinkMessage>,
+}
+
+impl StoreSink {
+    /// Queues a chunk; `false` when the writer has given up.
+    pub async fn write(&self, chunk: Bytes) -> bool {
+        self.tx.send(SinkMessage::Chunk(chunk)).await.is_ok()
+    }
+
+    /// The body is complete: commit the entry.
+    pub async fn finish(self) {
+        let _ = self.tx.send(SinkMessage::Finish).await;
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+enum WriteError {
+    #[error("the response ended before the body was complete")]
+    Aborted,
+    #[error("the body was {written} bytes, the origin announced {expected}")]
+    Short { written: u64, expected: u64 },
+    #[error("{0}")]
+    Io(#[from] io::Error),
+}
+
+/// Runs on the blocking pool: copies chunks to the file after its head and
+/// fills in the body length once the last one arrived.
+fn write_body(
+    file: File,
+    mut rx: mpsc::Receiver<SinkMessage>,
+    expected: Option<u64>,
+) -> Result<u64, WriteError> {
+    let mut out = BufWriter::with_capacity(READ_CHUNK, file);
+    let mut written = 0u64;
+    loop {
+        match rx.blocking_recv() {
+            Some(SinkMessage::Chunk(chunk)) => {
+                out.write_all(&chunk)?;
+                written += chunk.len() as u64;
+            }
+            Some(SinkMessage::Finish) => break,
+            None => return Err(WriteError::Aborted),
+        }
+    }
+    if let Some(expected) = expected.filter(|&e| e != written) {
+        return Err(WriteError::Short { written, expected });
+    }
+    let mut file = out.into_inner().map_err(|e| e.into_error())?;
+    file.seek(SeekFrom::Start(BODY_LEN_OFFSET))?;
+    file.write_all(&written.to_le_bytes())?;
+    Ok(written)
+}

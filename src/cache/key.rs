@@ -1,0 +1,184 @@
+//! Cache keys. A URL (method, host, path and query) is the primary key; the
+//! request's values of the headers the response's `Vary` names select one
+//! variant under it. Files are named by hashes, so no user text reaches a path.
+
+use actix_web::http::header::HeaderMap;
+use serde::{Deserialize, Serialize};
+
+pub type Hash = [u8; 32];
+
+/// The URL part of a cache key. Stored entries always carry `GET`: a `HEAD`
+/// is answered from the stored `GET`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct CacheKey {
+    pub method: String,
+    pub host: String,
+    pub path_and_query: String,
+}
+
+impl CacheKey {
+    pub fn new(method: &str, host: &str, path_and_query: &str) -> Self {
+        Self {
+            method: method.to_owned(),
+            host: host.to_owned(),
+            path_and_query: path_and_query.to_owned(),
+        }
+    }
+
+    /// Hash of the URL alone: every variant of a URL shares it.
+    pub fn primary_hash(&self) -> Hash {
+        let mut h = blake3::Hasher::new();
+        for part in [&self.method, &self.host, &self.path_and_query] {
+            h.update(&(part.len() as u64).to_le_bytes());
+            h.update(part.as_bytes());
+        }
+        *h.finalize().as_bytes()
+    }
+}
+
+/// The request header values a response varies on, in the order of its
+/// (normalised) `Vary` names; `None` where the request lacked the header.
+pub type VaryValues = Vec<(String, Option<String>)>;
+
+/// Lower-cased, de-duplicated, sorted header names from a response's `Vary`
+/// headers; `None` for `Vary: *`, which no request can match.
+pub fn vary_names(response_headers: &HeaderMap) -> Option<Vec<String>> {
+    let mut names = Vec::new();
+    for value in response_headers.get_all("vary") {
+        let text = value.to_str().unwrap_or("*");
+        for name in text.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+            if name == "*" {
+                return None;
+            }
+            names.push(name.to_ascii_lowercase());
+        }
+    }
+    names.sort();
+    names.dedup();
+    Some(names)
+}
+
+/// The request's values of the named headers, normalised: all field lines of
+/// a header joined with ", " and white space around items trimmed.
+pub fn vary_values(names: &[String], request_headers: &HeaderMap) -> VaryValues {
+    names
+        .iter()
+        .map(|name| {
+            let mut items: Vec<String> = Vec::new();
+            for value in request_headers.get_all(name.as_str()) {
+                let text = String::from_utf8_lossy(value.as_bytes());
+                items.extend(text.split(',').map(|s| s.trim().to_owned()));
+            }
+            let value = (!items.is_empty()).then(|| items.join(", "));
+            (name.clone(), value)
+        })
+        .collect()
+}
+
+/// Identifies one stored variant: the URL's hash and the hash of its vary values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct VariantKey {
+    pub primary: Hash,
+    pub variant: Hash,
+}
+
+impl VariantKey {
+    pub fn new(key: &CacheKey, vary: &VaryValues) -> Self {
+        Self {
+            primary: key.primary_hash(),
+            variant: variant_hash(vary),
+        }
+    }
+
+    /// `<primary>-<variant>` in hex: the entry's file name.
+    pub fn file_name(&self) -> String {
+        format!(
+            "{}-{}",
+            blake3::Hash::from(self.primary).to_hex(),
+            blake3::Hash::from(self.variant).to_hex()
+        )
+    }
+
+    /// Parses a name made by [`VariantKey::file_name`].
+    pub fn from_file_name(name: &str) -> Option<Self> {
+        let (p, v) = name.split_once('-')?;
+        Some(Self {
+            primary: *blake3::Hash::from_hex(p).ok()?.as_bytes(),
+            variant: *blake3::Hash::from_hex(v).ok()?.as_bytes(),
+        })
+    }
+}
+
+fn variant_hash(vary: &VaryValues) -> Hash {
+    let mut h = blake3::Hasher::new();
+    for (name, value) in vary {
+        h.update(&(name.len() as u64).to_le_bytes());
+        h.update(name.as_bytes());
+        match value {
+            Some(v) => {
+                h.update(&[1]);
+                h.update(&(v.len() as u64).to_le_bytes());
+                h.update(v.as_bytes());
+            }
+            None => {
+                h.update(&[0]);
+            }
+        }
+    }
+    *h.finalize().as_bytes()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use actix_web::http::header::{HeaderName, HeaderValue};
+
+    fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (k, v) in pairs {
+            map.append(
+                HeaderName::from_bytes(k.as_bytes()).expect("name"),
+                HeaderValue::from_str(v).expect("value"),
+            );
+        }
+        map
+    }
+
+    #[test]
+    fn vary_names_are_normalised_and_star_is_none() {
+        let h = headers(&[("vary", "Accept-Encoding, accept"), ("vary", "ACCEPT")]);
+        assert_eq!(
+            vary_names(&h),
+            Some(vec!["accept".to_owned(), "accept-encoding".to_owned()])
+        );
+        assert_eq!(vary_names(&headers(&[("vary", "accept, *")])), None);
+        assert_eq!(vary_names(&headers(&[])), Some(vec![]));
+    }
+
+    #[test]
+    fn variants_differ_by_value_and_presence() {
+        let key = CacheKey::new("GET", "a", "/x");
+        let names = vec!["accept-encoding".to_owned()];
+        let gzip = vary_values(&names, &headers(&[("accept-encoding", "gzip ,br")]));
+        let gzip2 = vary_values(&names, &headers(&[("Accept-Encoding", "gzip, br")]));
+        let none = vary_values(&names, &headers(&[]));
+        let empty = vary_values(&names, &headers(&[("accept-encoding", "")]));
+        assert_eq!(VariantKey::new(&key, &gzip), VariantKey::new(&key, &gzip2));
+        assert_ne!(VariantKey::new(&key, &gzip), VariantKey::new(&key, &none));
+        assert_ne!(VariantKey::new(&key, &none), VariantKey::new(&key, &empty));
+    }
+
+    #[test]
+    fn file_names_round_trip_and_hide_user_text() {
+        let key = CacheKey::new("GET", "a", "/../../etc/passwd");
+        let vk = VariantKey::new(&key, &vec![]);
+        let name = vk.file_name();
+        assert!(name.chars().all(|c| c.is_ascii_hexdigit() || c == '-'));
+        assert_eq!(VariantKey::from_file_name(&name), Some(vk));
+        assert_eq!(VariantKey::from_file_name("x.tmp"), None);
+        assert_ne!(
+            CacheKey::new("GET", "ab", "/c").primary_hash(),
+            CacheKey::new("GET", "a", "b/c").primary_hash()
+        );
+    }
+}

@@ -1,0 +1,117 @@
+//! The RFC 9211 `Cache-Status` header field caje adds to every response.
+
+use std::fmt;
+
+/// Name caje reports itself under in `Cache-Status`.
+pub const CACHE_NAME: &str = "caje";
+
+/// Why a request went forward to the origin (RFC 9211 §2.2 `fwd`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Forward {
+    /// The cache held nothing for the URL.
+    UriMiss,
+    /// The cache held the URL, but not the variant the request selects.
+    VaryMiss,
+    /// The cache held nothing usable (e.g. a stored entry turned out broken).
+    Miss,
+    /// The request's method is not answered from cache.
+    Method,
+    /// The request's own directives (e.g. `no-cache`) ruled the stored copy out.
+    Request,
+    /// The stored response was stale.
+    Stale,
+}
+
+impl Forward {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::UriMiss => "uri-miss",
+            Self::VaryMiss => "vary-miss",
+            Self::Miss => "miss",
+            Self::Method => "method",
+            Self::Request => "request",
+            Self::Stale => "stale",
+        }
+    }
+}
+
+/// One `Cache-Status` member for caje.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CacheStatus {
+    pub hit: bool,
+    pub fwd: Option<Forward>,
+    pub fwd_status: Option<u16>,
+    pub stored: bool,
+    /// Remaining freshness in seconds.
+    pub ttl: Option<u64>,
+}
+
+impl CacheStatus {
+    pub fn hit(ttl: u64) -> Self {
+        Self {
+            hit: true,
+            ttl: Some(ttl),
+            ..Self::default()
+        }
+    }
+
+    pub fn forward(reason: Forward) -> Self {
+        Self {
+            fwd: Some(reason),
+            ..Self::default()
+        }
+    }
+
+    /// Short form for logs and metrics: `hit` or the `fwd` reason.
+    pub fn outcome(&self) -> &'static str {
+        match (self.hit, self.fwd) {
+            (true, _) => "hit",
+            (false, Some(f)) => f.as_str(),
+            (false, None) => "none",
+        }
+    }
+}
+
+impl fmt::Display for CacheStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(CACHE_NAME)?;
+        if self.hit {
+            f.write_str("; hit")?;
+        }
+        if let Some(fwd) = self.fwd {
+            write!(f, "; fwd={}", fwd.as_str())?;
+        }
+        if let Some(status) = self.fwd_status {
+            write!(f, "; fwd-status={status}")?;
+        }
+        if self.stored {
+            f.write_str("; stored")?;
+        }
+        if let Some(ttl) = self.ttl {
+            write!(f, "; ttl={ttl}")?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_as_rfc9211_members() {
+        assert_eq!(CacheStatus::hit(42).to_string(), "caje; hit; ttl=42");
+        let mut miss = CacheStatus::forward(Forward::UriMiss);
+        miss.fwd_status = Some(200);
+        miss.stored = true;
+        miss.ttl = Some(60);
+        assert_eq!(
+            miss.to_string(),
+            "caje; fwd=uri-miss; fwd-status=200; stored; ttl=60"
+        );
+        assert_eq!(
+            CacheStatus::forward(Forward::Method).to_string(),
+            "caje; fwd=method"
+        );
+    }
+}

@@ -1,0 +1,388 @@
+//! Typed settings: read from a TOML file, overridden by `CAJE_*` variables,
+//! validated so that every error names the file, the key and the line.
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use actix_web::http::Uri;
+use serde::Deserialize;
+use toml::Spanned;
+
+/// Where the admin token comes from; never read from the file, so it is never committed.
+pub const ADMIN_TOKEN_ENV: &str = "CAJE_ADMIN_TOKEN";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{file}: cannot read: {source}")]
+    Read {
+        file: String,
+        source: std::io::Error,
+    },
+    #[error("{file}: line {line}: {}{message}", key.as_deref().map(|k| format!("key `{k}`: ")).unwrap_or_default())]
+    Invalid {
+        file: String,
+        line: usize,
+        key: Option<String>,
+        message: String,
+    },
+    #[error("{file}: {message}")]
+    Missing { file: String, message: String },
+    #[error("environment variable {var}: {message}")]
+    Env { var: &'static str, message: String },
+}
+
+/// Whether manifest writes go through the LiteFS HALT lock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LiteFsMode {
+    /// On when the database's directory shows LiteFS's `.primary` or `.lag` file.
+    #[default]
+    Auto,
+    On,
+    Off,
+}
+
+impl std::str::FromStr for LiteFsMode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "auto" => Ok(Self::Auto),
+            "on" => Ok(Self::On),
+            "off" => Ok(Self::Off),
+            other => Err(format!("expected \"auto\", \"on\" or \"off\", got {other:?}")),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSettings {
+    #[serde(default = "default_listen")]
+    listen: SocketAddr,
+    #[serde(default = "default_cache_dir")]
+    cache_dir: PathBuf,
+    #[serde(default = "default_database")]
+    database: PathBuf,
+    #[serde(default)]
+    litefs: LiteFsMode,
+    #[serde(default)]
+    workers: Option<usize>,
+    #[serde(default)]
+    origin: Vec<RawOrigin>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawOrigin {
+    host: Spanned<String>,
+    upstream: Spanned<String>,
+    timeout: Option<Spanned<String>>,
+}
+
+fn default_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 3001))
+}
+fn default_cache_dir() -> PathBuf {
+    PathBuf::from("./.caje/cache")
+}
+fn default_database() -> PathBuf {
+    PathBuf::from("./.caje/manifest.db")
+}
+/// How long an origin may take to answer when its `timeout` is not set.
+const DEFAULT_ORIGIN_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Validated settings for one caje node.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub listen: SocketAddr,
+    pub cache_dir: PathBuf,
+    pub database: PathBuf,
+    pub litefs: LiteFsMode,
+    /// actix-web worker threads; `None` means one per core.
+    pub workers: Option<usize>,
+    pub origins: Vec<Origin>,
+    pub admin_token: Option<String>,
+}
+
+/// One proxied site: requests whose `Host` is `host` go to `upstream`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Origin {
+    /// Lower-case host name, without a port.
+    pub host: String,
+    /// `http://authority` of the origin server, without a trailing slash.
+    pub upstream: String,
+    pub timeout: Duration,
+}
+
+impl Settings {
+    /// Reads and validates a config file, then applies `CAJE_*` overrides.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let file = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            file: file.clone(),
+            source,
+        })?;
+        let mut settings = Self::parse(&file, &text)?;
+        settings.apply_env(|var| std::env::var(var).ok())?;
+        Ok(settings)
+    }
+
+    /// Parses and validates config text; `file` is only used in error messages.
+    pub fn parse(file: &str, text: &str) -> Result<Self, ConfigError> {
+        let line_of = |offset: usize| text[..offset.min(text.len())].matches('\n').count() + 1;
+        let deserializer = toml::Deserializer::parse(text).map_err(|e| ConfigError::Invalid {
+            file: file.to_owned(),
+            line: e.span().map_or(1, |s| line_of(s.start)),
+            key: None,
+            message: e.message().to_owned(),
+        })?;
+        let raw: RawSettings = serde_path_to_error::deserialize(deserializer).map_err(|e| {
+            let path = e.path().to_string();
+            let inner = e.into_inner();
+            ConfigError::Invalid {
+                file: file.to_owned(),
+                line: inner.span().map_or(1, |s| line_of(s.start)),
+                key: (path != ".").then_some(path),
+                message: inner.message().to_owned(),
+            }
+        })?;
+        if raw.origin.is_empty() {
+            return Err(ConfigError::Missing {
+                file: file.to_owned(),
+                message: "no [[origin]] table: caje proxies only configured hosts, so at least one is needed".to_owned(),
+            });
+        }
+        let mut seen = HashSet::new();
+        let mut origins = Vec::with_capacity(raw.origin.len());
+        for (i, o) in raw.origin.iter().enumerate() {
+            let invalid = |field: &str, span: std::ops::Range<usize>, message: String| {
+                ConfigError::Invalid {
+                    file: file.to_owned(),
+                    line: line_of(span.start),
+                    key: Some(format!("origin[{i}].{field}")),
+                    message,
+                }
+            };
+            let host = validate_host(o.host.get_ref())
+                .map_err(|m| invalid("host", o.host.span(), m))?;
+            if !seen.insert(host.clone()) {
+                return Err(invalid(
+                    "host",
+                    o.host.span(),
+                    format!("host {host:?} is configured twice"),
+                ));
+            }
+            let upstream = validate_upstream(o.upstream.get_ref())
+                .map_err(|m| invalid("upstream", o.upstream.span(), m))?;
+            let timeout = match &o.timeout {
+                None => DEFAULT_ORIGIN_TIMEOUT,
+                Some(t) => parse_timeout(t.get_ref())
+                    .map_err(|m| invalid("timeout", t.span(), m))?,
+            };
+            origins.push(Origin {
+                host,
+                upstream,
+                timeout,
+            });
+        }
+        if raw.workers == Some(0) {
+            return Err(ConfigError::Missing {
+                file: file.to_owned(),
+                message: "key `workers`: must be at least 1".to_owned(),
+            });
+        }
+        Ok(Self {
+            listen: raw.listen,
+            cache_dir: raw.cache_dir,
+            database: raw.database,
+            litefs: raw.litefs,
+            workers: raw.workers,
+            origins,
+            admin_token: None,
+        })
+    }
+
+    /// Applies `CAJE_LISTEN`, `CAJE_CACHE_DIR`, `CAJE_DATABASE`, `CAJE_LITEFS`,
+    /// `CAJE_WORKERS` and `CAJE_ADMIN_TOKEN`; `get` reads one variable.
+    pub fn apply_env(&mut self, get: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
+        if let Some(v) = get("CAJE_LISTEN") {
+            self.listen = v.parse().map_err(|e| ConfigError::Env {
+                var: "CAJE_LISTEN",
+                message: format!("{e}: {v:?}"),
+            })?;
+        }
+        if let Some(v) = get("CAJE_CACHE_DIR") {
+            self.cache_dir = PathBuf::from(v);
+        }
+        if let Some(v) = get("CAJE_DATABASE") {
+            self.database = PathBuf::from(v);
+        }
+        if let Some(v) = get("CAJE_LITEFS") {
+            self.litefs = v.parse().map_err(|message| ConfigError::Env {
+                var: "CAJE_LITEFS",
+                message,
+            })?;
+        }
+        if let Some(v) = get("CAJE_WORKERS") {
+            match v.parse::<usize>() {
+                Ok(n) if n > 0 => self.workers = Some(n),
+                _ => {
+                    return Err(ConfigError::Env {
+                        var: "CAJE_WORKERS",
+                        message: format!("expected a whole number of at least 1, got {v:?}"),
+                    })
+                }
+            }
+        }
+        self.admin_token = get(ADMIN_TOKEN_ENV).filter(|t| !t.is_empty());
+        Ok(())
+    }
+
+    /// The origin serving a request's host, if any (the port is ignored).
+    pub fn origin_for(&self, host: &str) -> Option<&Origin> {
+        let host = normalize_host(host);
+        self.origins.iter().find(|o| o.host == host)
+    }
+}
+
+/// Lower-cases a `Host` value and drops its port (`[::1]:80` → `[::1]`).
+pub fn normalize_host(host: &str) -> String {
+    let host = host.trim();
+    let without_port = if let Some(rest) = host.strip_prefix('[') {
+        match rest.find(']') {
+            Some(end) => &host[..end + 2],
+            None => host,
+        }
+    } else {
+        host.rsplit_once(':').map_or(host, |(name, _)| name)
+    };
+    without_port.to_ascii_lowercase()
+}
+
+fn validate_host(host: &str) -> Result<String, String> {
+    let valid = !host.is_empty()
+        && host
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '[' | ']' | ':'));
+    if !valid {
+        return Err(format!(
+            "{host:?} is not a host name (write only the name, e.g. \"www.example.com\")"
+        ));
+    }
+    let normalized = normalize_host(host);
+    if normalized != host.to_ascii_lowercase() {
+        return Err(format!(
+            "{host:?} has a port; the port of incoming requests is ignored, so write only the name"
+        ));
+    }
+    Ok(normalized)
+}
+
+fn parse_timeout(text: &str) -> Result<Duration, String> {
+    match humantime::parse_duration(text) {
+        Ok(d) if d.is_zero() => Err("must be longer than zero".to_owned()),
+        Ok(d) => Ok(d),
+        Err(e) => Err(format!("{text:?} is not a duration like \"30s\" or \"1m 30s\": {e}")),
+    }
+}
+
+fn validate_upstream(upstream: &str) -> Result<String, String> {
+    let uri: Uri = upstream
+        .parse()
+        .map_err(|e| format!("{upstream:?} is not a URL: {e}"))?;
+    match uri.scheme_str() {
+        Some("http") => {}
+        Some(other) => {
+            return Err(format!(
+                "scheme {other:?} is not supported; use \"http://host:port\""
+            ))
+        }
+        None => return Err(format!("{upstream:?} needs a scheme: \"http://{upstream}\"")),
+    }
+    let authority = uri
+        .authority()
+        .ok_or_else(|| format!("{upstream:?} has no host"))?;
+    if !matches!(uri.path(), "" | "/") || uri.query().is_some() {
+        return Err(format!(
+            "{upstream:?} has a path; the request's own path is appended, so give only \"http://host:port\""
+        ));
+    }
+    Ok(format!("http://{authority}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+listen = "127.0.0.1:8080"
+[[origin]]
+host = "Slow.Example.com"
+upstream = "http://127.0.0.1:3000/"
+timeout = "5s"
+"#;
+
+    #[test]
+    fn parses_a_good_file() {
+        let s = Settings::parse("caje.toml", GOOD).expect("valid");
+        assert_eq!(s.listen.port(), 8080);
+        assert_eq!(s.origins[0].host, "slow.example.com");
+        assert_eq!(s.origins[0].upstream, "http://127.0.0.1:3000");
+        assert_eq!(s.origins[0].timeout, Duration::from_secs(5));
+        assert_eq!(s.litefs, LiteFsMode::Auto);
+    }
+
+    #[test]
+    fn unknown_key_names_line_and_key() {
+        let text = "listen = \"127.0.0.1:1\"\n[[origin]]\nhost = \"a\"\nupstream = \"http://b\"\ntimeot = \"1s\"\n";
+        let err = Settings::parse("c.toml", text).unwrap_err().to_string();
+        assert!(err.starts_with("c.toml: line 5"), "{err}");
+        assert!(err.contains("timeot"), "{err}");
+    }
+
+    #[test]
+    fn bad_value_names_key_path() {
+        let text = "[[origin]]\nhost = \"a\"\nupstream = \"http://b\"\ntimeout = \"soon\"\n";
+        let err = Settings::parse("c.toml", text).unwrap_err().to_string();
+        assert!(err.contains("line 4"), "{err}");
+        assert!(err.contains("origin[0].timeout"), "{err}");
+    }
+
+    #[test]
+    fn duplicate_host_and_bad_upstream_are_refused() {
+        let dup = "[[origin]]\nhost = \"a\"\nupstream = \"http://b\"\n[[origin]]\nhost = \"A\"\nupstream = \"http://c\"\n";
+        let err = Settings::parse("c.toml", dup).unwrap_err().to_string();
+        assert!(err.contains("line 5") && err.contains("origin[1].host"), "{err}");
+        let https = "[[origin]]\nhost = \"a\"\nupstream = \"ftp://b\"\n";
+        let err = Settings::parse("c.toml", https).unwrap_err().to_string();
+        assert!(err.contains("line 3") && err.contains("origin[0].upstream"), "{err}");
+    }
+
+    #[test]
+    fn env_overrides_and_token() {
+        let mut s = Settings::parse("caje.toml", GOOD).expect("valid");
+        s.apply_env(|k| match k {
+            "CAJE_LISTEN" => Some("0.0.0.0:9000".into()),
+            "CAJE_LITEFS" => Some("off".into()),
+            "CAJE_ADMIN_TOKEN" => Some("sekrit".into()),
+            _ => None,
+        })
+        .expect("valid env");
+        assert_eq!(s.listen.port(), 9000);
+        assert_eq!(s.litefs, LiteFsMode::Off);
+        assert_eq!(s.admin_token.as_deref(), Some("sekrit"));
+        let err = s
+            .apply_env(|k| (k == "CAJE_LITEFS").then(|| "maybe".into()))
+            .unwrap_err();
+        assert!(err.to_string().contains("CAJE_LITEFS"));
+    }
+
+    #[test]
+    fn host_normalization() {
+        assert_eq!(normalize_host("LocalHost:3001"), "localhost");
+        assert_eq!(normalize_host("[::1]:80"), "[::1]");
+        assert_eq!(normalize_host("example.com"), "example.com");
+    }
+}

@@ -1,0 +1,10 @@
+//! caje: a caching CDN node. See README.md for how a request flows.
+
+pub mod actors;
+pub mod cache;
+pub mod config;
+pub mod demo_origin;
+pub mod proxy;
+pub mod schema;
+pub mod startup;
+pub mod telemetry;

@@ -1,0 +1,122 @@
+//! The `caje` command: run a node (the embedded demo when no config is
+//! given) or check a config file.
+
+use std::net::{SocketAddr, TcpListener};
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+
+use caje::config::{Origin, Settings, ADMIN_TOKEN_ENV};
+use caje::startup::Application;
+use caje::telemetry::{self, LogFormat};
+
+/// A caching CDN node.
+#[derive(Parser)]
+#[command(name = "caje", version, about)]
+struct Cli {
+    /// Config file (TOML). Without one, caje runs the embedded demo.
+    #[arg(long, short)]
+    config: Option<PathBuf>,
+    /// Log format: text for people, json for machines.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text, global = true)]
+    log_format: LogFormat,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Validate a config file and exit: 0 when valid, 2 with the reason when not.
+    CheckConfig { file: PathBuf },
+}
+
+/// Where the demo's slow server listens.
+const DEMO_ORIGIN: &str = "127.0.0.1:3000";
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    if let Some(Command::CheckConfig { file }) = &cli.command {
+        match Settings::load(file) {
+            Ok(settings) => {
+                println!(
+                    "{}: ok, {} origin(s), listening on {}",
+                    file.display(),
+                    settings.origins.len(),
+                    settings.listen
+                );
+                return Ok(());
+            }
+            Err(e) => {
+                eprintln!("{e}");
+                std::process::exit(2);
+            }
+        }
+    }
+    telemetry::init(cli.log_format);
+    actix_web::rt::System::new().block_on(serve(cli.config))
+}
+
+async fn serve(config: Option<PathBuf>) -> anyhow::Result<()> {
+    let Some(path) = config else {
+        return serve_demo().await;
+    };
+    let settings = Settings::load(&path)?;
+    let app = Application::build(settings).await?;
+    announce(app.port());
+    app.run_until_stopped().await?;
+    Ok(())
+}
+
+/// The no-set-up run: the slow server on :3000 and caje on :3001 in front of it.
+async fn serve_demo() -> anyhow::Result<()> {
+    let origin_listener = TcpListener::bind(DEMO_ORIGIN)
+        .with_context(|| format!("the demo's slow server needs {DEMO_ORIGIN}"))?;
+    let origin = caje::demo_origin::run(origin_listener)?;
+    let mut settings = Settings {
+        listen: SocketAddr::from(([127, 0, 0, 1], 3001)),
+        cache_dir: PathBuf::from("./.caje/cache"),
+        database: PathBuf::from("./.caje/manifest.db"),
+        litefs: Default::default(),
+        workers: None,
+        origins: vec![Origin {
+            host: "localhost".to_owned(),
+            upstream: format!("http://{DEMO_ORIGIN}"),
+            timeout: std::time::Duration::from_secs(30),
+        }],
+        admin_token: None,
+    };
+    settings.apply_env(|var| std::env::var(var).ok())?;
+    let token = match settings.admin_token.clone() {
+        Some(_) => format!("(from {ADMIN_TOKEN_ENV})"),
+        None => {
+            let token = generate_token();
+            settings.admin_token = Some(token.clone());
+            token
+        }
+    };
+    let listen = settings.listen;
+    let app = Application::build(settings).await?;
+    announce(app.port());
+    println!();
+    println!("caje demo: the slow server is on http://{DEMO_ORIGIN} (/ at once, /fast in 1 s, /slow in 5 s)");
+    println!("try, twice each:");
+    for path in ["/fast", "/slow"] {
+        println!("  curl -i http://localhost:{}{path}", listen.port());
+    }
+    println!("admin token: {token}  (set {ADMIN_TOKEN_ENV} to choose your own)");
+    let (served, _) = futures_util::future::join(app.run_until_stopped(), origin).await;
+    served?;
+    Ok(())
+}
+
+/// The line scripts and tests wait for.
+fn announce(port: u16) {
+    println!("caje listening on port {port}");
+}
+
+fn generate_token() -> String {
+    use rand::Rng;
+    let bytes: [u8; 24] = rand::rng().random();
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}

@@ -1,0 +1,117 @@
+//! The one boundary between actix's `http` 0.2 types and the `http` 1.x
+//! types of `http-cache-semantics`.
+
+use actix_web::http::header::HeaderMap;
+use actix_web::http::StatusCode;
+
+use crate::cache::key::VaryValues;
+use crate::cache::CacheKey;
+
+/// Request headers the caching decision reads besides the `Vary`-named ones.
+const POLICY_REQUEST_HEADERS: [&str; 2] = ["cache-control", "pragma"];
+
+/// The request as `CachePolicy` sees it: the normalised host and URL of the
+/// key, the request's cache directives, `Authorization` only as a presence
+/// (its value is never stored), and the normalised `Vary` values, so the
+/// policy and caje's variant selection always agree.
+pub fn policy_request(
+    key: &CacheKey,
+    request_headers: &HeaderMap,
+    vary: &VaryValues,
+) -> http1::request::Parts {
+    let mut headers = http1::HeaderMap::new();
+    if let Ok(host) = http1::HeaderValue::from_str(&key.host) {
+        headers.insert(http1::header::HOST, host);
+    }
+    for name in POLICY_REQUEST_HEADERS {
+        for value in request_headers.get_all(name) {
+            if let Ok(value) = http1::HeaderValue::from_bytes(value.as_bytes()) {
+                headers.append(name, value);
+            }
+        }
+    }
+    if request_headers.contains_key("authorization") {
+        headers.insert(
+            http1::header::AUTHORIZATION,
+            http1::HeaderValue::from_static("redacted"),
+        );
+    }
+    for (name, value) in vary {
+        let pair = (
+            http1::HeaderName::from_bytes(name.as_bytes()),
+            value.as_deref().map(http1::HeaderValue::from_str),
+        );
+        if let (Ok(name), Some(Ok(value))) = pair {
+            headers.insert(name, value);
+        }
+    }
+    let mut parts = http1::Request::new(()).into_parts().0;
+    parts.method = http1::Method::from_bytes(key.method.as_bytes()).unwrap_or_default();
+    parts.uri = key.path_and_query.parse().unwrap_or_default();
+    parts.headers = headers;
+    parts
+}
+
+/// An origin response's status and headers as `CachePolicy` sees them.
+pub fn policy_response(status: StatusCode, response_headers: &HeaderMap) -> http1::response::Parts {
+    let mut parts = http1::Response::new(()).into_parts().0;
+    parts.status = http1::StatusCode::from_u16(status.as_u16()).unwrap_or_default();
+    for (name, value) in response_headers {
+        let pair = (
+            http1::HeaderName::from_bytes(name.as_str().as_bytes()),
+            http1::HeaderValue::from_bytes(value.as_bytes()),
+        );
+        if let (Ok(name), Ok(value)) = pair {
+            parts.headers.append(name, value);
+        }
+    }
+    parts
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use actix_web::http::header::{HeaderName, HeaderValue};
+
+    #[test]
+    fn authorization_value_never_reaches_the_policy() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            HeaderName::from_static("authorization"),
+            HeaderValue::from_static("Bearer secret"),
+        );
+        h.insert(
+            HeaderName::from_static("cache-control"),
+            HeaderValue::from_static("max-age=5"),
+        );
+        h.insert(
+            HeaderName::from_static("cookie"),
+            HeaderValue::from_static("session=1"),
+        );
+        let key = CacheKey::new("GET", "example.com", "/a?b=c");
+        let vary = vec![("accept".to_owned(), Some("text/html".to_owned()))];
+        let parts = policy_request(&key, &h, &vary);
+        assert_eq!(parts.headers["authorization"], "redacted");
+        assert_eq!(parts.headers["cache-control"], "max-age=5");
+        assert_eq!(parts.headers["host"], "example.com");
+        assert_eq!(parts.headers["accept"], "text/html");
+        assert!(!parts.headers.contains_key("cookie"));
+        assert_eq!(parts.uri, "/a?b=c");
+    }
+
+    #[test]
+    fn response_keeps_repeated_fields() {
+        let mut h = HeaderMap::new();
+        h.append(
+            HeaderName::from_static("link"),
+            HeaderValue::from_static("</a>"),
+        );
+        h.append(
+            HeaderName::from_static("link"),
+            HeaderValue::from_static("</b>"),
+        );
+        let parts = policy_response(StatusCode::NOT_FOUND, &h);
+        assert_eq!(parts.status, 404);
+        assert_eq!(parts.headers.get_all("link").iter().count(), 2);
+    }
+}

@@ -1,0 +1,10 @@
+//! The proxy: every request that is not for `/_caje/` comes here, is routed
+//! by `Host` to its origin, and is answered from the cache when RFC 9111
+//! allows it.
+
+pub mod body;
+pub mod forward;
+mod handler;
+pub mod http_compat;
+
+pub use handler::{proxy, ProxyState};
