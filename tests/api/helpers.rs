@@ -1,0 +1,474 @@
+//! Real parts for every test: an origin server on a loopback port that counts
+//! what it is asked, and a caje node on port 0 with its own temp directory.
+
+use std::collections::HashMap;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, Once};
+use std::time::Duration;
+
+use actix::Addr;
+use actix_web::body::SizedStream;
+use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
+use bytes::Bytes;
+use caje::actors::cache_store::{CacheStore, GetCacheStats};
+use caje::actors::manifest::{ListPages, Manifest, Page};
+use caje::config::{Origin, Settings};
+use caje::startup::Application;
+use tempfile::TempDir;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// Logs go to the terminal only when `TEST_LOG` is set.
+pub fn init_logging() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        if std::env::var_os("TEST_LOG").is_some() {
+            caje::telemetry::init(caje::telemetry::LogFormat::Text);
+        }
+    });
+}
+
+/// Counts origin requests: GETs by path, other methods as "METHOD path".
+#[derive(Clone, Default)]
+pub struct Counter(Arc<Mutex<HashMap<String, usize>>>);
+
+impl Counter {
+    fn hit(&self, path: &str) -> usize {
+        let mut map = self.0.lock().expect("counter lock");
+        let n = map.entry(path.to_owned()).or_default();
+        *n += 1;
+        *n
+    }
+
+    pub fn get(&self, path: &str) -> usize {
+        self.0
+            .lock()
+            .expect("counter lock")
+            .get(path)
+            .copied()
+            .unwrap_or(0)
+    }
+}
+
+pub struct TestOrigin {
+    pub port: u16,
+    pub counter: Counter,
+}
+
+impl TestOrigin {
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+}
+
+static CHUNK: [u8; 64 * 1024] = [b'x'; 64 * 1024];
+
+/// The test origin. Paths say what it answers:
+/// - `/cache/...`: `max-age=60`; `/max-age/{n}/...`: `max-age=n`
+/// - `/no-store`, `/private`, `/plain` (no freshness), `/no-cache`
+/// - `/age`: `Age: 30` with `max-age=60`
+/// - `/vary`: varies on `Accept-Language`
+/// - `/cookie`: `max-age=60` with `Set-Cookie`
+/// - `/sleep/{ms}`: answers after `ms`
+/// - `/big/{mib}`: a cacheable body of `mib` MiB, streamed
+/// - `/chunked/{kib}`: a cacheable body of `kib` KiB without `Content-Length`
+/// - `/echo`: the request's method, headers and body, not cacheable
+/// - `/status/{code}`: that status, cacheable
+pub async fn spawn_origin() -> TestOrigin {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind origin");
+    let port = listener.local_addr().expect("origin addr").port();
+    let counter = Counter::default();
+    let shared = web::Data::new(counter.clone());
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(shared.clone())
+            .default_service(web::to(origin_handler))
+    })
+    .workers(1)
+    .disable_signals()
+    .listen(listener)
+    .expect("listen origin")
+    .run();
+    actix_web::rt::spawn(server);
+    TestOrigin { port, counter }
+}
+
+async fn origin_handler(
+    req: HttpRequest,
+    body: Bytes,
+    counter: web::Data<Counter>,
+) -> HttpResponse {
+    let path = req.path().to_owned();
+    let n = if req.method() == actix_web::http::Method::GET {
+        counter.hit(&path)
+    } else {
+        counter.hit(&format!("{} {path}", req.method()))
+    };
+    let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    let text = format!("{path} #{n}");
+    let ok_cached = |cc: &str| {
+        HttpResponse::Ok()
+            .insert_header(("cache-control", cc.to_owned()))
+            .body(text.clone())
+    };
+    match segments.as_slice() {
+        ["cache", ..] => ok_cached("max-age=60"),
+        ["max-age", secs, ..] => ok_cached(&format!("max-age={secs}")),
+        ["no-store"] => ok_cached("no-store, max-age=60"),
+        ["private"] => ok_cached("private, max-age=60"),
+        ["no-cache"] => ok_cached("no-cache"),
+        ["plain"] => HttpResponse::Ok().body(text),
+        ["age"] => HttpResponse::Ok()
+            .insert_header(("cache-control", "max-age=60"))
+            .insert_header(("age", "30"))
+            .body(text),
+        ["vary"] => {
+            let lang = req
+                .headers()
+                .get("accept-language")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("none")
+                .to_owned();
+            HttpResponse::Ok()
+                .insert_header(("cache-control", "max-age=60"))
+                .insert_header(("vary", "Accept-Language"))
+                .body(format!("{text} lang={lang}"))
+        }
+        ["cookie"] => HttpResponse::Ok()
+            .insert_header(("cache-control", "max-age=60"))
+            .insert_header(("set-cookie", "session=abc"))
+            .body(text),
+        ["sleep", ms] => {
+            let ms = ms.parse().unwrap_or(0);
+            actix_web::rt::time::sleep(Duration::from_millis(ms)).await;
+            ok_cached("max-age=60")
+        }
+        ["big", mib] => {
+            let total: u64 = mib.parse::<u64>().unwrap_or(1) * 1024 * 1024;
+            let chunks = total / CHUNK.len() as u64;
+            let stream = futures_util::stream::iter(
+                (0..chunks).map(|_| Ok::<_, std::io::Error>(Bytes::from_static(&CHUNK))),
+            );
+            HttpResponse::Ok()
+                .insert_header(("cache-control", "max-age=60"))
+                .body(SizedStream::new(total, stream))
+        }
+        ["chunked", kib] => {
+            let kib: usize = kib.parse().unwrap_or(1);
+            let stream = futures_util::stream::iter(
+                (0..kib).map(|_| Ok::<_, std::io::Error>(Bytes::from_static(&CHUNK[..1024]))),
+            );
+            HttpResponse::Ok()
+                .insert_header(("cache-control", "max-age=60"))
+                .streaming(stream)
+        }
+        ["echo"] => {
+            let mut lines = vec![format!("{} {}", req.method(), req.uri())];
+            for (name, value) in req.headers() {
+                lines.push(format!("{}: {}", name, value.to_str().unwrap_or("?")));
+            }
+            lines.push(String::new());
+            lines.push(String::from_utf8_lossy(&body).into_owned());
+            HttpResponse::Ok().body(lines.join("\n"))
+        }
+        ["status", code] => {
+            let code = code.parse().unwrap_or(500);
+            HttpResponse::build(
+                actix_web::http::StatusCode::from_u16(code)
+                    .unwrap_or(actix_web::http::StatusCode::INTERNAL_SERVER_ERROR),
+            )
+            .insert_header(("cache-control", "max-age=60"))
+            .body(text)
+        }
+        _ => HttpResponse::NotFound().body(text),
+    }
+}
+
+/// An origin that answers every connection with fixed bytes and keeps the
+/// request heads it received, for checking exactly what crosses the wire.
+pub struct RawOrigin {
+    pub port: u16,
+    pub requests: Arc<Mutex<Vec<String>>>,
+}
+
+pub async fn spawn_raw_origin(response: &'static [u8]) -> RawOrigin {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind raw origin");
+    let port = listener.local_addr().expect("raw origin addr").port();
+    let requests = Arc::new(Mutex::new(Vec::new()));
+    let seen = requests.clone();
+    actix_web::rt::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            let head = read_head(&mut socket).await;
+            seen.lock().expect("requests lock").push(head);
+            let _ = socket.write_all(response).await;
+            let _ = socket.shutdown().await;
+        }
+    });
+    RawOrigin { port, requests }
+}
+
+/// Reads an HTTP message head (up to the blank line) from a socket.
+pub async fn read_head(socket: &mut tokio::net::TcpStream) -> String {
+    let mut buf = Vec::new();
+    let mut byte = [0u8; 1];
+    while !buf.ends_with(b"\r\n\r\n") {
+        match socket.read(&mut byte).await {
+            Ok(1) => buf.push(byte[0]),
+            _ => break,
+        }
+    }
+    String::from_utf8_lossy(&buf).into_owned()
+}
+
+/// Sends raw bytes to a server and returns everything it answers until it closes.
+pub async fn raw_request(port: u16, request: &[u8]) -> String {
+    let mut socket = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .expect("connect");
+    socket.write_all(request).await.expect("write request");
+    let mut out = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(10), socket.read_to_end(&mut out)).await;
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// A caje node on port 0, with its own cache directory and database.
+pub struct TestApp {
+    pub port: u16,
+    /// Shared with any node restarted over the same directory.
+    pub dir: Arc<TempDir>,
+    origins: Vec<Origin>,
+    pub cache: Addr<CacheStore>,
+    pub manifest: Addr<Manifest>,
+    pub client: awc::Client,
+}
+
+/// The host name tests use for the main test origin.
+pub const HOST: &str = "site.test";
+
+/// caje in front of `origin` for [`HOST`].
+pub async fn spawn_app(origin: &TestOrigin) -> TestApp {
+    spawn_app_with(vec![(HOST, origin.url(), Duration::from_secs(10))]).await
+}
+
+/// caje with the given (host, upstream, timeout) origins.
+pub async fn spawn_app_with(origins: Vec<(&str, String, Duration)>) -> TestApp {
+    let dir = Arc::new(tempfile::tempdir().expect("temp dir"));
+    let origins = origins
+        .into_iter()
+        .map(|(host, upstream, timeout)| Origin {
+            host: host.to_owned(),
+            upstream,
+            timeout,
+        })
+        .collect();
+    spawn_node(origins, dir).await
+}
+
+async fn spawn_node(origins: Vec<Origin>, dir: Arc<TempDir>) -> TestApp {
+    init_logging();
+    let settings = Settings {
+        listen: "127.0.0.1:0".parse().expect("addr"),
+        cache_dir: dir.path().join("cache"),
+        database: dir.path().join("manifest.db"),
+        litefs: caje::config::LiteFsMode::Off,
+        workers: Some(2),
+        origins: origins.clone(),
+        admin_token: None,
+    };
+    let app = Application::build(settings).await.expect("caje starts");
+    let port = app.port();
+    let cache = app.cache();
+    let manifest = app.manifest();
+    actix_web::rt::spawn(app.run_until_stopped());
+    TestApp {
+        port,
+        dir,
+        origins,
+        cache,
+        manifest,
+        client: awc::Client::builder()
+            .disable_redirects()
+            .timeout(Duration::from_secs(30))
+            .finish(),
+    }
+}
+
+/// A response read whole (test bodies are small).
+pub struct Reply {
+    pub status: u16,
+    pub headers: awc::http::header::HeaderMap,
+    pub body: String,
+}
+
+impl Reply {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    pub fn cache_status(&self) -> &str {
+        self.header("cache-status").unwrap_or("")
+    }
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    pub fn cache_dir(&self) -> PathBuf {
+        self.dir.path().join("cache")
+    }
+
+    /// Another node started over this node's cache directory and database,
+    /// as after a restart.
+    pub async fn restarted(&self) -> TestApp {
+        spawn_node(self.origins.clone(), self.dir.clone()).await
+    }
+
+    /// Where the entry for `path` on [`HOST`] (no `Vary`) lives.
+    pub fn entry_path(&self, path: &str) -> PathBuf {
+        let key = caje::cache::CacheKey::new("GET", HOST, path);
+        let name = caje::cache::VariantKey::new(&key, &vec![]).file_name();
+        self.cache_dir().join(&name[..2]).join(name)
+    }
+
+    /// GET `path` for [`HOST`] with extra headers.
+    pub async fn get_with(&self, path: &str, headers: &[(&str, &str)]) -> Reply {
+        self.request("GET", HOST, path, headers).await
+    }
+
+    pub async fn get(&self, path: &str) -> Reply {
+        self.get_with(path, &[]).await
+    }
+
+    pub async fn request(
+        &self,
+        method: &str,
+        host: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+    ) -> Reply {
+        let method = awc::http::Method::from_bytes(method.as_bytes()).expect("method");
+        let mut req = self
+            .client
+            .request(method, self.url(path))
+            .insert_header(("host", host));
+        for (k, v) in headers {
+            req = req.insert_header((*k, *v));
+        }
+        let mut res = req.send().await.expect("caje answers");
+        let body = res.body().limit(1 << 20).await.expect("body");
+        Reply {
+            status: res.status().as_u16(),
+            headers: res.headers().clone(),
+            body: String::from_utf8_lossy(&body).into_owned(),
+        }
+    }
+
+    /// Waits until the store has committed `n` entries in all.
+    pub async fn stored(&self, n: u64) {
+        eventually(|| async {
+            let stats = self.cache.send(GetCacheStats).await.expect("cache store");
+            (stats.stored >= n).then_some(())
+        })
+        .await
+    }
+
+    /// Waits until the manifest holds `n` pages, and returns them.
+    pub async fn pages(&self, n: usize) -> Vec<Page> {
+        eventually(|| async {
+            match self.manifest.send(ListPages).await {
+                Ok(Ok(pages)) if pages.len() >= n => Some(pages),
+                _ => None,
+            }
+        })
+        .await
+    }
+}
+
+/// Polls `check` every 20 ms until it yields a value; fails the test after 10 s.
+pub async fn eventually<T, F, Fut>(mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "condition not met within 10 s"
+        );
+        actix_web::rt::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// A loopback port nothing listens on.
+pub fn closed_port() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    listener.local_addr().expect("addr").port()
+}
+
+/// A caje process started from the built binary, for what only a real
+/// process shows (peak memory, exit codes). Killed when dropped.
+pub struct CajeProcess {
+    pub child: std::process::Child,
+    pub port: u16,
+}
+
+impl CajeProcess {
+    /// Starts `caje --config <file>` and waits for its "listening" line.
+    pub async fn start(config: &Path) -> CajeProcess {
+        use std::io::BufRead;
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_caje"))
+            .arg("--config")
+            .arg(config)
+            .env("RUST_LOG", "warn")
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("caje binary starts");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        // Reads the announcement, then keeps draining stdout until caje exits.
+        std::thread::spawn(move || {
+            let mut tx = Some(tx);
+            for line in std::io::BufReader::new(stdout)
+                .lines()
+                .map_while(Result::ok)
+            {
+                if let Some(port) = line.strip_prefix("caje listening on port ") {
+                    if let (Some(tx), Ok(port)) = (tx.take(), port.trim().parse::<u16>()) {
+                        let _ = tx.send(port);
+                    }
+                }
+            }
+        });
+        let port = tokio::time::timeout(Duration::from_secs(30), rx)
+            .await
+            .expect("caje announces its port in time")
+            .expect("caje announces its port");
+        CajeProcess { child, port }
+    }
+
+    /// Peak resident memory so far, in KiB (`VmHWM`).
+    pub fn peak_rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .expect("proc status");
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("VmHWM")
+    }
+}
+
+impl Drop for CajeProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

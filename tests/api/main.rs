@@ -1,0 +1,9 @@
+//! One integration-test binary: each module covers one feature against a
+//! real origin on a loopback port and a real caje on port 0.
+
+mod caching;
+mod cli;
+mod helpers;
+mod manifest;
+mod proxying;
+mod storage;
