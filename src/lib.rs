@@ -4,6 +4,7 @@ pub mod actors;
 pub mod cache;
 pub mod config;
 pub mod demo_origin;
+pub mod litefs;
 pub mod proxy;
 pub mod schema;
 pub mod startup;
