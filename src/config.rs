@@ -51,7 +51,9 @@ impl std::str::FromStr for LiteFsMode {
             "auto" => Ok(Self::Auto),
             "on" => Ok(Self::On),
             "off" => Ok(Self::Off),
-            other => Err(format!("expected \"auto\", \"on\" or \"off\", got {other:?}")),
+            other => Err(format!(
+                "expected \"auto\", \"on\" or \"off\", got {other:?}"
+            )),
         }
     }
 }
@@ -157,16 +159,15 @@ impl Settings {
         let mut seen = HashSet::new();
         let mut origins = Vec::with_capacity(raw.origin.len());
         for (i, o) in raw.origin.iter().enumerate() {
-            let invalid = |field: &str, span: std::ops::Range<usize>, message: String| {
-                ConfigError::Invalid {
+            let invalid =
+                |field: &str, span: std::ops::Range<usize>, message: String| ConfigError::Invalid {
                     file: file.to_owned(),
                     line: line_of(span.start),
                     key: Some(format!("origin[{i}].{field}")),
                     message,
-                }
-            };
-            let host = validate_host(o.host.get_ref())
-                .map_err(|m| invalid("host", o.host.span(), m))?;
+                };
+            let host =
+                validate_host(o.host.get_ref()).map_err(|m| invalid("host", o.host.span(), m))?;
             if !seen.insert(host.clone()) {
                 return Err(invalid(
                     "host",
@@ -178,8 +179,9 @@ impl Settings {
                 .map_err(|m| invalid("upstream", o.upstream.span(), m))?;
             let timeout = match &o.timeout {
                 None => DEFAULT_ORIGIN_TIMEOUT,
-                Some(t) => parse_timeout(t.get_ref())
-                    .map_err(|m| invalid("timeout", t.span(), m))?,
+                Some(t) => {
+                    parse_timeout(t.get_ref()).map_err(|m| invalid("timeout", t.span(), m))?
+                }
             };
             origins.push(Origin {
                 host,
@@ -284,7 +286,9 @@ fn parse_timeout(text: &str) -> Result<Duration, String> {
     match humantime::parse_duration(text) {
         Ok(d) if d.is_zero() => Err("must be longer than zero".to_owned()),
         Ok(d) => Ok(d),
-        Err(e) => Err(format!("{text:?} is not a duration like \"30s\" or \"1m 30s\": {e}")),
+        Err(e) => Err(format!(
+            "{text:?} is not a duration like \"30s\" or \"1m 30s\": {e}"
+        )),
     }
 }
 
@@ -299,7 +303,11 @@ fn validate_upstream(upstream: &str) -> Result<String, String> {
                 "scheme {other:?} is not supported; use \"http://host:port\""
             ))
         }
-        None => return Err(format!("{upstream:?} needs a scheme: \"http://{upstream}\"")),
+        None => {
+            return Err(format!(
+                "{upstream:?} needs a scheme: \"http://{upstream}\""
+            ))
+        }
     }
     let authority = uri
         .authority()
@@ -354,10 +362,16 @@ timeout = "5s"
     fn duplicate_host_and_bad_upstream_are_refused() {
         let dup = "[[origin]]\nhost = \"a\"\nupstream = \"http://b\"\n[[origin]]\nhost = \"A\"\nupstream = \"http://c\"\n";
         let err = Settings::parse("c.toml", dup).unwrap_err().to_string();
-        assert!(err.contains("line 5") && err.contains("origin[1].host"), "{err}");
+        assert!(
+            err.contains("line 5") && err.contains("origin[1].host"),
+            "{err}"
+        );
         let https = "[[origin]]\nhost = \"a\"\nupstream = \"ftp://b\"\n";
         let err = Settings::parse("c.toml", https).unwrap_err().to_string();
-        assert!(err.contains("line 3") && err.contains("origin[0].upstream"), "{err}");
+        assert!(
+            err.contains("line 3") && err.contains("origin[0].upstream"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -26,8 +26,14 @@ pub fn run(listener: TcpListener) -> std::io::Result<Server> {
     let server = HttpServer::new(|| {
         App::new()
             .route("/", web::get().to(|| page(Duration::ZERO, "/")))
-            .route("/fast", web::get().to(|| page(Duration::from_secs(1), "/fast")))
-            .route("/slow", web::get().to(|| page(Duration::from_secs(5), "/slow")))
+            .route(
+                "/fast",
+                web::get().to(|| page(Duration::from_secs(1), "/fast")),
+            )
+            .route(
+                "/slow",
+                web::get().to(|| page(Duration::from_secs(5), "/slow")),
+            )
     })
     .workers(1)
     .disable_signals()

@@ -298,7 +298,8 @@ impl Actor for CacheStore {
     type Context = Context<Self>;
 
     fn started(&mut self, _ctx: &mut Self::Context) {
-        let _span = tracing::info_span!("cache_store.rebuild", dir = %self.root.display()).entered();
+        let _span =
+            tracing::info_span!("cache_store.rebuild", dir = %self.root.display()).entered();
         match self.rebuild() {
             Ok(()) => tracing::info!(
                 entries = self.stats.entries,

@@ -83,10 +83,12 @@ pub struct DecodedEntry {
 /// size, which must be exactly prefix + head + body.
 pub fn decode_head(reader: &mut impl Read, file_len: u64) -> Result<DecodedEntry, EntryError> {
     let mut prefix = [0u8; PREFIX_LEN as usize];
-    reader.read_exact(&mut prefix).map_err(|_| EntryError::Length {
-        expected: PREFIX_LEN,
-        actual: file_len,
-    })?;
+    reader
+        .read_exact(&mut prefix)
+        .map_err(|_| EntryError::Length {
+            expected: PREFIX_LEN,
+            actual: file_len,
+        })?;
     if prefix[0..4] != MAGIC {
         return Err(EntryError::BadMagic);
     }

@@ -45,16 +45,31 @@ mod tests {
     #[test]
     fn only_explicit_freshness_is_stored() {
         let now = SystemTime::now();
-        assert!(is_storable(&policy(&[], &[("cache-control", "max-age=60")]), now));
-        assert!(is_storable(&policy(&[], &[("cache-control", "s-maxage=60")]), now));
+        assert!(is_storable(
+            &policy(&[], &[("cache-control", "max-age=60")]),
+            now
+        ));
+        assert!(is_storable(
+            &policy(&[], &[("cache-control", "s-maxage=60")]),
+            now
+        ));
         assert!(!is_storable(&policy(&[], &[]), now));
         assert!(!is_storable(
             &policy(&[], &[("last-modified", "Mon, 01 Jan 2001 00:00:00 GMT")]),
             now
         ));
-        assert!(!is_storable(&policy(&[], &[("cache-control", "public")]), now));
-        assert!(!is_storable(&policy(&[], &[("cache-control", "immutable")]), now));
-        assert!(!is_storable(&policy(&[], &[("cache-control", "max-age=0")]), now));
+        assert!(!is_storable(
+            &policy(&[], &[("cache-control", "public")]),
+            now
+        ));
+        assert!(!is_storable(
+            &policy(&[], &[("cache-control", "immutable")]),
+            now
+        ));
+        assert!(!is_storable(
+            &policy(&[], &[("cache-control", "max-age=0")]),
+            now
+        ));
     }
 
     #[test]
@@ -65,7 +80,10 @@ mod tests {
         let no_store = [("cache-control", "no-store, max-age=60")];
         assert!(!is_storable(&policy(&[], &no_store), now));
         let auth = [("authorization", "Bearer x")];
-        assert!(!is_storable(&policy(&auth, &[("cache-control", "max-age=60")]), now));
+        assert!(!is_storable(
+            &policy(&auth, &[("cache-control", "max-age=60")]),
+            now
+        ));
         assert!(is_storable(
             &policy(&auth, &[("cache-control", "public, max-age=60")]),
             now

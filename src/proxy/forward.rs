@@ -25,10 +25,7 @@ fn end_to_end(headers: &HeaderMap, drop: &[HeaderName]) -> HeaderMap {
         .collect();
     let mut out = HeaderMap::with_capacity(headers.len());
     for (name, value) in headers {
-        if is_hop_by_hop(name)
-            || drop.contains(name)
-            || named.iter().any(|n| n == name.as_str())
-        {
+        if is_hop_by_hop(name) || drop.contains(name) || named.iter().any(|n| n == name.as_str()) {
             continue;
         }
         out.append(name.clone(), value.clone());

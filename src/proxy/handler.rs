@@ -282,14 +282,7 @@ async fn begin_store(
     head: EntryHead,
     expected_len: Option<u64>,
 ) -> Option<StoreSink> {
-    match state
-        .cache
-        .send(BeginStore {
-            head,
-            expected_len,
-        })
-        .await
-    {
+    match state.cache.send(BeginStore { head, expected_len }).await {
         Ok(Ok(sink)) => Some(sink),
         // Already counted and logged by the store; the response is still served.
         Ok(Err(_)) => None,
