@@ -77,3 +77,14 @@ fn a_missing_file_and_a_bad_run_config_fail_clearly() {
         "{stderr}"
     );
 }
+
+#[test]
+fn the_shipped_example_config_is_valid() {
+    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/caje.example.toml");
+    let out = caje(&["check-config", example]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
