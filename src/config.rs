@@ -71,6 +71,8 @@ struct RawSettings {
     litefs: LiteFsMode,
     #[serde(default)]
     workers: Option<usize>,
+    manifest_batch_window: Option<Spanned<String>>,
+    halt_timeout: Option<Spanned<String>>,
     #[serde(default)]
     origin: Vec<RawOrigin>,
 }
@@ -94,6 +96,8 @@ fn default_database() -> PathBuf {
 }
 /// How long an origin may take to answer when its `timeout` is not set.
 const DEFAULT_ORIGIN_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long manifest rows gather before one write (and, on a replica, one HALT).
+pub const DEFAULT_BATCH_WINDOW: Duration = Duration::from_millis(100);
 
 /// Validated settings for one caje node.
 #[derive(Debug, Clone)]
@@ -104,6 +108,10 @@ pub struct Settings {
     pub litefs: LiteFsMode,
     /// actix-web worker threads; `None` means one per core.
     pub workers: Option<usize>,
+    /// How long manifest rows gather before they are written in one transaction.
+    pub manifest_batch_window: Duration,
+    /// How long a manifest write waits for the LiteFS HALT lock.
+    pub halt_timeout: Duration,
     pub origins: Vec<Origin>,
     pub admin_token: Option<String>,
 }
@@ -119,6 +127,21 @@ pub struct Origin {
 }
 
 impl Settings {
+    /// Settings with every default and the given origins.
+    pub fn with_origins(origins: Vec<Origin>) -> Self {
+        Self {
+            listen: default_listen(),
+            cache_dir: default_cache_dir(),
+            database: default_database(),
+            litefs: LiteFsMode::default(),
+            workers: None,
+            manifest_batch_window: DEFAULT_BATCH_WINDOW,
+            halt_timeout: crate::litefs::DEFAULT_HALT_TIMEOUT,
+            origins,
+            admin_token: None,
+        }
+    }
+
     /// Reads and validates a config file, then applies `CAJE_*` overrides.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
         let file = path.display().to_string();
@@ -180,7 +203,7 @@ impl Settings {
             let timeout = match &o.timeout {
                 None => DEFAULT_ORIGIN_TIMEOUT,
                 Some(t) => {
-                    parse_timeout(t.get_ref()).map_err(|m| invalid("timeout", t.span(), m))?
+                    parse_duration(t.get_ref()).map_err(|m| invalid("timeout", t.span(), m))?
                 }
             };
             origins.push(Origin {
@@ -189,6 +212,27 @@ impl Settings {
                 timeout,
             });
         }
+        let duration = |key: &str, value: &Option<Spanned<String>>, default: Duration| {
+            let Some(value) = value else {
+                return Ok(default);
+            };
+            parse_duration(value.get_ref()).map_err(|message| ConfigError::Invalid {
+                file: file.to_owned(),
+                line: line_of(value.span().start),
+                key: Some(key.to_owned()),
+                message,
+            })
+        };
+        let manifest_batch_window = duration(
+            "manifest_batch_window",
+            &raw.manifest_batch_window,
+            DEFAULT_BATCH_WINDOW,
+        )?;
+        let halt_timeout = duration(
+            "halt_timeout",
+            &raw.halt_timeout,
+            crate::litefs::DEFAULT_HALT_TIMEOUT,
+        )?;
         if raw.workers == Some(0) {
             return Err(ConfigError::Missing {
                 file: file.to_owned(),
@@ -201,6 +245,8 @@ impl Settings {
             database: raw.database,
             litefs: raw.litefs,
             workers: raw.workers,
+            manifest_batch_window,
+            halt_timeout,
             origins,
             admin_token: None,
         })
@@ -282,7 +328,7 @@ fn validate_host(host: &str) -> Result<String, String> {
     Ok(normalized)
 }
 
-fn parse_timeout(text: &str) -> Result<Duration, String> {
+fn parse_duration(text: &str) -> Result<Duration, String> {
     match humantime::parse_duration(text) {
         Ok(d) if d.is_zero() => Err("must be longer than zero".to_owned()),
         Ok(d) => Ok(d),
@@ -340,6 +386,16 @@ timeout = "5s"
         assert_eq!(s.origins[0].upstream, "http://127.0.0.1:3000");
         assert_eq!(s.origins[0].timeout, Duration::from_secs(5));
         assert_eq!(s.litefs, LiteFsMode::Auto);
+        assert_eq!(s.manifest_batch_window, DEFAULT_BATCH_WINDOW);
+        assert_eq!(s.halt_timeout, Duration::from_secs(10));
+        let text = format!("manifest_batch_window = \"20ms\"\nhalt_timeout = \"2s\"\n{GOOD}");
+        let s = Settings::parse("caje.toml", &text).expect("valid");
+        assert_eq!(s.manifest_batch_window, Duration::from_millis(20));
+        assert_eq!(s.halt_timeout, Duration::from_secs(2));
+        let err = Settings::parse("c.toml", &format!("halt_timeout = \"0s\"\n{GOOD}"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("line 1: key `halt_timeout`"), "{err}");
     }
 
     #[test]

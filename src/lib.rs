@@ -5,6 +5,7 @@ pub mod cache;
 pub mod config;
 pub mod demo_origin;
 pub mod litefs;
+pub mod metrics;
 pub mod proxy;
 pub mod schema;
 pub mod startup;

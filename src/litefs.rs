@@ -365,6 +365,18 @@ pub fn lag(dir: &Path) -> io::Result<Option<Lag>> {
     })
 }
 
+/// Blocks while `.lag` in `dir` says the initial replication has not
+/// finished, polling every `poll`; `on_wait` is called before each wait with
+/// the number of waits so far (the first one logs why start-up pauses).
+pub fn wait_for_replication(dir: &Path, poll: Duration, mut on_wait: impl FnMut(u32)) {
+    let mut waits = 0;
+    while matches!(lag(dir), Ok(Some(Lag::NotReplicatedYet))) {
+        on_wait(waits);
+        waits = waits.saturating_add(1);
+        thread::sleep(poll);
+    }
+}
+
 /// Parses the content of `.lag`.
 fn parse_lag(content: &str) -> Option<Lag> {
     let ms: i64 = content.trim().parse().ok()?;
@@ -378,6 +390,30 @@ fn parse_lag(content: &str) -> Option<Lag> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn waits_until_initial_replication_is_done() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        fs::write(dir.path().join(LAG_FILE), "+2147483647").expect("write lag");
+        let (tx, rx) = mpsc::channel();
+        let path = dir.path().to_owned();
+        let waiter = thread::spawn(move || {
+            wait_for_replication(&path, Duration::from_millis(5), |n| {
+                let _ = tx.send(n);
+            })
+        });
+        // Two rounds of waiting prove it is waiting, not done.
+        assert_eq!(rx.recv().expect("first wait"), 0);
+        assert_eq!(rx.recv().expect("second wait"), 1);
+        fs::write(dir.path().join(LAG_FILE), "+000000003").expect("write lag");
+        waiter.join().expect("waiter returns once replicated");
+
+        // Without LiteFS (no .lag) it does not wait at all.
+        let plain = tempfile::tempdir().expect("temp dir");
+        wait_for_replication(plain.path(), Duration::from_millis(5), |_| {
+            panic!("waited without LiteFS")
+        });
+    }
     use std::panic::{catch_unwind, AssertUnwindSafe};
 
     /// A temp dir holding an empty `manifest.db-lock`; returns the HALT lock.

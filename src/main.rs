@@ -1,7 +1,7 @@
 //! The `caje` command: run a node (the embedded demo when no config is
 //! given) or check a config file.
 
-use std::net::{SocketAddr, TcpListener};
+use std::net::TcpListener;
 use std::path::PathBuf;
 
 use anyhow::Context;
@@ -73,19 +73,11 @@ async fn serve_demo() -> anyhow::Result<()> {
     let origin_listener = TcpListener::bind(DEMO_ORIGIN)
         .with_context(|| format!("the demo's slow server needs {DEMO_ORIGIN}"))?;
     let origin = caje::demo_origin::run(origin_listener)?;
-    let mut settings = Settings {
-        listen: SocketAddr::from(([127, 0, 0, 1], 3001)),
-        cache_dir: PathBuf::from("./.caje/cache"),
-        database: PathBuf::from("./.caje/manifest.db"),
-        litefs: Default::default(),
-        workers: None,
-        origins: vec![Origin {
-            host: "localhost".to_owned(),
-            upstream: format!("http://{DEMO_ORIGIN}"),
-            timeout: std::time::Duration::from_secs(30),
-        }],
-        admin_token: None,
-    };
+    let mut settings = Settings::with_origins(vec![Origin {
+        host: "localhost".to_owned(),
+        upstream: format!("http://{DEMO_ORIGIN}"),
+        timeout: std::time::Duration::from_secs(30),
+    }]);
     settings.apply_env(|var| std::env::var(var).ok())?;
     let token = match settings.admin_token.clone() {
         Some(_) => format!("(from {ADMIN_TOKEN_ENV})"),

@@ -11,8 +11,10 @@ use actix_web::{web, App, HttpServer};
 use tracing_actix_web::TracingLogger;
 
 use crate::actors::cache_store::CacheStore;
-use crate::actors::manifest::{self, Manifest, ManifestError};
+use crate::actors::manifest::{self, LiteFsWrites, Manifest, ManifestError};
+use crate::actors::manifest_batcher::ManifestBatcher;
 use crate::config::Settings;
+use crate::metrics::Metrics;
 use crate::proxy::{proxy, ProxyState};
 use crate::telemetry::RequestSpan;
 
@@ -35,6 +37,8 @@ pub enum StartupError {
     },
     #[error("start-up task failed: {0}")]
     Task(String),
+    #[error("cannot register metrics: {0}")]
+    Metrics(#[from] prometheus::Error),
 }
 
 /// A running node: its server and the addresses of its actors.
@@ -43,13 +47,17 @@ pub struct Application {
     server: Server,
     cache: Addr<CacheStore>,
     manifest: Addr<Manifest>,
+    metrics: Arc<Metrics>,
 }
 
 impl Application {
     /// Must be called inside a running actix `System`.
     pub async fn build(settings: Settings) -> Result<Self, StartupError> {
         let settings = Arc::new(settings);
+        let metrics = Arc::new(Metrics::new()?);
+        let litefs = LiteFsWrites::new(settings.litefs, &settings.database, settings.halt_timeout);
         let prepared = settings.clone();
+        let prepared_litefs = litefs.clone();
         actix_web::rt::task::spawn_blocking(move || -> Result<(), StartupError> {
             std::fs::create_dir_all(&prepared.cache_dir).map_err(|source| {
                 StartupError::CacheDir {
@@ -57,16 +65,21 @@ impl Application {
                     source,
                 }
             })?;
-            manifest::prepare(&prepared.database)?;
+            manifest::prepare(&prepared.database, &prepared_litefs)?;
             Ok(())
         })
         .await
         .map_err(|e| StartupError::Task(e.to_string()))??;
 
         let database = settings.database.clone();
-        let manifest = SyncArbiter::start(1, move || Manifest::new(database.clone()));
+        let manifest_metrics = metrics.manifest.clone();
+        let manifest = SyncArbiter::start(1, move || {
+            Manifest::new(database.clone(), litefs.clone(), manifest_metrics.clone())
+        });
+        let batcher =
+            ManifestBatcher::new(manifest.clone(), settings.manifest_batch_window).start();
         let cache_dir = settings.cache_dir.clone();
-        let on_store = manifest.clone().recipient();
+        let on_store = batcher.recipient();
         let cache = CacheStore::start_in_arbiter(&Arbiter::new().handle(), move |_| {
             CacheStore::new(cache_dir, Some(on_store))
         });
@@ -98,6 +111,7 @@ impl Application {
             server,
             cache,
             manifest,
+            metrics,
         })
     }
 
@@ -111,6 +125,10 @@ impl Application {
 
     pub fn manifest(&self) -> Addr<Manifest> {
         self.manifest.clone()
+    }
+
+    pub fn metrics(&self) -> Arc<Metrics> {
+        self.metrics.clone()
     }
 
     pub async fn run_until_stopped(self) -> std::io::Result<()> {

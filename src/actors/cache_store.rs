@@ -18,7 +18,7 @@ use futures_util::Stream;
 use tokio::io::AsyncReadExt;
 use tokio::sync::mpsc;
 
-use crate::actors::manifest::RecordPage;
+use crate::actors::manifest_batcher::RecordPage;
 use crate::cache::entry::{self, DecodedEntry, EntryError, EntryHead, BODY_LEN_OFFSET};
 use crate::cache::key::{self, CacheKey, Hash, VariantKey};
 

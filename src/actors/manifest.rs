@@ -1,23 +1,37 @@
-//! `Manifest`: the one SQLite writer. It records every page this node stores
-//! in the `pages` table, which LiteFS shares with every region. It runs on
-//! its own thread (`SyncArbiter`) because diesel blocks. A failure is logged
-//! and counted, never returned to a user's request.
+//! `Manifest`: the one SQLite writer. It writes batches of stored pages to
+//! the `pages` table, which LiteFS shares with every region. On a LiteFS
+//! replica each batch is one transaction under one HALT lock. It runs on its
+//! own thread (`SyncArbiter`) because diesel and the HALT lock block. A
+//! failure is logged and counted, never returned to a user's request, and
+//! the failed rows are kept for the next batch.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use actix::prelude::*;
+use diesel::migration::MigrationSource;
 use diesel::prelude::*;
-use diesel::sqlite::SqliteConnection;
+use diesel::sql_types::{BigInt, Text};
+use diesel::sqlite::{Sqlite, SqliteConnection};
+use diesel::upsert::excluded;
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
 
 use crate::cache::CacheKey;
+use crate::config::LiteFsMode;
+use crate::litefs::{self, HaltGuard, HaltLock, Lag, LiteFsError, Role};
+use crate::metrics::ManifestMetrics;
 use crate::schema::pages;
 
 pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations");
 
 /// How long a write waits for another SQLite writer before failing.
 const BUSY_TIMEOUT_MS: u32 = 5_000;
+/// Rows kept for retry after failed writes; past it the newest are dropped.
+const MAX_UNWRITTEN_ROWS: usize = 100_000;
+/// How often start-up looks again at LiteFS's `.lag` while waiting for the
+/// initial replication.
+const REPLICATION_POLL: Duration = Duration::from_millis(250);
 
 #[derive(Debug, thiserror::Error)]
 pub enum ManifestError {
@@ -34,9 +48,77 @@ pub enum ManifestError {
     Query(#[from] diesel::result::Error),
     #[error("manifest migration failed: {0}")]
     Migration(String),
+    #[error(transparent)]
+    Halt(#[from] LiteFsError),
 }
 
-/// Opens a connection with the settings every caje connection uses.
+impl ManifestError {
+    /// A write refused because the database is read-only here, as on a
+    /// LiteFS replica written without HALT.
+    fn is_read_only(&self) -> bool {
+        let ManifestError::Query(diesel::result::Error::DatabaseError(_, info)) = self else {
+            return false;
+        };
+        let message = info.message().to_ascii_lowercase();
+        ["readonly", "read only", "read-only"]
+            .iter()
+            .any(|m| message.contains(m))
+    }
+}
+
+/// How manifest writes reach the database: directly, or under LiteFS's HALT
+/// lock when this node is a replica.
+#[derive(Debug, Clone)]
+pub struct LiteFsWrites {
+    mode: LiteFsMode,
+    /// The database's directory, where LiteFS keeps `.primary` and `.lag`.
+    dir: PathBuf,
+    halt: HaltLock,
+}
+
+impl LiteFsWrites {
+    pub fn new(mode: LiteFsMode, database: &Path, halt_timeout: Duration) -> Self {
+        let dir = database
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(Path::new("."))
+            .to_owned();
+        Self {
+            mode,
+            dir,
+            halt: HaltLock::new(database).with_timeout(halt_timeout),
+        }
+    }
+
+    /// Whether LiteFS manages the database: always with `on`, never with
+    /// `off`, and with `auto` when its `.primary` or `.lag` file is there.
+    fn active(&self) -> bool {
+        match self.mode {
+            LiteFsMode::Off => false,
+            LiteFsMode::On => true,
+            LiteFsMode::Auto => litefs::is_litefs_dir(&self.dir),
+        }
+    }
+
+    /// The node's role, `None` when LiteFS is not active.
+    fn role(&self) -> Option<Role> {
+        if !self.active() {
+            return None;
+        }
+        match litefs::role(&self.dir) {
+            Ok(role) => Some(role),
+            Err(e) => {
+                // Writing as primary is tried first; a refusal retries under HALT.
+                tracing::warn!(error = %e, "cannot read the LiteFS role; writing as primary");
+                Some(Role::Primary)
+            }
+        }
+    }
+}
+
+/// Opens a connection with the settings every caje connection uses. It
+/// writes nothing when the database is already in WAL mode, so it also
+/// works on a LiteFS replica.
 pub fn connect(path: &Path) -> Result<SqliteConnection, ManifestError> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(|source| ManifestError::CreateDir {
@@ -50,16 +132,66 @@ pub fn connect(path: &Path) -> Result<SqliteConnection, ManifestError> {
     let mut conn = SqliteConnection::establish(url)?;
     // busy_timeout first: switching to WAL itself may wait for another writer.
     diesel::sql_query(format!("PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")).execute(&mut conn)?;
-    diesel::sql_query("PRAGMA journal_mode = WAL").execute(&mut conn)?;
+    let mode: String = diesel::dsl::sql::<Text>("PRAGMA journal_mode").get_result(&mut conn)?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        if let Err(e) = diesel::sql_query("PRAGMA journal_mode = WAL").execute(&mut conn) {
+            tracing::warn!(error = %e, journal_mode = %mode, "cannot switch the manifest to WAL mode");
+        }
+    }
     diesel::sql_query("PRAGMA synchronous = NORMAL").execute(&mut conn)?;
     Ok(conn)
 }
 
-/// Opens the database and applies the embedded migrations it lacks.
-pub fn prepare(path: &Path) -> Result<(), ManifestError> {
+/// Versions of the embedded migrations the database lacks, found without
+/// writing (a replica may not write outside HALT).
+fn pending_migrations(conn: &mut SqliteConnection) -> Result<Vec<String>, ManifestError> {
+    let has_table: i64 = diesel::dsl::sql::<BigInt>(
+        "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = '__diesel_schema_migrations'",
+    )
+    .get_result(conn)?;
+    let applied: Vec<String> = if has_table > 0 {
+        diesel::dsl::sql::<Text>("SELECT version FROM __diesel_schema_migrations").load(conn)?
+    } else {
+        Vec::new()
+    };
+    let embedded = MigrationSource::<Sqlite>::migrations(&MIGRATIONS)
+        .map_err(|e| ManifestError::Migration(e.to_string()))?;
+    Ok(embedded
+        .iter()
+        .map(|m| m.name().version().to_string())
+        .filter(|v| !applied.contains(v))
+        .collect())
+}
+
+/// Readies the database at start: waits while LiteFS has not finished its
+/// initial replication, then applies the migrations it lacks, under HALT on
+/// a replica.
+pub fn prepare(path: &Path, litefs: &LiteFsWrites) -> Result<(), ManifestError> {
+    if litefs.active() {
+        litefs::wait_for_replication(&litefs.dir, REPLICATION_POLL, |waits| {
+            if waits % 40 == 0 {
+                tracing::info!(
+                    dir = %litefs.dir.display(),
+                    "waiting for LiteFS to finish the initial replication of the manifest"
+                );
+            }
+        });
+    }
     let mut conn = connect(path)?;
+    let pending = pending_migrations(&mut conn)?;
+    if pending.is_empty() {
+        return Ok(());
+    }
+    let replica = matches!(litefs.role(), Some(Role::Replica { .. }));
+    let guard = replica.then(|| litefs.halt.acquire()).transpose()?;
+    tracing::info!(
+        ?pending,
+        under_halt = guard.is_some(),
+        "applying manifest migrations"
+    );
     conn.run_pending_migrations(MIGRATIONS)
         .map_err(|e| ManifestError::Migration(e.to_string()))?;
+    drop(guard);
     Ok(())
 }
 
@@ -75,25 +207,68 @@ pub struct Page {
     pub times_stored: i64,
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, MessageResponse)]
-pub struct ManifestStats {
-    pub recorded: u64,
-    pub errors: u64,
+/// Stores of one page gathered for a batch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PageVisit {
+    pub key: CacheKey,
+    /// Milliseconds since the Unix epoch.
+    pub first_seen: i64,
+    pub last_seen: i64,
+    pub times: i64,
+}
+
+impl PageVisit {
+    /// One store of `key`, now.
+    pub fn now(key: CacheKey) -> Self {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+        Self {
+            key,
+            first_seen: now,
+            last_seen: now,
+            times: 1,
+        }
+    }
+
+    /// Adds `other`'s stores of the same page to this one.
+    fn absorb(&mut self, other: &PageVisit) {
+        self.first_seen = self.first_seen.min(other.first_seen);
+        self.last_seen = self.last_seen.max(other.last_seen);
+        self.times += other.times;
+    }
+}
+
+/// Merges visits into a map keyed by page.
+pub fn merge_visits(into: &mut HashMap<CacheKey, PageVisit>, visits: Vec<PageVisit>) {
+    for visit in visits {
+        match into.get_mut(&visit.key) {
+            Some(existing) => existing.absorb(&visit),
+            None => {
+                into.insert(visit.key.clone(), visit);
+            }
+        }
+    }
 }
 
 pub struct Manifest {
     path: PathBuf,
+    litefs: LiteFsWrites,
     conn: Option<SqliteConnection>,
-    stats: ManifestStats,
+    metrics: ManifestMetrics,
+    /// Rows of failed writes, written with the next batch.
+    unwritten: HashMap<CacheKey, PageVisit>,
 }
 
 impl Manifest {
     /// The connection opens on first use, and again after a failure.
-    pub fn new(path: PathBuf) -> Self {
+    pub fn new(path: PathBuf, litefs: LiteFsWrites, metrics: ManifestMetrics) -> Self {
         Self {
             path,
+            litefs,
             conn: None,
-            stats: ManifestStats::default(),
+            metrics,
+            unwritten: HashMap::new(),
         }
     }
 
@@ -106,60 +281,139 @@ impl Manifest {
             .ok_or_else(|| ManifestError::Path(self.path.clone()))
     }
 
-    fn record(&mut self, key: &CacheKey) -> Result<(), ManifestError> {
-        let now = now_ms();
-        diesel::insert_into(pages::table)
-            .values((
-                pages::method.eq(&key.method),
-                pages::host.eq(&key.host),
-                pages::path_and_query.eq(&key.path_and_query),
-                pages::first_seen.eq(now),
-                pages::last_seen.eq(now),
-                pages::times_stored.eq(1),
-            ))
-            .on_conflict((pages::method, pages::host, pages::path_and_query))
-            .do_update()
-            .set((
-                pages::last_seen.eq(now),
-                pages::times_stored.eq(pages::times_stored + 1),
-            ))
-            .execute(self.conn()?)?;
+    /// Refreshes the role and lag gauges; `true` on a replica.
+    fn observe_role(&self) -> bool {
+        let role = self.litefs.role();
+        let replica = matches!(role, Some(Role::Replica { .. }));
+        if role.is_some() {
+            self.metrics
+                .role
+                .with_label_values(&["primary"])
+                .set(i64::from(!replica));
+            self.metrics
+                .role
+                .with_label_values(&["replica"])
+                .set(i64::from(replica));
+            let lag = match litefs::lag(&self.litefs.dir) {
+                Ok(Some(Lag::Millis(ms))) => i64::try_from(ms).unwrap_or(i64::MAX),
+                Ok(Some(Lag::NotReplicatedYet)) => -1,
+                _ => 0,
+            };
+            self.metrics.lag_ms.set(lag);
+        }
+        replica
+    }
+
+    fn write(&mut self, rows: &[PageVisit]) -> Result<(), ManifestError> {
+        let replica = self.observe_role();
+        match self.write_once(rows, replica) {
+            // No `.primary` can also mean a replica that lost its primary:
+            // a refusal is retried under HALT rather than lost.
+            Err(e) if !replica && self.litefs.active() && e.is_read_only() => {
+                tracing::warn!(error = %e, "manifest write refused as read-only; retrying under HALT");
+                self.conn = None;
+                self.write_once(rows, true)
+            }
+            other => other,
+        }
+    }
+
+    /// One transaction for all `rows`, under one HALT when `halt`.
+    fn write_once(&mut self, rows: &[PageVisit], halt: bool) -> Result<(), ManifestError> {
+        let guard = if halt { Some(self.take_halt()?) } else { None };
+        let written = self
+            .conn()
+            .and_then(|conn| Ok(conn.immediate_transaction(|conn| upsert(conn, rows))?));
+        if let Some(guard) = guard {
+            self.metrics
+                .halt_hold_seconds
+                .observe(guard.release().as_secs_f64());
+        }
+        written?;
+        self.metrics.batches.inc();
+        self.metrics.batch_rows.observe(rows.len() as f64);
+        self.metrics.rows_written.inc_by(rows.len() as u64);
         Ok(())
+    }
+
+    fn take_halt(&self) -> Result<HaltGuard, ManifestError> {
+        match self.litefs.halt.acquire() {
+            Ok(guard) => {
+                self.metrics.halt_acquisitions.inc();
+                self.metrics
+                    .halt_wait_seconds
+                    .observe(guard.waited().as_secs_f64());
+                Ok(guard)
+            }
+            Err(e) => {
+                self.metrics.halt_failures.inc();
+                Err(e.into())
+            }
+        }
     }
 
     /// Counts and logs a failure; drops the connection so the next message reopens it.
     fn failed(&mut self, what: &str, error: &ManifestError) {
-        self.stats.errors += 1;
         self.conn = None;
         tracing::warn!(%error, "manifest {what} failed");
     }
 }
 
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+fn upsert(conn: &mut SqliteConnection, rows: &[PageVisit]) -> QueryResult<()> {
+    for row in rows {
+        diesel::insert_into(pages::table)
+            .values((
+                pages::method.eq(&row.key.method),
+                pages::host.eq(&row.key.host),
+                pages::path_and_query.eq(&row.key.path_and_query),
+                pages::first_seen.eq(row.first_seen),
+                pages::last_seen.eq(row.last_seen),
+                pages::times_stored.eq(row.times),
+            ))
+            .on_conflict((pages::method, pages::host, pages::path_and_query))
+            .do_update()
+            .set((
+                pages::last_seen.eq(excluded(pages::last_seen)),
+                pages::times_stored.eq(pages::times_stored + excluded(pages::times_stored)),
+            ))
+            .execute(conn)?;
+    }
+    Ok(())
 }
 
 impl Actor for Manifest {
     type Context = SyncContext<Self>;
 }
 
-/// Records that a page was stored: inserts its row or touches it.
+/// Writes gathered page visits (and any earlier failed ones) in one transaction.
 #[derive(Message)]
 #[rtype(result = "()")]
-pub struct RecordPage {
-    pub key: CacheKey,
-}
+pub struct WriteBatch(pub Vec<PageVisit>);
 
-impl Handler<RecordPage> for Manifest {
+impl Handler<WriteBatch> for Manifest {
     type Result = ();
 
-    fn handle(&mut self, msg: RecordPage, _ctx: &mut Self::Context) {
-        let _span = tracing::debug_span!("manifest.record", host = %msg.key.host, path = %msg.key.path_and_query).entered();
-        match self.record(&msg.key) {
-            Ok(()) => self.stats.recorded += 1,
-            Err(e) => self.failed("record", &e),
+    fn handle(&mut self, msg: WriteBatch, _ctx: &mut Self::Context) {
+        let _span = tracing::debug_span!("manifest.write_batch", rows = msg.0.len()).entered();
+        if self.unwritten.len() + msg.0.len() > MAX_UNWRITTEN_ROWS {
+            tracing::error!(
+                kept = self.unwritten.len(),
+                dropped = msg.0.len(),
+                "too many manifest rows wait for a write; dropping the newest"
+            );
+        } else {
+            merge_visits(&mut self.unwritten, msg.0);
+        }
+        if self.unwritten.is_empty() {
+            return;
+        }
+        let rows: Vec<PageVisit> = self.unwritten.values().cloned().collect();
+        match self.write(&rows) {
+            Ok(()) => self.unwritten.clear(),
+            Err(e) => {
+                self.metrics.write_errors.inc();
+                self.failed("write", &e);
+            }
         }
     }
 }
@@ -183,18 +437,5 @@ impl Handler<ListPages> for Manifest {
             self.failed("list", e);
         }
         result
-    }
-}
-
-/// The manifest's counters.
-#[derive(Message)]
-#[rtype(result = "ManifestStats")]
-pub struct GetManifestStats;
-
-impl Handler<GetManifestStats> for Manifest {
-    type Result = ManifestStats;
-
-    fn handle(&mut self, _msg: GetManifestStats, _ctx: &mut Self::Context) -> ManifestStats {
-        self.stats
     }
 }

@@ -3,3 +3,4 @@
 
 pub mod cache_store;
 pub mod manifest;
+pub mod manifest_batcher;

@@ -268,15 +268,12 @@ pub async fn spawn_app_with(origins: Vec<(&str, String, Duration)>) -> TestApp {
 
 async fn spawn_node(origins: Vec<Origin>, dir: Arc<TempDir>) -> TestApp {
     init_logging();
-    let settings = Settings {
-        listen: "127.0.0.1:0".parse().expect("addr"),
-        cache_dir: dir.path().join("cache"),
-        database: dir.path().join("manifest.db"),
-        litefs: caje::config::LiteFsMode::Off,
-        workers: Some(2),
-        origins: origins.clone(),
-        admin_token: None,
-    };
+    let mut settings = Settings::with_origins(origins.clone());
+    settings.listen = "127.0.0.1:0".parse().expect("addr");
+    settings.cache_dir = dir.path().join("cache");
+    settings.database = dir.path().join("manifest.db");
+    settings.litefs = caje::config::LiteFsMode::Off;
+    settings.workers = Some(2);
     let app = Application::build(settings).await.expect("caje starts");
     let port = app.port();
     let cache = app.cache();

@@ -1,0 +1,72 @@
+//! `ManifestBatcher`: gathers the pages the `CacheStore` commits for a short
+//! window and hands them to the `Manifest` writer as one batch, so a burst of
+//! stores costs one transaction (and, on a LiteFS replica, one HALT).
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use actix::prelude::*;
+
+use super::manifest::{merge_visits, Manifest, PageVisit, WriteBatch};
+use crate::cache::CacheKey;
+
+/// A batch this large is written at once, without waiting for the window.
+const MAX_BATCH_ROWS: usize = 1_000;
+
+pub struct ManifestBatcher {
+    writer: Addr<Manifest>,
+    window: Duration,
+    pending: HashMap<CacheKey, PageVisit>,
+    flush_scheduled: bool,
+}
+
+impl ManifestBatcher {
+    pub fn new(writer: Addr<Manifest>, window: Duration) -> Self {
+        Self {
+            writer,
+            window,
+            pending: HashMap::new(),
+            flush_scheduled: false,
+        }
+    }
+
+    fn flush(&mut self) {
+        self.flush_scheduled = false;
+        if self.pending.is_empty() {
+            return;
+        }
+        let rows = self.pending.drain().map(|(_, v)| v).collect();
+        self.writer.do_send(WriteBatch(rows));
+    }
+}
+
+impl Actor for ManifestBatcher {
+    type Context = Context<Self>;
+
+    fn stopping(&mut self, _ctx: &mut Self::Context) -> Running {
+        self.flush();
+        Running::Stop
+    }
+}
+
+/// Records that a page was stored: inserts its row or touches it, soon.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct RecordPage {
+    pub key: CacheKey,
+}
+
+impl Handler<RecordPage> for ManifestBatcher {
+    type Result = ();
+
+    fn handle(&mut self, msg: RecordPage, ctx: &mut Self::Context) {
+        let _span = tracing::debug_span!("manifest_batcher.record", host = %msg.key.host, path = %msg.key.path_and_query).entered();
+        merge_visits(&mut self.pending, vec![PageVisit::now(msg.key)]);
+        if self.pending.len() >= MAX_BATCH_ROWS {
+            self.flush();
+        } else if !self.flush_scheduled {
+            self.flush_scheduled = true;
+            ctx.run_later(self.window, |batcher, _| batcher.flush());
+        }
+    }
+}
