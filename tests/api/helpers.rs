@@ -241,6 +241,7 @@ pub struct TestApp {
     origins: Vec<Origin>,
     pub cache: Addr<CacheStore>,
     pub manifest: Addr<Manifest>,
+    pub metrics: Arc<caje::metrics::Metrics>,
     pub client: awc::Client,
 }
 
@@ -263,10 +264,29 @@ pub async fn spawn_app_with(origins: Vec<(&str, String, Duration)>) -> TestApp {
             timeout,
         })
         .collect();
-    spawn_node(origins, dir).await
+    spawn_node(origins, dir, |_| {}).await
 }
 
-async fn spawn_node(origins: Vec<Origin>, dir: Arc<TempDir>) -> TestApp {
+/// caje in front of `origin` for [`HOST`], over a directory prepared by the
+/// test, with settings adjusted by `adjust`.
+pub async fn spawn_app_in(
+    origin: &TestOrigin,
+    dir: Arc<TempDir>,
+    adjust: impl FnOnce(&mut Settings),
+) -> TestApp {
+    let origins = vec![Origin {
+        host: HOST.to_owned(),
+        upstream: origin.url(),
+        timeout: Duration::from_secs(10),
+    }];
+    spawn_node(origins, dir, adjust).await
+}
+
+async fn spawn_node(
+    origins: Vec<Origin>,
+    dir: Arc<TempDir>,
+    adjust: impl FnOnce(&mut Settings),
+) -> TestApp {
     init_logging();
     let mut settings = Settings::with_origins(origins.clone());
     settings.listen = "127.0.0.1:0".parse().expect("addr");
@@ -274,10 +294,12 @@ async fn spawn_node(origins: Vec<Origin>, dir: Arc<TempDir>) -> TestApp {
     settings.database = dir.path().join("manifest.db");
     settings.litefs = caje::config::LiteFsMode::Off;
     settings.workers = Some(2);
+    adjust(&mut settings);
     let app = Application::build(settings).await.expect("caje starts");
     let port = app.port();
     let cache = app.cache();
     let manifest = app.manifest();
+    let metrics = app.metrics();
     actix_web::rt::spawn(app.run_until_stopped());
     TestApp {
         port,
@@ -285,6 +307,7 @@ async fn spawn_node(origins: Vec<Origin>, dir: Arc<TempDir>) -> TestApp {
         origins,
         cache,
         manifest,
+        metrics,
         client: awc::Client::builder()
             .disable_redirects()
             .timeout(Duration::from_secs(30))
@@ -321,7 +344,7 @@ impl TestApp {
     /// Another node started over this node's cache directory and database,
     /// as after a restart.
     pub async fn restarted(&self) -> TestApp {
-        spawn_node(self.origins.clone(), self.dir.clone()).await
+        spawn_node(self.origins.clone(), self.dir.clone(), |_| {}).await
     }
 
     /// Where the entry for `path` on [`HOST`] (no `Vary`) lives.

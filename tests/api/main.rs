@@ -4,6 +4,7 @@
 mod caching;
 mod cli;
 mod helpers;
+mod litefs;
 mod manifest;
 mod proxying;
 mod storage;

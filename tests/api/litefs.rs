@@ -1,0 +1,166 @@
+//! Manifest writes on a LiteFS replica go through the HALT lock, observed
+//! from outside with real open-file-description locks.
+
+use std::fs::{File, OpenOptions};
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use caje::actors::manifest;
+use diesel::RunQueryDsl;
+use futures_util::future::join_all;
+
+use crate::helpers::{eventually, spawn_app_in, spawn_origin, TestApp};
+
+/// A directory laid out as LiteFS presents it on a replica: `.primary`
+/// names the primary, and the database's `-lock` file exists.
+fn replica_dir() -> Arc<tempfile::TempDir> {
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::write(dir.path().join(".primary"), "primary.internal\n").expect(".primary");
+    std::fs::write(dir.path().join(".lag"), "+000000012").expect(".lag");
+    File::create(lock_path(dir.path())).expect("lock file");
+    Arc::new(dir)
+}
+
+fn lock_path(dir: &Path) -> PathBuf {
+    dir.join("manifest.db-lock")
+}
+
+fn halt_request(kind: libc::c_int) -> libc::flock {
+    // SAFETY: flock is plain old data; zero is a valid value for every field.
+    let mut fl: libc::flock = unsafe { std::mem::zeroed() };
+    fl.l_type = kind as libc::c_short;
+    fl.l_whence = libc::SEEK_SET as libc::c_short;
+    fl.l_start = 72;
+    fl.l_len = 1;
+    fl
+}
+
+/// Whether another open file description holds the HALT byte (byte 72).
+fn halt_held(dir: &Path) -> bool {
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(lock_path(dir))
+        .expect("open lock file");
+    let mut fl = halt_request(libc::F_WRLCK);
+    // SAFETY: a valid descriptor and a valid flock for F_OFD_GETLK.
+    let rc = unsafe { libc::fcntl(file.as_raw_fd(), libc::F_OFD_GETLK, &mut fl) };
+    assert_eq!(rc, 0, "F_OFD_GETLK: {}", std::io::Error::last_os_error());
+    fl.l_type == libc::F_WRLCK as libc::c_short
+}
+
+/// Takes the HALT byte from outside caje; dropping the file releases it.
+fn hold_halt(dir: &Path) -> File {
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(lock_path(dir))
+        .expect("open lock file");
+    let fl = halt_request(libc::F_WRLCK);
+    // SAFETY: a valid descriptor and a valid flock for F_OFD_SETLK.
+    let rc = unsafe { libc::fcntl(file.as_raw_fd(), libc::F_OFD_SETLK, &fl) };
+    assert_eq!(rc, 0, "F_OFD_SETLK: {}", std::io::Error::last_os_error());
+    file
+}
+
+async fn replica(window: Duration) -> (crate::helpers::TestOrigin, TestApp) {
+    let origin = spawn_origin().await;
+    let app = spawn_app_in(&origin, replica_dir(), |s| {
+        s.litefs = caje::config::LiteFsMode::Auto;
+        s.manifest_batch_window = window;
+        s.halt_timeout = Duration::from_millis(300);
+    })
+    .await;
+    (origin, app)
+}
+
+#[actix_web::test]
+async fn a_burst_on_a_replica_is_written_in_few_batches_each_under_one_halt() {
+    let (_origin, app) = replica(Duration::from_millis(200)).await;
+    let paths: Vec<String> = (0..200).map(|i| format!("/cache/burst/{i}")).collect();
+    join_all(paths.iter().map(|p| app.get(p))).await;
+
+    let pages = app.pages(200).await;
+    assert_eq!(pages.len(), 200);
+    let m = &app.metrics.manifest;
+    let (halts, batches) = (m.halt_acquisitions.get(), m.batches.get());
+    assert_eq!(halts, batches, "every batch took exactly one HALT");
+    assert!(batches <= 10, "{batches} batches for 200 stores");
+    assert_eq!(m.rows_written.get(), 200);
+    assert_eq!(m.halt_failures.get(), 0);
+    assert_eq!(m.role.with_label_values(&["replica"]).get(), 1);
+    assert_eq!(m.lag_ms.get(), 12);
+    assert!(!halt_held(app.dir.path()), "HALT released after the writes");
+}
+
+#[actix_web::test]
+async fn halt_is_held_while_a_replica_writes_and_free_afterwards() {
+    let (_origin, app) = replica(Duration::from_millis(10)).await;
+    // Hold SQLite's write lock, so caje's write waits inside its HALT.
+    let mut blocker = manifest::connect(&app.dir.path().join("manifest.db")).expect("open");
+    diesel::sql_query("BEGIN IMMEDIATE")
+        .execute(&mut blocker)
+        .expect("begin");
+
+    app.get("/cache/halted").await;
+    eventually(|| async { halt_held(app.dir.path()).then_some(()) }).await;
+    assert_eq!(committed_rows(&mut blocker), 0);
+
+    diesel::sql_query("COMMIT")
+        .execute(&mut blocker)
+        .expect("commit");
+    let pages = app.pages(1).await;
+    assert_eq!(pages[0].path_and_query, "/cache/halted");
+    eventually(|| async { (!halt_held(app.dir.path())).then_some(()) }).await;
+    assert_eq!(app.metrics.manifest.halt_acquisitions.get(), 1);
+}
+
+#[actix_web::test]
+async fn a_halt_that_cannot_be_taken_fails_clearly_and_loses_no_row() {
+    let (_origin, app) = replica(Duration::from_millis(10)).await;
+    let held = hold_halt(app.dir.path());
+    app.get("/cache/first").await;
+    let m = &app.metrics.manifest;
+    eventually(|| async { (m.write_errors.get() >= 1).then_some(()) }).await;
+    assert!(m.halt_failures.get() >= 1);
+    assert_eq!(m.rows_written.get(), 0);
+
+    drop(held);
+    app.get("/cache/second").await;
+    let pages = app.pages(2).await;
+    let mut paths: Vec<&str> = pages.iter().map(|p| p.path_and_query.as_str()).collect();
+    paths.sort();
+    assert_eq!(paths, ["/cache/first", "/cache/second"]);
+}
+
+#[actix_web::test]
+async fn the_primary_writes_without_halt() {
+    let origin = spawn_origin().await;
+    // LiteFS's .lag is there but .primary is not: this node is the primary.
+    // With no -lock file, any attempt to take HALT would fail the write.
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::write(dir.path().join(".lag"), "+000000000").expect(".lag");
+    let app = spawn_app_in(&origin, Arc::new(dir), |s| {
+        s.litefs = caje::config::LiteFsMode::Auto;
+        s.manifest_batch_window = Duration::from_millis(10);
+    })
+    .await;
+    app.get("/cache/p1").await;
+    app.get("/cache/p2").await;
+    app.pages(2).await;
+    let m = &app.metrics.manifest;
+    assert_eq!((m.halt_acquisitions.get(), m.halt_failures.get()), (0, 0));
+    assert_eq!(m.role.with_label_values(&["primary"]).get(), 1);
+    assert_eq!(m.role.with_label_values(&["replica"]).get(), 0);
+}
+
+/// Rows committed to the manifest, as another connection sees them.
+fn committed_rows(conn: &mut diesel::SqliteConnection) -> i64 {
+    use diesel::prelude::*;
+    caje::schema::pages::table
+        .count()
+        .get_result(conn)
+        .expect("count")
+}
