@@ -3,6 +3,7 @@
 
 mod caching;
 mod cli;
+mod deploy;
 mod helpers;
 mod litefs;
 mod manifest;
