@@ -69,10 +69,12 @@ struct RawSettings {
     database: PathBuf,
     #[serde(default)]
     litefs: LiteFsMode,
-    #[serde(default)]
-    workers: Option<usize>,
+    workers: Option<Spanned<usize>>,
     manifest_batch_window: Option<Spanned<String>>,
     halt_timeout: Option<Spanned<String>>,
+    populate_interval: Option<Spanned<String>>,
+    populate_concurrency: Option<Spanned<usize>>,
+    populate_rate: Option<Spanned<u32>>,
     #[serde(default)]
     origin: Vec<RawOrigin>,
 }
@@ -98,6 +100,9 @@ fn default_database() -> PathBuf {
 const DEFAULT_ORIGIN_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long manifest rows gather before one write (and, on a replica, one HALT).
 pub const DEFAULT_BATCH_WINDOW: Duration = Duration::from_millis(100);
+const DEFAULT_POPULATE_INTERVAL: Duration = Duration::from_secs(30);
+const DEFAULT_POPULATE_CONCURRENCY: usize = 4;
+const DEFAULT_POPULATE_RATE: u32 = 10;
 
 /// Validated settings for one caje node.
 #[derive(Debug, Clone)]
@@ -112,6 +117,12 @@ pub struct Settings {
     pub manifest_batch_window: Duration,
     /// How long a manifest write waits for the LiteFS HALT lock.
     pub halt_timeout: Duration,
+    /// How often the populator looks for manifest pages this node lacks.
+    pub populate_interval: Duration,
+    /// Pages the populator fetches at once.
+    pub populate_concurrency: usize,
+    /// Populator requests per second to any one origin.
+    pub populate_rate: u32,
     pub origins: Vec<Origin>,
     pub admin_token: Option<String>,
 }
@@ -137,6 +148,9 @@ impl Settings {
             workers: None,
             manifest_batch_window: DEFAULT_BATCH_WINDOW,
             halt_timeout: crate::litefs::DEFAULT_HALT_TIMEOUT,
+            populate_interval: DEFAULT_POPULATE_INTERVAL,
+            populate_concurrency: DEFAULT_POPULATE_CONCURRENCY,
+            populate_rate: DEFAULT_POPULATE_RATE,
             origins,
             admin_token: None,
         }
@@ -233,20 +247,49 @@ impl Settings {
             &raw.halt_timeout,
             crate::litefs::DEFAULT_HALT_TIMEOUT,
         )?;
-        if raw.workers == Some(0) {
-            return Err(ConfigError::Missing {
+        let populate_interval = duration(
+            "populate_interval",
+            &raw.populate_interval,
+            DEFAULT_POPULATE_INTERVAL,
+        )?;
+        let at_least_one = |key: &str, value: Option<(usize, std::ops::Range<usize>)>| match value {
+            Some((0, span)) => Err(ConfigError::Invalid {
                 file: file.to_owned(),
-                message: "key `workers`: must be at least 1".to_owned(),
-            });
-        }
+                line: line_of(span.start),
+                key: Some(key.to_owned()),
+                message: "must be at least 1".to_owned(),
+            }),
+            other => Ok(other.map(|(n, _)| n)),
+        };
+        let workers = at_least_one(
+            "workers",
+            raw.workers.as_ref().map(|w| (*w.get_ref(), w.span())),
+        )?;
+        let populate_concurrency = at_least_one(
+            "populate_concurrency",
+            raw.populate_concurrency
+                .as_ref()
+                .map(|c| (*c.get_ref(), c.span())),
+        )?
+        .unwrap_or(DEFAULT_POPULATE_CONCURRENCY);
+        let populate_rate = at_least_one(
+            "populate_rate",
+            raw.populate_rate
+                .as_ref()
+                .map(|r| (*r.get_ref() as usize, r.span())),
+        )?
+        .map_or(DEFAULT_POPULATE_RATE, |r| r as u32);
         Ok(Self {
             listen: raw.listen,
             cache_dir: raw.cache_dir,
             database: raw.database,
             litefs: raw.litefs,
-            workers: raw.workers,
+            workers,
             manifest_batch_window,
             halt_timeout,
+            populate_interval,
+            populate_concurrency,
+            populate_rate,
             origins,
             admin_token: None,
         })

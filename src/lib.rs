@@ -1,6 +1,7 @@
 //! caje: a caching CDN node. See README.md for how a request flows.
 
 pub mod actors;
+pub mod admin;
 pub mod cache;
 pub mod config;
 pub mod demo_origin;

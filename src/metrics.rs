@@ -1,16 +1,311 @@
 //! Prometheus metrics of one node, in a registry of its own (so nodes in one
-//! process, as in tests, never mix their figures). Each actor gets the
-//! handles of its part; `/_caje/metrics` renders the registry.
+//! process, as in tests, never mix their figures). Each part of caje gets the
+//! handles of its own figures; `/_caje/metrics` renders the registry.
+
+use std::time::Instant;
 
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, IntCounter, IntGauge, IntGaugeVec, Opts, Registry,
-    TextEncoder,
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
 /// Buckets for lock waits and holds: a HALT costs a round trip to the
 /// primary, from under a millisecond in-region to tens across regions.
 const LOCK_SECONDS: [f64; 10] = [0.0005, 0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 2.0, 10.0];
 const BATCH_ROWS: [f64; 8] = [1.0, 2.0, 5.0, 10.0, 50.0, 100.0, 500.0, 1000.0];
+/// Buckets for actor message handling: most take microseconds.
+const HANDLE_SECONDS: [f64; 9] = [
+    0.000_01, 0.000_05, 0.000_1, 0.000_5, 0.001, 0.005, 0.01, 0.1, 1.0,
+];
+/// Buckets for origin answers: up to the default 30 s timeout.
+const ORIGIN_SECONDS: [f64; 10] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0, 30.0];
+
+/// Creates metrics and registers them in one go.
+struct Register<'a>(&'a Registry);
+
+impl Register<'_> {
+    fn add<M: prometheus::core::Collector + Clone + 'static>(
+        &self,
+        metric: prometheus::Result<M>,
+    ) -> prometheus::Result<M> {
+        let metric = metric?;
+        self.0.register(Box::new(metric.clone()))?;
+        Ok(metric)
+    }
+
+    fn counter(&self, name: &str, help: &str) -> prometheus::Result<IntCounter> {
+        self.add(IntCounter::new(name, help))
+    }
+
+    fn counter_vec(
+        &self,
+        name: &str,
+        help: &str,
+        labels: &[&str],
+    ) -> prometheus::Result<IntCounterVec> {
+        self.add(IntCounterVec::new(Opts::new(name, help), labels))
+    }
+
+    fn gauge(&self, name: &str, help: &str) -> prometheus::Result<IntGauge> {
+        self.add(IntGauge::new(name, help))
+    }
+
+    fn gauge_vec(
+        &self,
+        name: &str,
+        help: &str,
+        labels: &[&str],
+    ) -> prometheus::Result<IntGaugeVec> {
+        self.add(IntGaugeVec::new(Opts::new(name, help), labels))
+    }
+
+    fn histogram(&self, name: &str, help: &str, buckets: &[f64]) -> prometheus::Result<Histogram> {
+        self.add(Histogram::with_opts(
+            HistogramOpts::new(name, help).buckets(buckets.to_vec()),
+        ))
+    }
+
+    fn histogram_vec(
+        &self,
+        name: &str,
+        help: &str,
+        labels: &[&str],
+        buckets: &[f64],
+    ) -> prometheus::Result<HistogramVec> {
+        self.add(HistogramVec::new(
+            HistogramOpts::new(name, help).buckets(buckets.to_vec()),
+            labels,
+        ))
+    }
+}
+
+/// Figures every actor reports under its name.
+#[derive(Clone)]
+pub struct ActorMetrics {
+    messages: IntCounterVec,
+    mailbox: IntGaugeVec,
+    handle_seconds: HistogramVec,
+    errors: IntCounterVec,
+}
+
+impl ActorMetrics {
+    fn register(r: &Register) -> prometheus::Result<Self> {
+        Ok(Self {
+            messages: r.counter_vec(
+                "caje_actor_messages_total",
+                "Messages an actor has handled, by actor and message type.",
+                &["actor", "message"],
+            )?,
+            mailbox: r.gauge_vec(
+                "caje_actor_mailbox_depth",
+                "Messages sent to an actor and not yet handled.",
+                &["actor"],
+            )?,
+            handle_seconds: r.histogram_vec(
+                "caje_actor_handle_seconds",
+                "Time an actor spent handling one message, by actor and message type.",
+                &["actor", "message"],
+                &HANDLE_SECONDS,
+            )?,
+            errors: r.counter_vec(
+                "caje_actor_errors_total",
+                "Messages whose handling failed, by actor and message type.",
+                &["actor", "message"],
+            )?,
+        })
+    }
+
+    /// The meter of one actor.
+    pub fn meter(&self, actor: &'static str) -> ActorMeter {
+        ActorMeter {
+            actor,
+            depth: self.mailbox.with_label_values(&[actor]),
+            metrics: self.clone(),
+        }
+    }
+}
+
+/// Counts one actor's messages: senders call [`ActorMeter::queued`] (through
+/// `actors::Mailbox`), the handler [`ActorMeter::handling`].
+#[derive(Clone)]
+pub struct ActorMeter {
+    actor: &'static str,
+    depth: IntGauge,
+    metrics: ActorMetrics,
+}
+
+impl ActorMeter {
+    pub fn queued(&self) {
+        self.depth.inc();
+    }
+
+    /// Marks a message taken from the mailbox; the returned guard records
+    /// the handling time when dropped.
+    pub fn handling(&self, message: &'static str) -> Handling {
+        self.depth.dec();
+        self.metrics
+            .messages
+            .with_label_values(&[self.actor, message])
+            .inc();
+        Handling {
+            timer: self
+                .metrics
+                .handle_seconds
+                .with_label_values(&[self.actor, message]),
+            started: Instant::now(),
+        }
+    }
+
+    pub fn error(&self, message: &'static str) {
+        self.metrics
+            .errors
+            .with_label_values(&[self.actor, message])
+            .inc();
+    }
+}
+
+/// Records how long one message took, when dropped.
+pub struct Handling {
+    timer: Histogram,
+    started: Instant,
+}
+
+impl Drop for Handling {
+    fn drop(&mut self) {
+        self.timer.observe(self.started.elapsed().as_secs_f64());
+    }
+}
+
+/// The file cache's figures.
+#[derive(Clone)]
+pub struct CacheMetrics {
+    pub entries: IntGauge,
+    pub bytes: IntGauge,
+    pub lookups: IntCounter,
+    pub hits: IntCounter,
+    pub stored: IntCounter,
+    pub stores_aborted: IntCounter,
+    pub corrupt: IntCounter,
+    pub io_errors: IntCounter,
+    pub temp_files_cleaned: IntCounter,
+    pub removed: IntCounter,
+}
+
+impl CacheMetrics {
+    fn register(r: &Register) -> prometheus::Result<Self> {
+        Ok(Self {
+            entries: r.gauge("caje_cache_entries", "Entries in this node's file cache.")?,
+            bytes: r.gauge("caje_cache_bytes", "Bytes of this node's file cache entries.")?,
+            lookups: r.counter("caje_cache_lookups_total", "Cache lookups.")?,
+            hits: r.counter(
+                "caje_cache_lookup_hits_total",
+                "Cache lookups that found an entry whole.",
+            )?,
+            stored: r.counter("caje_cache_stored_total", "Entries committed to the cache.")?,
+            stores_aborted: r.counter(
+                "caje_cache_stores_aborted_total",
+                "Entries abandoned: client gone, origin failed, or a body shorter than announced.",
+            )?,
+            corrupt: r.counter(
+                "caje_cache_corrupt_total",
+                "Entries that failed to decode, had another version or a short body; removed and served as misses.",
+            )?,
+            io_errors: r.counter(
+                "caje_cache_io_errors_total",
+                "Disk errors while storing, reading or removing entries.",
+            )?,
+            temp_files_cleaned: r.counter(
+                "caje_cache_temp_files_cleaned_total",
+                "Temporary files of interrupted writes removed at start.",
+            )?,
+            removed: r.counter(
+                "caje_cache_removed_total",
+                "Entries removed by purge, clear or replacement of their variants.",
+            )?,
+        })
+    }
+}
+
+/// The proxy's figures.
+#[derive(Clone)]
+pub struct ProxyMetrics {
+    pub requests: IntCounterVec,
+    pub origin_requests: IntCounterVec,
+    pub origin_seconds: HistogramVec,
+    pub body_bytes: IntCounterVec,
+}
+
+impl ProxyMetrics {
+    fn register(r: &Register) -> prometheus::Result<Self> {
+        Ok(Self {
+            requests: r.counter_vec(
+                "caje_requests_total",
+                "Proxied requests by cache outcome (hit, or why the origin was asked).",
+                &["cache_status"],
+            )?,
+            origin_requests: r.counter_vec(
+                "caje_origin_requests_total",
+                "Requests to origins by origin and response status (or error).",
+                &["origin", "status"],
+            )?,
+            origin_seconds: r.histogram_vec(
+                "caje_origin_seconds",
+                "Time until an origin's response head arrived, by origin.",
+                &["origin"],
+                &ORIGIN_SECONDS,
+            )?,
+            body_bytes: r.counter_vec(
+                "caje_body_bytes_total",
+                "Response body bytes sent to clients, by source (cache or origin).",
+                &["source"],
+            )?,
+        })
+    }
+}
+
+/// The populator's figures.
+#[derive(Clone)]
+pub struct PopulatorMetrics {
+    pub runs: IntCounter,
+    pub queued: IntGauge,
+    pub in_flight: IntGauge,
+    pub fetched: IntCounter,
+    pub failed: IntCounter,
+    pub deferred: IntCounter,
+    pub last_run_seconds: IntGauge,
+}
+
+impl PopulatorMetrics {
+    fn register(r: &Register) -> prometheus::Result<Self> {
+        Ok(Self {
+            runs: r.counter("caje_populator_runs_total", "Populator runs.")?,
+            queued: r.gauge(
+                "caje_populator_queued",
+                "Manifest pages this node lacks, waiting to be fetched.",
+            )?,
+            in_flight: r.gauge(
+                "caje_populator_in_flight",
+                "Pages being fetched by the populator now.",
+            )?,
+            fetched: r.counter(
+                "caje_populator_fetched_total",
+                "Pages the populator fetched and stored.",
+            )?,
+            failed: r.counter(
+                "caje_populator_failed_total",
+                "Populator fetches that failed or were not storable.",
+            )?,
+            deferred: r.counter(
+                "caje_populator_deferred_total",
+                "Pages skipped because their origin is backing off after failures.",
+            )?,
+            last_run_seconds: r.gauge(
+                "caje_populator_last_run_timestamp_seconds",
+                "Unix time of the populator's last run (0 before the first).",
+            )?,
+        })
+    }
+}
 
 /// The manifest writer's figures, including the LiteFS HALT lock.
 #[derive(Clone)]
@@ -29,86 +324,83 @@ pub struct ManifestMetrics {
 }
 
 impl ManifestMetrics {
-    fn register(registry: &Registry) -> prometheus::Result<Self> {
-        let m = Self {
-            rows_written: IntCounter::new(
+    fn register(r: &Register) -> prometheus::Result<Self> {
+        Ok(Self {
+            rows_written: r.counter(
                 "caje_manifest_rows_written_total",
                 "Manifest rows inserted or touched.",
             )?,
-            write_errors: IntCounter::new(
+            write_errors: r.counter(
                 "caje_manifest_write_errors_total",
                 "Manifest write batches that failed (their rows are kept for the next batch).",
             )?,
-            batches: IntCounter::new(
+            batches: r.counter(
                 "caje_manifest_batches_total",
                 "Manifest write transactions committed.",
             )?,
-            batch_rows: Histogram::with_opts(
-                HistogramOpts::new(
-                    "caje_manifest_batch_rows",
-                    "Rows per manifest write transaction.",
-                )
-                .buckets(BATCH_ROWS.to_vec()),
+            batch_rows: r.histogram(
+                "caje_manifest_batch_rows",
+                "Rows per manifest write transaction.",
+                &BATCH_ROWS,
             )?,
-            halt_acquisitions: IntCounter::new(
+            halt_acquisitions: r.counter(
                 "caje_litefs_halt_acquisitions_total",
                 "LiteFS HALT locks taken for a manifest write on a replica.",
             )?,
-            halt_failures: IntCounter::new(
+            halt_failures: r.counter(
                 "caje_litefs_halt_failures_total",
                 "LiteFS HALT locks that could not be taken.",
             )?,
-            halt_wait_seconds: Histogram::with_opts(
-                HistogramOpts::new(
-                    "caje_litefs_halt_wait_seconds",
-                    "Time spent waiting for the LiteFS HALT lock.",
-                )
-                .buckets(LOCK_SECONDS.to_vec()),
+            halt_wait_seconds: r.histogram(
+                "caje_litefs_halt_wait_seconds",
+                "Time spent waiting for the LiteFS HALT lock.",
+                &LOCK_SECONDS,
             )?,
-            halt_hold_seconds: Histogram::with_opts(
-                HistogramOpts::new(
-                    "caje_litefs_halt_hold_seconds",
-                    "Time the LiteFS HALT lock was held for one write.",
-                )
-                .buckets(LOCK_SECONDS.to_vec()),
+            halt_hold_seconds: r.histogram(
+                "caje_litefs_halt_hold_seconds",
+                "Time the LiteFS HALT lock was held for one write.",
+                &LOCK_SECONDS,
             )?,
-            role: IntGaugeVec::new(
-                Opts::new(
-                    "caje_litefs_role",
-                    "1 for this node's LiteFS role (primary or replica).",
-                ),
+            role: r.gauge_vec(
+                "caje_litefs_role",
+                "1 for this node's LiteFS role (primary or replica).",
                 &["role"],
             )?,
-            lag_ms: IntGauge::new(
+            lag_ms: r.gauge(
                 "caje_litefs_lag_milliseconds",
                 "Replication lag LiteFS last reported (-1 before initial replication).",
             )?,
-        };
-        registry.register(Box::new(m.rows_written.clone()))?;
-        registry.register(Box::new(m.write_errors.clone()))?;
-        registry.register(Box::new(m.batches.clone()))?;
-        registry.register(Box::new(m.batch_rows.clone()))?;
-        registry.register(Box::new(m.halt_acquisitions.clone()))?;
-        registry.register(Box::new(m.halt_failures.clone()))?;
-        registry.register(Box::new(m.halt_wait_seconds.clone()))?;
-        registry.register(Box::new(m.halt_hold_seconds.clone()))?;
-        registry.register(Box::new(m.role.clone()))?;
-        registry.register(Box::new(m.lag_ms.clone()))?;
-        Ok(m)
+        })
     }
 }
 
 /// Every metric of one node.
 pub struct Metrics {
     registry: Registry,
+    pub actors: ActorMetrics,
+    pub cache: CacheMetrics,
+    pub proxy: ProxyMetrics,
+    pub populator: PopulatorMetrics,
     pub manifest: ManifestMetrics,
 }
 
 impl Metrics {
     pub fn new() -> prometheus::Result<Self> {
         let registry = Registry::new();
-        let manifest = ManifestMetrics::register(&registry)?;
-        Ok(Self { registry, manifest })
+        let r = Register(&registry);
+        let actors = ActorMetrics::register(&r)?;
+        let cache = CacheMetrics::register(&r)?;
+        let proxy = ProxyMetrics::register(&r)?;
+        let populator = PopulatorMetrics::register(&r)?;
+        let manifest = ManifestMetrics::register(&r)?;
+        Ok(Self {
+            registry,
+            actors,
+            cache,
+            proxy,
+            populator,
+            manifest,
+        })
     }
 
     /// The Prometheus text exposition of every metric.

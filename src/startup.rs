@@ -5,7 +5,7 @@ use std::net::TcpListener;
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix::{Actor, Addr, Arbiter, SyncArbiter};
+use actix::{Actor, Arbiter, SyncArbiter};
 use actix_web::dev::Server;
 use actix_web::{web, App, HttpServer};
 use tracing_actix_web::TracingLogger;
@@ -13,6 +13,9 @@ use tracing_actix_web::TracingLogger;
 use crate::actors::cache_store::CacheStore;
 use crate::actors::manifest::{self, LiteFsWrites, Manifest, ManifestError};
 use crate::actors::manifest_batcher::ManifestBatcher;
+use crate::actors::populator::Populator;
+use crate::actors::Mailbox;
+use crate::admin::{self, auth::AdminAuth, AdminState};
 use crate::config::Settings;
 use crate::metrics::Metrics;
 use crate::proxy::{proxy, ProxyState};
@@ -45,8 +48,9 @@ pub enum StartupError {
 pub struct Application {
     port: u16,
     server: Server,
-    cache: Addr<CacheStore>,
-    manifest: Addr<Manifest>,
+    cache: Mailbox<CacheStore>,
+    manifest: Mailbox<Manifest>,
+    populator: Mailbox<Populator>,
     metrics: Arc<Metrics>,
 }
 
@@ -71,18 +75,58 @@ impl Application {
         .await
         .map_err(|e| StartupError::Task(e.to_string()))??;
 
+        let actors = &metrics.actors;
         let database = settings.database.clone();
         let manifest_metrics = metrics.manifest.clone();
-        let manifest = SyncArbiter::start(1, move || {
-            Manifest::new(database.clone(), litefs.clone(), manifest_metrics.clone())
-        });
-        let batcher =
-            ManifestBatcher::new(manifest.clone(), settings.manifest_batch_window).start();
-        let cache_dir = settings.cache_dir.clone();
-        let on_store = batcher.recipient();
-        let cache = CacheStore::start_in_arbiter(&Arbiter::new().handle(), move |_| {
-            CacheStore::new(cache_dir, Some(on_store))
-        });
+        let manifest_meter = actors.meter("manifest");
+        let manifest = Mailbox::new(
+            SyncArbiter::start(1, move || {
+                Manifest::new(
+                    database.clone(),
+                    litefs.clone(),
+                    manifest_metrics.clone(),
+                    manifest_meter.clone(),
+                )
+            }),
+            actors.meter("manifest"),
+        );
+        let batcher = Mailbox::new(
+            ManifestBatcher::new(
+                manifest.clone(),
+                settings.manifest_batch_window,
+                actors.meter("manifest_batcher"),
+            )
+            .start(),
+            actors.meter("manifest_batcher"),
+        );
+        let (cache_dir, cache_metrics, cache_meter) = (
+            settings.cache_dir.clone(),
+            metrics.cache.clone(),
+            actors.meter("cache_store"),
+        );
+        let cache = Mailbox::new(
+            CacheStore::start_in_arbiter(&Arbiter::new().handle(), move |_| {
+                CacheStore::new(cache_dir, cache_metrics, cache_meter, Some(batcher))
+            }),
+            actors.meter("cache_store"),
+        );
+        let populator = {
+            let (settings, cache, manifest) = (settings.clone(), cache.clone(), manifest.clone());
+            let (populator_metrics, meter) = (metrics.populator.clone(), actors.meter("populator"));
+            Mailbox::new(
+                Populator::start_in_arbiter(&Arbiter::new().handle(), move |_| {
+                    Populator::new(
+                        settings,
+                        cache,
+                        manifest,
+                        origin_client(),
+                        populator_metrics,
+                        meter,
+                    )
+                }),
+                actors.meter("populator"),
+            )
+        };
 
         let listen_error = |source| StartupError::Listen {
             addr: settings.listen,
@@ -93,13 +137,26 @@ impl Application {
         let state = web::Data::new(ProxyState {
             settings: settings.clone(),
             cache: cache.clone(),
+            metrics: metrics.proxy.clone(),
         });
+        let admin_state = web::Data::new(AdminState {
+            settings: settings.clone(),
+            cache: cache.clone(),
+            manifest: manifest.clone(),
+            populator: populator.clone(),
+            metrics: metrics.clone(),
+            started: std::time::Instant::now(),
+        });
+        let auth = web::Data::new(AdminAuth::new(settings.admin_token.clone()));
         let mut server = HttpServer::new(move || {
             App::new()
                 .wrap(TracingLogger::<RequestSpan>::new())
                 .app_data(state.clone())
+                .app_data(admin_state.clone())
+                .app_data(auth.clone())
                 // awc::Client is !Send: one per worker, built here.
                 .app_data(web::Data::new(origin_client()))
+                .service(admin::scope())
                 .default_service(web::to(proxy))
         });
         if let Some(workers) = settings.workers {
@@ -111,6 +168,7 @@ impl Application {
             server,
             cache,
             manifest,
+            populator,
             metrics,
         })
     }
@@ -119,12 +177,16 @@ impl Application {
         self.port
     }
 
-    pub fn cache(&self) -> Addr<CacheStore> {
+    pub fn cache(&self) -> Mailbox<CacheStore> {
         self.cache.clone()
     }
 
-    pub fn manifest(&self) -> Addr<Manifest> {
+    pub fn manifest(&self) -> Mailbox<Manifest> {
         self.manifest.clone()
+    }
+
+    pub fn populator(&self) -> Mailbox<Populator> {
+        self.populator.clone()
     }
 
     pub fn metrics(&self) -> Arc<Metrics> {
@@ -138,7 +200,7 @@ impl Application {
 
 /// The client for origin requests: it adds no headers of its own and follows
 /// no redirects, so the client sees exactly what the origin said.
-fn origin_client() -> awc::Client {
+pub(crate) fn origin_client() -> awc::Client {
     awc::Client::builder()
         .no_default_headers()
         .disable_redirects()

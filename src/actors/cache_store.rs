@@ -4,12 +4,15 @@
 //! ones are written under `<cache_dir>/tmp/` and renamed into place when whole,
 //! so a crash never leaves a half entry under a real name. The index (URL →
 //! its `Vary` names and variants) is rebuilt from file names at start, without
-//! reading bodies, so a miss never touches the disk.
+//! reading bodies, so a miss never touches the disk. What a variant is (its
+//! key and freshness) is known from the moment it is stored, or read from its
+//! head the first time it is needed after a restart.
 
 use std::collections::HashMap;
 use std::fs::{self, File};
 use std::io::{self, BufWriter, Seek, SeekFrom, Write};
 use std::path::PathBuf;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use actix::prelude::*;
 use actix_web::http::header::HeaderMap;
@@ -18,9 +21,11 @@ use futures_util::Stream;
 use tokio::io::AsyncReadExt;
 use tokio::sync::mpsc;
 
-use crate::actors::manifest_batcher::RecordPage;
+use super::manifest_batcher::{ManifestBatcher, RecordPage};
+use super::Mailbox;
 use crate::cache::entry::{self, DecodedEntry, EntryError, EntryHead, BODY_LEN_OFFSET};
 use crate::cache::key::{self, CacheKey, Hash, VariantKey};
+use crate::metrics::{ActorMeter, CacheMetrics};
 
 /// Chunks in flight between a response being streamed and its file.
 const SINK_CHUNKS: usize = 16;
@@ -35,22 +40,44 @@ pub enum CacheStoreError {
     Entry(#[from] EntryError),
 }
 
-/// Counters of what the store has done since it started.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, MessageResponse)]
-pub struct CacheStats {
-    pub entries: u64,
-    pub bytes: u64,
-    pub lookups: u64,
-    pub hits: u64,
-    pub stored: u64,
-    /// Stores abandoned: client gone, origin failed, body shorter than announced.
-    pub stores_aborted: u64,
-    /// Entries that failed to decode, had the wrong version or a short body.
-    pub corrupt: u64,
-    /// Disk errors while storing or reading.
-    pub io_errors: u64,
-    /// Temporary files of interrupted writes removed at start.
-    pub temp_files_cleaned: u64,
+/// What a stored variant is, as listed and as the populator judges it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct EntryInfo {
+    pub key: CacheKey,
+    pub size: u64,
+    /// Milliseconds since the Unix epoch.
+    pub stored_at_ms: u64,
+    /// When it stops being fresh, in milliseconds since the Unix epoch.
+    pub fresh_until_ms: u64,
+}
+
+impl EntryInfo {
+    fn from_head(head: &EntryHead, size: u64) -> Self {
+        let stored = UNIX_EPOCH + Duration::from_millis(head.stored_at_ms);
+        let ttl = head.policy.time_to_live(stored);
+        Self {
+            key: head.key.clone(),
+            size,
+            stored_at_ms: head.stored_at_ms,
+            fresh_until_ms: head.stored_at_ms.saturating_add(ttl.as_millis() as u64),
+        }
+    }
+
+    pub fn is_fresh(&self, now_ms: u64) -> bool {
+        self.fresh_until_ms > now_ms
+    }
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+struct Variant {
+    size: u64,
+    /// `None` after a rebuild until its head is read.
+    info: Option<EntryInfo>,
 }
 
 #[derive(Default)]
@@ -58,28 +85,34 @@ struct UrlEntry {
     /// `Vary` names of the newest stored variant; `None` after a rebuild
     /// until a lookup reads one head.
     vary: Option<Vec<String>>,
-    /// Variant hash → file size.
-    variants: HashMap<Hash, u64>,
+    variants: HashMap<Hash, Variant>,
 }
 
 pub struct CacheStore {
     root: PathBuf,
     tmp_dir: PathBuf,
     index: HashMap<Hash, UrlEntry>,
-    stats: CacheStats,
-    on_store: Option<Recipient<RecordPage>>,
+    metrics: CacheMetrics,
+    meter: ActorMeter,
+    on_store: Option<Mailbox<ManifestBatcher>>,
     next_tmp: u64,
 }
 
 impl CacheStore {
     /// `on_store` is told of every committed entry (the manifest records it).
-    pub fn new(root: PathBuf, on_store: Option<Recipient<RecordPage>>) -> Self {
+    pub fn new(
+        root: PathBuf,
+        metrics: CacheMetrics,
+        meter: ActorMeter,
+        on_store: Option<Mailbox<ManifestBatcher>>,
+    ) -> Self {
         let tmp_dir = root.join("tmp");
         Self {
             root,
             tmp_dir,
             index: HashMap::new(),
-            stats: CacheStats::default(),
+            metrics,
+            meter,
             on_store,
             next_tmp: 0,
         }
@@ -90,13 +123,23 @@ impl CacheStore {
         self.root.join(&name[..2]).join(name)
     }
 
+    fn add_variant(&mut self, vk: VariantKey, variant: Variant) {
+        let size = variant.size;
+        let url = self.index.entry(vk.primary).or_default();
+        match url.variants.insert(vk.variant, variant) {
+            Some(old) => self.metrics.bytes.sub(old.size as i64),
+            None => self.metrics.entries.inc(),
+        }
+        self.metrics.bytes.add(size as i64);
+    }
+
     /// Removes leftovers of interrupted writes and indexes every entry by name.
     fn rebuild(&mut self) -> io::Result<()> {
         fs::create_dir_all(&self.tmp_dir)?;
         for tmp in fs::read_dir(&self.tmp_dir)? {
             let path = tmp?.path();
             if fs::remove_file(&path).is_ok() {
-                self.stats.temp_files_cleaned += 1;
+                self.metrics.temp_files_cleaned.inc();
             }
         }
         for shard in fs::read_dir(&self.root)? {
@@ -119,13 +162,7 @@ impl CacheStore {
                     continue;
                 };
                 let size = file.metadata()?.len();
-                self.index
-                    .entry(vk.primary)
-                    .or_default()
-                    .variants
-                    .insert(vk.variant, size);
-                self.stats.entries += 1;
-                self.stats.bytes += size;
+                self.add_variant(vk, Variant { size, info: None });
             }
         }
         Ok(())
@@ -145,9 +182,9 @@ impl CacheStore {
     /// Drops an entry from the index and the disk.
     fn remove(&mut self, vk: &VariantKey) {
         if let Some(url) = self.index.get_mut(&vk.primary) {
-            if let Some(size) = url.variants.remove(&vk.variant) {
-                self.stats.entries -= 1;
-                self.stats.bytes -= size;
+            if let Some(old) = url.variants.remove(&vk.variant) {
+                self.metrics.entries.dec();
+                self.metrics.bytes.sub(old.size as i64);
             }
             if url.variants.is_empty() {
                 self.index.remove(&vk.primary);
@@ -155,7 +192,7 @@ impl CacheStore {
         }
         if let Err(e) = fs::remove_file(self.path_for(vk)) {
             if e.kind() != io::ErrorKind::NotFound {
-                self.stats.io_errors += 1;
+                self.metrics.io_errors.inc();
                 tracing::warn!(error = %e, "cannot remove cache entry");
             }
         }
@@ -164,11 +201,38 @@ impl CacheStore {
     fn discard_broken(&mut self, vk: &VariantKey, error: &EntryError) {
         match error {
             EntryError::Io(e) if e.kind() == io::ErrorKind::NotFound => {}
-            EntryError::Io(_) => self.stats.io_errors += 1,
-            _ => self.stats.corrupt += 1,
+            EntryError::Io(_) => self.metrics.io_errors.inc(),
+            _ => self.metrics.corrupt.inc(),
         }
         tracing::warn!(file = %vk.file_name(), %error, "broken cache entry removed; served as a miss");
         self.remove(vk);
+    }
+
+    /// What a variant is, reading its head if the index does not know yet;
+    /// `None` (and the entry removed) when it is broken.
+    fn info_of(&mut self, vk: &VariantKey) -> Option<EntryInfo> {
+        let variant = self.index.get(&vk.primary)?.variants.get(&vk.variant)?;
+        if let Some(info) = &variant.info {
+            return Some(info.clone());
+        }
+        let size = variant.size;
+        match self.open(vk) {
+            Ok((decoded, _)) => {
+                let info = EntryInfo::from_head(&decoded.head, size);
+                if let Some(v) = self
+                    .index
+                    .get_mut(&vk.primary)
+                    .and_then(|url| url.variants.get_mut(&vk.variant))
+                {
+                    v.info = Some(info.clone());
+                }
+                Some(info)
+            }
+            Err(e) => {
+                self.discard_broken(vk, &e);
+                None
+            }
+        }
     }
 
     /// The `Vary` names of a URL, reading one stored head when the index
@@ -196,6 +260,18 @@ impl CacheStore {
         None
     }
 
+    fn variant_keys(&self) -> Vec<VariantKey> {
+        self.index
+            .iter()
+            .flat_map(|(primary, url)| {
+                url.variants.keys().map(|variant| VariantKey {
+                    primary: *primary,
+                    variant: *variant,
+                })
+            })
+            .collect()
+    }
+
     fn begin_store(
         &mut self,
         msg: BeginStore,
@@ -220,7 +296,7 @@ impl CacheStore {
             vk,
             head_len: head_bytes.len() as u64,
             vary_names: msg.head.vary.iter().map(|(n, _)| n.clone()).collect(),
-            key: msg.head.key,
+            info: EntryInfo::from_head(&msg.head, 0),
         };
         ctx.spawn(
             fut::wrap_future::<_, Self>(writer).map(move |joined, act, _| {
@@ -236,9 +312,9 @@ impl CacheStore {
             Ok(len) => len,
             Err(e) => {
                 let _ = fs::remove_file(&pending.tmp);
-                self.stats.stores_aborted += 1;
+                self.metrics.stores_aborted.inc();
                 if let WriteError::Io(e) = &e {
-                    self.stats.io_errors += 1;
+                    self.metrics.io_errors.inc();
                     tracing::warn!(error = %e, "cache write failed");
                 } else {
                     tracing::debug!(reason = %e, "cache write abandoned");
@@ -248,11 +324,10 @@ impl CacheStore {
         };
         if let Err(e) = self.commit(&pending) {
             let _ = fs::remove_file(&pending.tmp);
-            self.stats.io_errors += 1;
+            self.metrics.io_errors.inc();
             tracing::warn!(error = %e, "cannot move cache entry into place");
             return;
         }
-        let size = entry::PREFIX_LEN + pending.head_len + body_len;
         let vk = pending.vk;
         let url = self.index.entry(vk.primary).or_default();
         let stale_variants: Vec<Hash> = match &url.vary {
@@ -267,21 +342,29 @@ impl CacheStore {
             _ => Vec::new(),
         };
         url.vary = Some(pending.vary_names);
-        let replaced = url.variants.insert(vk.variant, size);
-        match replaced {
-            Some(old) => self.stats.bytes -= old,
-            None => self.stats.entries += 1,
-        }
-        self.stats.bytes += size;
-        self.stats.stored += 1;
+        let size = entry::PREFIX_LEN + pending.head_len + body_len;
+        let key = pending.info.key.clone();
+        let info = EntryInfo {
+            size,
+            ..pending.info
+        };
+        self.add_variant(
+            vk,
+            Variant {
+                size,
+                info: Some(info),
+            },
+        );
+        self.metrics.stored.inc();
         for variant in stale_variants {
+            self.metrics.removed.inc();
             self.remove(&VariantKey {
                 primary: vk.primary,
                 variant,
             });
         }
         if let Some(on_store) = &self.on_store {
-            on_store.do_send(RecordPage { key: pending.key });
+            on_store.do_send(RecordPage { key });
         }
     }
 
@@ -302,13 +385,13 @@ impl Actor for CacheStore {
             tracing::info_span!("cache_store.rebuild", dir = %self.root.display()).entered();
         match self.rebuild() {
             Ok(()) => tracing::info!(
-                entries = self.stats.entries,
-                bytes = self.stats.bytes,
-                temp_files_cleaned = self.stats.temp_files_cleaned,
+                entries = self.metrics.entries.get(),
+                bytes = self.metrics.bytes.get(),
+                temp_files_cleaned = self.metrics.temp_files_cleaned.get(),
                 "cache index rebuilt"
             ),
             Err(e) => {
-                self.stats.io_errors += 1;
+                self.metrics.io_errors.inc();
                 tracing::error!(error = %e, "cannot read the cache directory; starting empty");
             }
         }
@@ -365,8 +448,9 @@ impl Handler<Lookup> for CacheStore {
     type Result = LookupResult;
 
     fn handle(&mut self, msg: Lookup, _ctx: &mut Self::Context) -> LookupResult {
+        let _handling = self.meter.handling("lookup");
         let _span = tracing::debug_span!("cache_store.lookup", host = %msg.key.host, path = %msg.key.path_and_query).entered();
-        self.stats.lookups += 1;
+        self.metrics.lookups.inc();
         let primary = msg.key.primary_hash();
         let Some(names) = self.vary_names_of(primary) else {
             return LookupResult::UriMiss;
@@ -386,7 +470,7 @@ impl Handler<Lookup> for CacheStore {
                 LookupResult::Broken
             }
             Ok((decoded, file)) => {
-                self.stats.hits += 1;
+                self.metrics.hits.inc();
                 LookupResult::Found(Box::new(Hit {
                     head: decoded.head,
                     body: EntryBody {
@@ -416,15 +500,142 @@ impl Handler<BeginStore> for CacheStore {
     type Result = Result<StoreSink, CacheStoreError>;
 
     fn handle(&mut self, msg: BeginStore, ctx: &mut Self::Context) -> Self::Result {
+        let _handling = self.meter.handling("begin_store");
         let _span = tracing::debug_span!("cache_store.begin_store", host = %msg.head.key.host, path = %msg.head.key.path_and_query).entered();
         self.begin_store(msg, ctx).inspect_err(|e| {
-            self.stats.io_errors += 1;
+            self.metrics.io_errors.inc();
+            self.meter.error("begin_store");
             tracing::warn!(error = %e, "cannot start a cache entry");
         })
     }
 }
 
-/// The store's counters.
+/// Which of these URLs this node holds a fresh copy of (any variant).
+#[derive(Message)]
+#[rtype(result = "Vec<bool>")]
+pub struct HoldsFresh(pub Vec<CacheKey>);
+
+impl Handler<HoldsFresh> for CacheStore {
+    type Result = Vec<bool>;
+
+    fn handle(&mut self, msg: HoldsFresh, _ctx: &mut Self::Context) -> Vec<bool> {
+        let _handling = self.meter.handling("holds_fresh");
+        let _span = tracing::debug_span!("cache_store.holds_fresh", urls = msg.0.len()).entered();
+        let now = now_ms();
+        msg.0
+            .iter()
+            .map(|key| {
+                let primary = key.primary_hash();
+                let variants: Vec<Hash> = self
+                    .index
+                    .get(&primary)
+                    .map(|url| url.variants.keys().copied().collect())
+                    .unwrap_or_default();
+                variants.into_iter().any(|variant| {
+                    self.info_of(&VariantKey { primary, variant })
+                        .is_some_and(|info| info.is_fresh(now))
+                })
+            })
+            .collect()
+    }
+}
+
+/// One page of the cache's entries, in a stable (hash) order.
+#[derive(Message)]
+#[rtype(result = "EntryList")]
+pub struct ListEntries {
+    pub offset: usize,
+    pub limit: usize,
+}
+
+#[derive(Debug, Clone, serde::Serialize, MessageResponse)]
+pub struct EntryList {
+    pub total: usize,
+    pub entries: Vec<EntryInfo>,
+}
+
+impl Handler<ListEntries> for CacheStore {
+    type Result = EntryList;
+
+    fn handle(&mut self, msg: ListEntries, _ctx: &mut Self::Context) -> EntryList {
+        let _handling = self.meter.handling("list_entries");
+        let _span = tracing::debug_span!("cache_store.list_entries").entered();
+        let mut keys = self.variant_keys();
+        keys.sort_by_key(VariantKey::file_name);
+        let total = keys.len();
+        let entries = keys
+            .iter()
+            .skip(msg.offset)
+            .take(msg.limit)
+            .filter_map(|vk| self.info_of(vk))
+            .collect();
+        EntryList { total, entries }
+    }
+}
+
+/// Drops every stored variant of a URL; answers how many there were.
+#[derive(Message)]
+#[rtype(result = "usize")]
+pub struct Purge(pub CacheKey);
+
+impl Handler<Purge> for CacheStore {
+    type Result = usize;
+
+    fn handle(&mut self, msg: Purge, _ctx: &mut Self::Context) -> usize {
+        let _handling = self.meter.handling("purge");
+        let _span = tracing::info_span!("cache_store.purge", host = %msg.0.host, path = %msg.0.path_and_query).entered();
+        let primary = msg.0.primary_hash();
+        let variants: Vec<Hash> = self
+            .index
+            .get(&primary)
+            .map(|url| url.variants.keys().copied().collect())
+            .unwrap_or_default();
+        for variant in &variants {
+            self.metrics.removed.inc();
+            self.remove(&VariantKey {
+                primary,
+                variant: *variant,
+            });
+        }
+        variants.len()
+    }
+}
+
+/// Empties this node's file cache; answers how many entries it removed.
+#[derive(Message)]
+#[rtype(result = "usize")]
+pub struct Clear;
+
+impl Handler<Clear> for CacheStore {
+    type Result = usize;
+
+    fn handle(&mut self, _msg: Clear, _ctx: &mut Self::Context) -> usize {
+        let _handling = self.meter.handling("clear");
+        let _span = tracing::info_span!("cache_store.clear").entered();
+        let keys = self.variant_keys();
+        for vk in &keys {
+            self.metrics.removed.inc();
+            self.remove(vk);
+        }
+        keys.len()
+    }
+}
+
+/// A snapshot of the store's counters.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, MessageResponse)]
+pub struct CacheStats {
+    pub entries: u64,
+    pub bytes: u64,
+    pub lookups: u64,
+    pub hits: u64,
+    pub stored: u64,
+    pub stores_aborted: u64,
+    pub corrupt: u64,
+    pub io_errors: u64,
+    pub temp_files_cleaned: u64,
+}
+
+/// The store's counters; also an "are you there" for health checks.
 #[derive(Message)]
 #[rtype(result = "CacheStats")]
 pub struct GetCacheStats;
@@ -433,7 +644,19 @@ impl Handler<GetCacheStats> for CacheStore {
     type Result = CacheStats;
 
     fn handle(&mut self, _msg: GetCacheStats, _ctx: &mut Self::Context) -> CacheStats {
-        self.stats
+        let _handling = self.meter.handling("get_cache_stats");
+        let m = &self.metrics;
+        CacheStats {
+            entries: m.entries.get().max(0) as u64,
+            bytes: m.bytes.get().max(0) as u64,
+            lookups: m.lookups.get(),
+            hits: m.hits.get(),
+            stored: m.stored.get(),
+            stores_aborted: m.stores_aborted.get(),
+            corrupt: m.corrupt.get(),
+            io_errors: m.io_errors.get(),
+            temp_files_cleaned: m.temp_files_cleaned.get(),
+        }
     }
 }
 
@@ -442,7 +665,7 @@ struct PendingEntry {
     vk: VariantKey,
     head_len: u64,
     vary_names: Vec<String>,
-    key: CacheKey,
+    info: EntryInfo,
 }
 
 enum SinkMessage {

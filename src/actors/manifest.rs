@@ -20,7 +20,7 @@ use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
 use crate::cache::CacheKey;
 use crate::config::LiteFsMode;
 use crate::litefs::{self, HaltGuard, HaltLock, Lag, LiteFsError, Role};
-use crate::metrics::ManifestMetrics;
+use crate::metrics::{ActorMeter, ManifestMetrics};
 use crate::schema::pages;
 
 pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations");
@@ -256,18 +256,25 @@ pub struct Manifest {
     litefs: LiteFsWrites,
     conn: Option<SqliteConnection>,
     metrics: ManifestMetrics,
+    meter: ActorMeter,
     /// Rows of failed writes, written with the next batch.
     unwritten: HashMap<CacheKey, PageVisit>,
 }
 
 impl Manifest {
     /// The connection opens on first use, and again after a failure.
-    pub fn new(path: PathBuf, litefs: LiteFsWrites, metrics: ManifestMetrics) -> Self {
+    pub fn new(
+        path: PathBuf,
+        litefs: LiteFsWrites,
+        metrics: ManifestMetrics,
+        meter: ActorMeter,
+    ) -> Self {
         Self {
             path,
             litefs,
             conn: None,
             metrics,
+            meter,
             unwritten: HashMap::new(),
         }
     }
@@ -304,32 +311,43 @@ impl Manifest {
         replica
     }
 
-    fn write(&mut self, rows: &[PageVisit]) -> Result<(), ManifestError> {
+    /// Runs `change` in one write transaction: under HALT on a replica,
+    /// and again under HALT when refused as read-only without `.primary`
+    /// (a replica that lost its primary) rather than lost.
+    fn write<T>(
+        &mut self,
+        change: impl Fn(&mut SqliteConnection) -> QueryResult<T>,
+    ) -> Result<T, ManifestError> {
         let replica = self.observe_role();
-        match self.write_once(rows, replica) {
-            // No `.primary` can also mean a replica that lost its primary:
-            // a refusal is retried under HALT rather than lost.
+        match self.write_once(&change, replica) {
             Err(e) if !replica && self.litefs.active() && e.is_read_only() => {
                 tracing::warn!(error = %e, "manifest write refused as read-only; retrying under HALT");
                 self.conn = None;
-                self.write_once(rows, true)
+                self.write_once(&change, true)
             }
             other => other,
         }
     }
 
-    /// One transaction for all `rows`, under one HALT when `halt`.
-    fn write_once(&mut self, rows: &[PageVisit], halt: bool) -> Result<(), ManifestError> {
+    fn write_once<T>(
+        &mut self,
+        change: &impl Fn(&mut SqliteConnection) -> QueryResult<T>,
+        halt: bool,
+    ) -> Result<T, ManifestError> {
         let guard = if halt { Some(self.take_halt()?) } else { None };
         let written = self
             .conn()
-            .and_then(|conn| Ok(conn.immediate_transaction(|conn| upsert(conn, rows))?));
+            .and_then(|conn| Ok(conn.immediate_transaction(|conn| change(conn))?));
         if let Some(guard) = guard {
             self.metrics
                 .halt_hold_seconds
                 .observe(guard.release().as_secs_f64());
         }
-        written?;
+        written
+    }
+
+    fn write_rows(&mut self, rows: &[PageVisit]) -> Result<(), ManifestError> {
+        self.write(|conn| upsert(conn, rows))?;
         self.metrics.batches.inc();
         self.metrics.batch_rows.observe(rows.len() as f64);
         self.metrics.rows_written.inc_by(rows.len() as u64);
@@ -353,8 +371,9 @@ impl Manifest {
     }
 
     /// Counts and logs a failure; drops the connection so the next message reopens it.
-    fn failed(&mut self, what: &str, error: &ManifestError) {
+    fn failed(&mut self, what: &'static str, error: &ManifestError) {
         self.conn = None;
+        self.meter.error(what);
         tracing::warn!(%error, "manifest {what} failed");
     }
 }
@@ -394,6 +413,7 @@ impl Handler<WriteBatch> for Manifest {
     type Result = ();
 
     fn handle(&mut self, msg: WriteBatch, _ctx: &mut Self::Context) {
+        let _handling = self.meter.handling("write_batch");
         let _span = tracing::debug_span!("manifest.write_batch", rows = msg.0.len()).entered();
         if self.unwritten.len() + msg.0.len() > MAX_UNWRITTEN_ROWS {
             tracing::error!(
@@ -408,34 +428,123 @@ impl Handler<WriteBatch> for Manifest {
             return;
         }
         let rows: Vec<PageVisit> = self.unwritten.values().cloned().collect();
-        match self.write(&rows) {
+        match self.write_rows(&rows) {
             Ok(()) => self.unwritten.clear(),
             Err(e) => {
                 self.metrics.write_errors.inc();
-                self.failed("write", &e);
+                self.failed("write_batch", &e);
             }
         }
     }
 }
 
-/// Every page in the manifest, oldest first.
+/// Pages of the manifest, oldest first: `limit` of them after `offset`.
 #[derive(Message)]
-#[rtype(result = "Result<Vec<Page>, ManifestError>")]
-pub struct ListPages;
+#[rtype(result = "Result<PageList, ManifestError>")]
+pub struct ListPages {
+    pub offset: usize,
+    pub limit: usize,
+}
+
+impl ListPages {
+    /// Every page.
+    pub fn all() -> Self {
+        Self {
+            offset: 0,
+            limit: usize::MAX,
+        }
+    }
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct PageList {
+    pub total: usize,
+    pub pages: Vec<Page>,
+}
 
 impl Handler<ListPages> for Manifest {
-    type Result = Result<Vec<Page>, ManifestError>;
+    type Result = Result<PageList, ManifestError>;
 
-    fn handle(&mut self, _msg: ListPages, _ctx: &mut Self::Context) -> Self::Result {
+    fn handle(&mut self, msg: ListPages, _ctx: &mut Self::Context) -> Self::Result {
+        let _handling = self.meter.handling("list_pages");
         let _span = tracing::debug_span!("manifest.list_pages").entered();
-        let result = pages::table
-            .order(pages::id)
-            .select(Page::as_select())
-            .load(self.conn()?)
-            .map_err(ManifestError::from);
+        let offset = i64::try_from(msg.offset).unwrap_or(i64::MAX);
+        let limit = i64::try_from(msg.limit).unwrap_or(i64::MAX);
+        let result = self.conn().and_then(|conn| {
+            let total: i64 = pages::table.count().get_result(conn)?;
+            let pages = pages::table
+                .order(pages::id)
+                .offset(offset)
+                .limit(limit)
+                .select(Page::as_select())
+                .load(conn)?;
+            Ok(PageList {
+                total: usize::try_from(total).unwrap_or(0),
+                pages,
+            })
+        });
         if let Err(e) = &result {
-            self.failed("list", e);
+            self.failed("list_pages", e);
         }
         result
+    }
+}
+
+/// Empties the shared manifest (every region sees it); answers how many
+/// pages it held.
+#[derive(Message)]
+#[rtype(result = "Result<usize, ManifestError>")]
+pub struct ClearPages;
+
+impl Handler<ClearPages> for Manifest {
+    type Result = Result<usize, ManifestError>;
+
+    fn handle(&mut self, _msg: ClearPages, _ctx: &mut Self::Context) -> Self::Result {
+        let _handling = self.meter.handling("clear_pages");
+        let _span = tracing::info_span!("manifest.clear_pages").entered();
+        self.unwritten.clear();
+        let result = self.write(|conn| diesel::delete(pages::table).execute(conn));
+        if let Err(e) = &result {
+            self.failed("clear_pages", e);
+        }
+        result
+    }
+}
+
+/// This node's LiteFS role, as a health check reports it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, MessageResponse)]
+pub struct RoleReport {
+    /// `primary`, `replica`, or `standalone` when LiteFS is not in use.
+    pub role: &'static str,
+    /// The primary's host name, on a replica.
+    pub primary: Option<String>,
+}
+
+/// Answers at once with the node's role: also tells a health check that the
+/// writer thread is alive.
+#[derive(Message)]
+#[rtype(result = "RoleReport")]
+pub struct GetRole;
+
+impl Handler<GetRole> for Manifest {
+    type Result = RoleReport;
+
+    fn handle(&mut self, _msg: GetRole, _ctx: &mut Self::Context) -> RoleReport {
+        let _handling = self.meter.handling("get_role");
+        self.observe_role();
+        match self.litefs.role() {
+            None => RoleReport {
+                role: "standalone",
+                primary: None,
+            },
+            Some(Role::Primary) => RoleReport {
+                role: "primary",
+                primary: None,
+            },
+            Some(Role::Replica { primary }) => RoleReport {
+                role: "replica",
+                primary: Some(primary),
+            },
+        }
     }
 }

@@ -8,22 +8,26 @@ use std::time::Duration;
 use actix::prelude::*;
 
 use super::manifest::{merge_visits, Manifest, PageVisit, WriteBatch};
+use super::Mailbox;
 use crate::cache::CacheKey;
+use crate::metrics::ActorMeter;
 
 /// A batch this large is written at once, without waiting for the window.
 const MAX_BATCH_ROWS: usize = 1_000;
 
 pub struct ManifestBatcher {
-    writer: Addr<Manifest>,
+    writer: Mailbox<Manifest>,
+    meter: ActorMeter,
     window: Duration,
     pending: HashMap<CacheKey, PageVisit>,
     flush_scheduled: bool,
 }
 
 impl ManifestBatcher {
-    pub fn new(writer: Addr<Manifest>, window: Duration) -> Self {
+    pub fn new(writer: Mailbox<Manifest>, window: Duration, meter: ActorMeter) -> Self {
         Self {
             writer,
+            meter,
             window,
             pending: HashMap::new(),
             flush_scheduled: false,
@@ -60,6 +64,7 @@ impl Handler<RecordPage> for ManifestBatcher {
     type Result = ();
 
     fn handle(&mut self, msg: RecordPage, ctx: &mut Self::Context) {
+        let _handling = self.meter.handling("record_page");
         let _span = tracing::debug_span!("manifest_batcher.record", host = %msg.key.host, path = %msg.key.path_and_query).entered();
         merge_visits(&mut self.pending, vec![PageVisit::now(msg.key)]);
         if self.pending.len() >= MAX_BATCH_ROWS {

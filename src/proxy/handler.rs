@@ -3,29 +3,33 @@
 //! client (and, when storable, to the store).
 
 use std::sync::Arc;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Instant, SystemTime};
 
-use actix::Addr;
 use actix_web::body::SizedStream;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::http::{Method, StatusCode};
-use actix_web::{web, HttpRequest, HttpResponse, HttpResponseBuilder};
+use actix_web::{web, HttpRequest, HttpResponse, HttpResponseBuilder, ResponseError};
 use awc::error::{ConnectError, SendRequestError};
-use http_cache_semantics::{BeforeRequest, CachePolicy};
+use futures_util::StreamExt;
+use http_cache_semantics::BeforeRequest;
 use tracing_actix_web::RootSpan;
 
 use super::body::tee;
 use super::forward::{self, ClientInfo};
 use super::http_compat;
-use crate::actors::cache_store::{BeginStore, CacheStore, Hit, Lookup, LookupResult, StoreSink};
-use crate::cache::key::{self, VaryValues};
-use crate::cache::{policy, CacheKey, CacheStatus, EntryHead, Forward};
+use super::store::{begin_store, content_length, storable_head};
+use crate::actors::cache_store::{CacheStore, Hit, Lookup, LookupResult, Purge};
+use crate::actors::Mailbox;
+use crate::admin::auth::AdminAuth;
+use crate::cache::{CacheKey, CacheStatus, Forward};
 use crate::config::{normalize_host, Origin, Settings};
+use crate::metrics::ProxyMetrics;
 
 /// What every worker's proxy handler shares.
 pub struct ProxyState {
     pub settings: Arc<Settings>,
-    pub cache: Addr<CacheStore>,
+    pub cache: Mailbox<CacheStore>,
+    pub metrics: ProxyMetrics,
 }
 
 /// Stored entries are keyed by `GET`: a `HEAD` is answered from them too.
@@ -36,6 +40,7 @@ pub async fn proxy(
     payload: web::Payload,
     state: web::Data<ProxyState>,
     client: web::Data<awc::Client>,
+    auth: web::Data<AdminAuth>,
     root_span: RootSpan,
 ) -> HttpResponse {
     let Some(raw_host) = request_host(&req) else {
@@ -52,12 +57,16 @@ pub async fn proxy(
     };
     let path_and_query = req.uri().path_and_query().map_or("/", |p| p.as_str());
     let key = CacheKey::new(STORED_METHOD, &origin.host, path_and_query);
+    if req.method().as_str() == "PURGE" {
+        return purge(&req, &state, &auth, key).await;
+    }
     let cacheable_method = matches!(*req.method(), Method::GET | Method::HEAD);
 
     let reason = if cacheable_method {
         match lookup(&req, &state, &key).await {
             Ok(hit) => {
                 root_span.record("cache_status", "hit");
+                state.metrics.requests.with_label_values(&["hit"]).inc();
                 return hit;
             }
             Err(reason) => reason,
@@ -65,13 +74,60 @@ pub async fn proxy(
     } else {
         Forward::Method
     };
-    root_span.record("cache_status", CacheStatus::forward(reason).outcome());
+    let outcome = CacheStatus::forward(reason).outcome();
+    root_span.record("cache_status", outcome);
+    state.metrics.requests.with_label_values(&[outcome]).inc();
     let started = Instant::now();
     let response = send_to_origin(&req, payload, origin, &raw_host, &client).await;
-    root_span.record("origin_ms", started.elapsed().as_millis() as u64);
+    let elapsed = started.elapsed();
+    root_span.record("origin_ms", elapsed.as_millis() as u64);
+    let origin_label = origin.host.as_str();
+    state
+        .metrics
+        .origin_seconds
+        .with_label_values(&[origin_label])
+        .observe(elapsed.as_secs_f64());
+    let status_label = match &response {
+        Ok(r) => r.status().as_str().to_owned(),
+        Err(SendRequestError::Timeout | SendRequestError::Connect(ConnectError::Timeout)) => {
+            "timeout".to_owned()
+        }
+        Err(_) => "error".to_owned(),
+    };
+    state
+        .metrics
+        .origin_requests
+        .with_label_values(&[origin_label, &status_label])
+        .inc();
     match response {
         Ok(response) => relay(&req, &state, key, reason, response).await,
         Err(e) => origin_failure(origin, &e),
+    }
+}
+
+/// `PURGE` on a proxied URL drops every stored variant of it on this node.
+async fn purge(
+    req: &HttpRequest,
+    state: &ProxyState,
+    auth: &AdminAuth,
+    key: CacheKey,
+) -> HttpResponse {
+    if let Err(refused) = auth.check(req) {
+        return refused.error_response();
+    }
+    match state.cache.send(Purge(key)).await {
+        Ok(0) => plain(StatusCode::NOT_FOUND, "caje: nothing stored for that URL\n"),
+        Ok(n) => plain(
+            StatusCode::OK,
+            format!("caje: purged {n} stored response(s)\n"),
+        ),
+        Err(e) => {
+            tracing::error!(error = %e, "cache store is not answering");
+            plain(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "caje: cache store is not answering\n",
+            )
+        }
     }
 }
 
@@ -112,14 +168,14 @@ async fn lookup(
     let now = SystemTime::now();
     let policy_request = http_compat::policy_request(key, req.headers(), &hit.head.vary);
     match hit.head.policy.before_request(&policy_request, now) {
-        BeforeRequest::Fresh(_) => Ok(serve_hit(req, *hit, now)),
+        BeforeRequest::Fresh(_) => Ok(serve_hit(req, *hit, now, &state.metrics)),
         BeforeRequest::Stale { .. } if hit.head.policy.is_stale(now) => Err(Forward::Stale),
         // Fresh, but the request's own directives ruled the stored copy out.
         BeforeRequest::Stale { .. } => Err(Forward::Request),
     }
 }
 
-fn serve_hit(req: &HttpRequest, hit: Hit, now: SystemTime) -> HttpResponse {
+fn serve_hit(req: &HttpRequest, hit: Hit, now: SystemTime, metrics: &ProxyMetrics) -> HttpResponse {
     let Hit { head, body } = hit;
     let status = StatusCode::from_u16(head.status).unwrap_or(StatusCode::OK);
     let mut response = HttpResponse::build(status);
@@ -132,7 +188,13 @@ fn serve_hit(req: &HttpRequest, hit: Hit, now: SystemTime) -> HttpResponse {
     response.insert_header((header::AGE, age));
     let ttl = head.policy.time_to_live(now).as_secs();
     let len = Some(body.len());
-    let mut response = with_body(response, status, req.method(), len, body.into_stream());
+    let sent = metrics.body_bytes.with_label_values(&["cache"]);
+    let stream = body.into_stream().inspect(move |chunk| {
+        if let Ok(chunk) = chunk {
+            sent.inc_by(chunk.len() as u64);
+        }
+    });
+    let mut response = with_body(response, status, req.method(), len, stream);
     forward::mark_response(
         response.headers_mut(),
         req.version(),
@@ -162,11 +224,7 @@ async fn send_to_origin(
             version: req.version(),
         },
     );
-    let content_length = req
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
+    let content_length = content_length(req.headers());
     let chunked = req.headers().contains_key(header::TRANSFER_ENCODING);
     match content_length {
         Some(len) if len > 0 => request.send_body(SizedStream::new(len, payload)).await,
@@ -186,19 +244,15 @@ async fn relay(
 ) -> HttpResponse {
     let status = origin.status();
     let headers = forward::response_headers(origin.headers());
-    let content_length = origin
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
+    let content_length = content_length(origin.headers());
     let mut cache_status = CacheStatus::forward(reason);
     cache_status.fwd_status = Some(status.as_u16());
 
     let sink = if *req.method() == Method::GET {
-        match storable_head(req, &key, &origin, &headers) {
+        match storable_head(&key, req.headers(), &origin, &headers) {
             Some((head, ttl)) => {
                 cache_status.ttl = Some(ttl);
-                begin_store(state, head, content_length).await
+                begin_store(&state.cache, head, content_length).await
             }
             None => None,
         }
@@ -219,78 +273,19 @@ async fn relay(
     for (name, value) in &headers {
         response.append_header((name.clone(), value.clone()));
     }
-    let mut response = with_body(
-        response,
-        status,
-        req.method(),
-        content_length,
-        tee(origin, sink, content_length),
-    );
+    let sent = state.metrics.body_bytes.with_label_values(&["origin"]);
+    let stream = tee(origin, sink, content_length).inspect(move |chunk| {
+        if let Ok(chunk) = chunk {
+            sent.inc_by(chunk.len() as u64);
+        }
+    });
+    let mut response = with_body(response, status, req.method(), content_length, stream);
     forward::mark_response(
         response.headers_mut(),
         req.version(),
         &cache_status.to_string(),
     );
     response
-}
-
-/// The entry head to store and its time to live, when RFC 9111 (as a shared
-/// cache) lets caje store this response and the origin gave it freshness.
-fn storable_head(
-    req: &HttpRequest,
-    key: &CacheKey,
-    origin: &awc::ClientResponse,
-    headers: &header::HeaderMap,
-) -> Option<(EntryHead, u64)> {
-    // Cookies belong to one user; a shared copy would hand them to everyone.
-    if headers.contains_key(header::SET_COOKIE) {
-        return None;
-    }
-    let names = key::vary_names(origin.headers())?;
-    let vary: VaryValues = key::vary_values(&names, req.headers());
-    let now = SystemTime::now();
-    let policy = CachePolicy::new_options(
-        &http_compat::policy_request(key, req.headers(), &vary),
-        &http_compat::policy_response(origin.status(), origin.headers()),
-        now,
-        policy::options(),
-    );
-    if !policy::is_storable(&policy, now) {
-        return None;
-    }
-    let ttl = policy.time_to_live(now).as_secs();
-    let stored_headers = headers
-        .iter()
-        .filter(|(name, _)| **name != header::AGE)
-        .map(|(name, value)| (name.as_str().to_owned(), value.as_bytes().to_vec()))
-        .collect();
-    let head = EntryHead {
-        key: key.clone(),
-        vary,
-        status: origin.status().as_u16(),
-        headers: stored_headers,
-        policy,
-        stored_at_ms: now
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as u64),
-    };
-    Some((head, ttl))
-}
-
-async fn begin_store(
-    state: &ProxyState,
-    head: EntryHead,
-    expected_len: Option<u64>,
-) -> Option<StoreSink> {
-    match state.cache.send(BeginStore { head, expected_len }).await {
-        Ok(Ok(sink)) => Some(sink),
-        // Already counted and logged by the store; the response is still served.
-        Ok(Err(_)) => None,
-        Err(e) => {
-            tracing::error!(error = %e, "cache store is not answering");
-            None
-        }
-    }
 }
 
 /// Attaches a body, keeping its length when known. `HEAD` responses keep

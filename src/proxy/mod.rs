@@ -6,5 +6,6 @@ pub mod body;
 pub mod forward;
 mod handler;
 pub mod http_compat;
+pub mod store;
 
 pub use handler::{proxy, ProxyState};

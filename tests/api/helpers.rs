@@ -7,12 +7,13 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, Once};
 use std::time::Duration;
 
-use actix::Addr;
 use actix_web::body::SizedStream;
 use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
 use bytes::Bytes;
 use caje::actors::cache_store::{CacheStore, GetCacheStats};
 use caje::actors::manifest::{ListPages, Manifest, Page};
+use caje::actors::populator::Populator;
+use caje::actors::Mailbox;
 use caje::config::{Origin, Settings};
 use caje::startup::Application;
 use tempfile::TempDir;
@@ -239,8 +240,9 @@ pub struct TestApp {
     /// Shared with any node restarted over the same directory.
     pub dir: Arc<TempDir>,
     origins: Vec<Origin>,
-    pub cache: Addr<CacheStore>,
-    pub manifest: Addr<Manifest>,
+    pub cache: Mailbox<CacheStore>,
+    pub manifest: Mailbox<Manifest>,
+    pub populator: Mailbox<Populator>,
     pub metrics: Arc<caje::metrics::Metrics>,
     pub client: awc::Client,
 }
@@ -299,6 +301,7 @@ async fn spawn_node(
     let port = app.port();
     let cache = app.cache();
     let manifest = app.manifest();
+    let populator = app.populator();
     let metrics = app.metrics();
     actix_web::rt::spawn(app.run_until_stopped());
     TestApp {
@@ -307,12 +310,22 @@ async fn spawn_node(
         origins,
         cache,
         manifest,
+        populator,
         metrics,
         client: awc::Client::builder()
             .disable_redirects()
             .timeout(Duration::from_secs(30))
             .finish(),
     }
+}
+
+/// The admin token of nodes started by [`spawn_admin_app`].
+pub const TOKEN: &str = "test-admin-token-0123456789";
+
+/// caje in front of `origin` with the admin token [`TOKEN`] set.
+pub async fn spawn_admin_app(origin: &TestOrigin) -> TestApp {
+    let dir = Arc::new(tempfile::tempdir().expect("temp dir"));
+    spawn_app_in(origin, dir, |s| s.admin_token = Some(TOKEN.to_owned())).await
 }
 
 /// A response read whole (test bodies are small).
@@ -323,6 +336,10 @@ pub struct Reply {
 }
 
 impl Reply {
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("{e}: {}", self.body))
+    }
+
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers.get(name).and_then(|v| v.to_str().ok())
     }
@@ -363,6 +380,35 @@ impl TestApp {
         self.get_with(path, &[]).await
     }
 
+    /// An admin request: `token` as a bearer token, `json` as the body.
+    pub async fn admin(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        json: Option<serde_json::Value>,
+    ) -> Reply {
+        let method = awc::http::Method::from_bytes(method.as_bytes()).expect("method");
+        let mut req = self
+            .client
+            .request(method, self.url(path))
+            .insert_header(("accept", "application/json"));
+        if let Some(token) = token {
+            req = req.insert_header(("authorization", format!("Bearer {token}")));
+        }
+        let sent = match json {
+            Some(json) => req.send_json(&json).await,
+            None => req.send().await,
+        };
+        let mut res = sent.expect("caje answers");
+        let body = res.body().limit(1 << 20).await.expect("body");
+        Reply {
+            status: res.status().as_u16(),
+            headers: res.headers().clone(),
+            body: String::from_utf8_lossy(&body).into_owned(),
+        }
+    }
+
     pub async fn request(
         &self,
         method: &str,
@@ -399,8 +445,8 @@ impl TestApp {
     /// Waits until the manifest holds `n` pages, and returns them.
     pub async fn pages(&self, n: usize) -> Vec<Page> {
         eventually(|| async {
-            match self.manifest.send(ListPages).await {
-                Ok(Ok(pages)) if pages.len() >= n => Some(pages),
+            match self.manifest.send(ListPages::all()).await {
+                Ok(Ok(list)) if list.pages.len() >= n => Some(list.pages),
                 _ => None,
             }
         })

@@ -1,11 +1,13 @@
 //! One integration-test binary: each module covers one feature against a
 //! real origin on a loopback port and a real caje on port 0.
 
+mod admin;
 mod caching;
 mod cli;
 mod deploy;
 mod helpers;
 mod litefs;
 mod manifest;
+mod populator;
 mod proxying;
 mod storage;

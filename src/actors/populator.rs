@@ -1,0 +1,357 @@
+//! `Populator`: warms this node's cache with the pages the shared manifest
+//! lists and this node lacks (or holds only stale), so a page first seen in
+//! one region is soon a hit in every region. It runs every
+//! `populate_interval` and on demand, fetches with bounded concurrency and a
+//! per-origin rate limit, never fetches one page twice at once, backs off
+//! from failing origins, and stores only what the origin's answer allows
+//! (the same decision as the proxy's).
+
+use std::cell::RefCell;
+use std::collections::{HashMap, HashSet};
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use actix::prelude::*;
+use actix_web::http::header::{HeaderMap, HeaderName, HeaderValue, VIA};
+use futures_util::StreamExt;
+
+use super::cache_store::{CacheStore, HoldsFresh};
+use super::manifest::{ListPages, Manifest, ManifestError};
+use super::Mailbox;
+use crate::cache::CacheKey;
+use crate::config::{Origin, Settings};
+use crate::metrics::{ActorMeter, PopulatorMetrics};
+use crate::proxy::body::tee;
+use crate::proxy::{forward, store};
+
+/// The longest a failing origin is left alone.
+const MAX_BACKOFF: Duration = Duration::from_secs(300);
+
+#[derive(Debug, thiserror::Error)]
+pub enum PopulateError {
+    #[error("cannot read the manifest: {0}")]
+    Manifest(#[from] ManifestError),
+    #[error("{0} is not answering")]
+    NotAnswering(&'static str),
+}
+
+/// What one run queued.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct PopulateReport {
+    /// URLs queued for fetching, as `http://host/path`.
+    pub queued: Vec<String>,
+    /// Missing pages already being fetched by an earlier run.
+    pub already_in_flight: usize,
+}
+
+/// The populator's progress.
+#[derive(Debug, Clone, serde::Serialize, MessageResponse)]
+pub struct PopulatorStatus {
+    pub queued: i64,
+    pub in_flight: i64,
+    pub fetched: u64,
+    pub failed: u64,
+    pub deferred: u64,
+    pub runs: u64,
+    /// HTTP date of the last run.
+    pub last_run: Option<String>,
+}
+
+/// Pacing of requests to one origin.
+struct OriginPace {
+    next_slot: Instant,
+    failures: u32,
+    backoff_until: Option<Instant>,
+}
+
+/// What the actor and its fetches (on the same thread) share.
+#[derive(Default)]
+struct Shared {
+    /// Pages queued or being fetched.
+    pending: HashSet<CacheKey>,
+    origins: HashMap<String, OriginPace>,
+    last_run: Option<SystemTime>,
+}
+
+/// Everything one run needs, cheap to clone into its futures.
+#[derive(Clone)]
+struct Runner {
+    settings: Arc<Settings>,
+    cache: Mailbox<CacheStore>,
+    manifest: Mailbox<Manifest>,
+    client: awc::Client,
+    metrics: PopulatorMetrics,
+    shared: Rc<RefCell<Shared>>,
+}
+
+pub struct Populator {
+    runner: Runner,
+    meter: ActorMeter,
+}
+
+impl Populator {
+    /// Must be built on the thread the actor runs on: `client` is `!Send`.
+    pub fn new(
+        settings: Arc<Settings>,
+        cache: Mailbox<CacheStore>,
+        manifest: Mailbox<Manifest>,
+        client: awc::Client,
+        metrics: PopulatorMetrics,
+        meter: ActorMeter,
+    ) -> Self {
+        Self {
+            runner: Runner {
+                settings,
+                cache,
+                manifest,
+                client,
+                metrics,
+                shared: Rc::default(),
+            },
+            meter,
+        }
+    }
+}
+
+impl Actor for Populator {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        let interval = self.runner.settings.populate_interval;
+        ctx.run_interval(interval, |populator, _| {
+            let runner = populator.runner.clone();
+            actix_web::rt::spawn(async move {
+                if let Err(e) = runner.run().await {
+                    tracing::warn!(error = %e, "populator run failed");
+                }
+            });
+        });
+    }
+}
+
+impl Runner {
+    /// Queues what this node lacks and starts fetching it in the background.
+    #[tracing::instrument(name = "populator.run", skip_all)]
+    async fn run(self) -> Result<PopulateReport, PopulateError> {
+        let now = SystemTime::now();
+        self.metrics.runs.inc();
+        self.metrics.last_run_seconds.set(
+            now.duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs() as i64),
+        );
+        self.shared.borrow_mut().last_run = Some(now);
+
+        let pages = self
+            .manifest
+            .send(ListPages::all())
+            .await
+            .map_err(|_| PopulateError::NotAnswering("manifest"))??
+            .pages;
+        let keys: Vec<CacheKey> = pages
+            .into_iter()
+            .map(|p| CacheKey::new(&p.method, &p.host, &p.path_and_query))
+            .collect();
+        let held = self
+            .cache
+            .send(HoldsFresh(keys.clone()))
+            .await
+            .map_err(|_| PopulateError::NotAnswering("cache store"))?;
+        let mut queue = Vec::new();
+        let mut already_in_flight = 0;
+        {
+            let mut shared = self.shared.borrow_mut();
+            for (key, held) in keys.into_iter().zip(held) {
+                if held {
+                    continue;
+                }
+                if shared.pending.insert(key.clone()) {
+                    queue.push(key);
+                } else {
+                    already_in_flight += 1;
+                }
+            }
+        }
+        self.metrics.queued.add(queue.len() as i64);
+        let report = PopulateReport {
+            queued: queue
+                .iter()
+                .map(|k| format!("http://{}{}", k.host, k.path_and_query))
+                .collect(),
+            already_in_flight,
+        };
+        tracing::info!(
+            queued = queue.len(),
+            already_in_flight,
+            "populator queued pages"
+        );
+        let concurrency = self.settings.populate_concurrency;
+        actix_web::rt::spawn(async move {
+            futures_util::stream::iter(queue)
+                .for_each_concurrent(concurrency, |key| self.clone().populate(key))
+                .await;
+        });
+        Ok(report)
+    }
+
+    #[tracing::instrument(name = "populator.fetch", skip_all, fields(host = %key.host, path = %key.path_and_query))]
+    async fn populate(self, key: CacheKey) {
+        let outcome = self.fetch(&key).await;
+        self.metrics.queued.dec();
+        self.shared.borrow_mut().pending.remove(&key);
+        match outcome {
+            Outcome::Stored => self.metrics.fetched.inc(),
+            Outcome::Deferred => self.metrics.deferred.inc(),
+            Outcome::Failed(reason) => {
+                self.metrics.failed.inc();
+                tracing::warn!(host = %key.host, path = %key.path_and_query, %reason, "populator could not store a page");
+            }
+        }
+    }
+
+    async fn fetch(&self, key: &CacheKey) -> Outcome {
+        let Some(origin) = self.settings.origin_for(&key.host) else {
+            return Outcome::Failed(format!("no origin is configured for {}", key.host));
+        };
+        let Some(wait) = self.reserve_slot(origin) else {
+            return Outcome::Deferred;
+        };
+        actix_web::rt::time::sleep(wait).await;
+        self.metrics.in_flight.inc();
+        let outcome = self.fetch_now(key, origin).await;
+        self.metrics.in_flight.dec();
+        let origin_failed = matches!(&outcome, Err(OriginFailure(_)));
+        self.record_origin_health(origin, origin_failed);
+        match outcome {
+            Ok(true) => Outcome::Stored,
+            Ok(false) => Outcome::Failed("the origin's answer may not be stored".to_owned()),
+            Err(OriginFailure(reason)) => Outcome::Failed(reason),
+        }
+    }
+
+    /// How long to wait for this origin's next request slot; `None` while
+    /// the origin is backing off after failures.
+    fn reserve_slot(&self, origin: &Origin) -> Option<Duration> {
+        let now = Instant::now();
+        let mut shared = self.shared.borrow_mut();
+        let pace = shared
+            .origins
+            .entry(origin.host.clone())
+            .or_insert(OriginPace {
+                next_slot: now,
+                failures: 0,
+                backoff_until: None,
+            });
+        if pace.backoff_until.is_some_and(|until| until > now) {
+            return None;
+        }
+        let slot = pace.next_slot.max(now);
+        pace.next_slot =
+            slot + Duration::from_secs_f64(1.0 / f64::from(self.settings.populate_rate));
+        Some(slot - now)
+    }
+
+    fn record_origin_health(&self, origin: &Origin, failed: bool) {
+        let mut shared = self.shared.borrow_mut();
+        let Some(pace) = shared.origins.get_mut(&origin.host) else {
+            return;
+        };
+        if failed {
+            pace.failures = pace.failures.saturating_add(1);
+            let backoff = Duration::from_secs(1u64 << pace.failures.min(9)).min(MAX_BACKOFF);
+            pace.backoff_until = Some(Instant::now() + backoff);
+        } else {
+            pace.failures = 0;
+            pace.backoff_until = None;
+        }
+    }
+
+    /// Fetches one page and stores it when allowed: `Ok(true)` when stored.
+    async fn fetch_now(&self, key: &CacheKey, origin: &Origin) -> Result<bool, OriginFailure> {
+        let url = format!("{}{}", origin.upstream, key.path_and_query);
+        let mut request = self.client.get(url).timeout(origin.timeout);
+        let mut headers = HeaderMap::new();
+        headers.insert(VIA, HeaderValue::from_static("1.1 caje"));
+        if let Ok(host) = HeaderValue::from_str(&key.host) {
+            headers.insert(HeaderName::from_static("x-forwarded-host"), host);
+        }
+        *request.headers_mut() = headers;
+        let response = request
+            .send()
+            .await
+            .map_err(|e| OriginFailure(format!("origin {}: {e}", origin.upstream)))?;
+        if response.status().is_server_error() {
+            return Err(OriginFailure(format!(
+                "origin {} answered {}",
+                origin.upstream,
+                response.status()
+            )));
+        }
+        let passed_on = forward::response_headers(response.headers());
+        let no_request_headers = HeaderMap::new();
+        let Some((head, _ttl)) =
+            store::storable_head(key, &no_request_headers, &response, &passed_on)
+        else {
+            return Ok(false);
+        };
+        let len = store::content_length(response.headers());
+        let Some(sink) = store::begin_store(&self.cache, head, len).await else {
+            return Ok(false);
+        };
+        let mut body = std::pin::pin!(tee(response, Some(sink), len));
+        while let Some(chunk) = body.next().await {
+            chunk.map_err(|e| OriginFailure(format!("origin {} body: {e}", origin.upstream)))?;
+        }
+        Ok(true)
+    }
+}
+
+struct OriginFailure(String);
+
+enum Outcome {
+    Stored,
+    Deferred,
+    Failed(String),
+}
+
+/// Runs the populator now; answers what it queued.
+#[derive(Message)]
+#[rtype(result = "Result<PopulateReport, PopulateError>")]
+pub struct RunNow;
+
+impl Handler<RunNow> for Populator {
+    type Result = ResponseFuture<Result<PopulateReport, PopulateError>>;
+
+    fn handle(&mut self, _msg: RunNow, _ctx: &mut Self::Context) -> Self::Result {
+        let _handling = self.meter.handling("run_now");
+        Box::pin(self.runner.clone().run())
+    }
+}
+
+/// The populator's progress.
+#[derive(Message)]
+#[rtype(result = "PopulatorStatus")]
+pub struct GetStatus;
+
+impl Handler<GetStatus> for Populator {
+    type Result = PopulatorStatus;
+
+    fn handle(&mut self, _msg: GetStatus, _ctx: &mut Self::Context) -> PopulatorStatus {
+        let _handling = self.meter.handling("get_status");
+        let m = &self.runner.metrics;
+        PopulatorStatus {
+            queued: m.queued.get(),
+            in_flight: m.in_flight.get(),
+            fetched: m.fetched.get(),
+            failed: m.failed.get(),
+            deferred: m.deferred.get(),
+            runs: m.runs.get(),
+            last_run: self
+                .runner
+                .shared
+                .borrow()
+                .last_run
+                .map(httpdate::fmt_http_date),
+        }
+    }
+}

@@ -1,0 +1,132 @@
+//! Who may use the mutating admin endpoints: a request bearing the admin
+//! token (`Authorization: Bearer …`), or a browser that logged in once with
+//! it and holds the session cookie. Both are compared in constant time.
+
+use actix_web::cookie::{Cookie, SameSite};
+use actix_web::http::header;
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
+use serde::Deserialize;
+use subtle::ConstantTimeEq;
+
+use crate::config::ADMIN_TOKEN_ENV;
+
+const SESSION_COOKIE: &str = "caje_session";
+
+/// Why an admin request is refused.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    #[error("caje: the admin endpoints are off because no admin token is set; start caje with {ADMIN_TOKEN_ENV}=<a long random string>")]
+    NotConfigured,
+    #[error("caje: this admin endpoint needs the admin token: Authorization: Bearer <token>, or log in at /_caje/login")]
+    Unauthorized,
+}
+
+impl ResponseError for AuthError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            Self::NotConfigured => StatusCode::FORBIDDEN,
+            Self::Unauthorized => StatusCode::UNAUTHORIZED,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let mut response = HttpResponse::build(self.status_code());
+        if let Self::Unauthorized = self {
+            response.insert_header((header::WWW_AUTHENTICATE, "Bearer realm=\"caje\""));
+        }
+        response
+            .content_type("text/plain; charset=utf-8")
+            .body(format!("{self}\n"))
+    }
+}
+
+pub struct AdminAuth {
+    token: Option<String>,
+    /// Keys the session cookie: a fresh one per process, so a restart logs
+    /// every browser out and the cookie never holds the token itself.
+    session_key: [u8; 32],
+}
+
+impl AdminAuth {
+    pub fn new(token: Option<String>) -> Self {
+        Self {
+            token,
+            session_key: rand::random(),
+        }
+    }
+
+    fn session_value(&self, token: &str) -> String {
+        blake3::keyed_hash(&self.session_key, token.as_bytes())
+            .to_hex()
+            .to_string()
+    }
+
+    /// `Ok` for an authorised request; otherwise why not (it renders as
+    /// the response to send).
+    pub fn check(&self, req: &HttpRequest) -> Result<(), AuthError> {
+        let Some(token) = &self.token else {
+            return Err(AuthError::NotConfigured);
+        };
+        let bearer = req
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(str::trim);
+        if let Some(given) = bearer {
+            if bool::from(given.as_bytes().ct_eq(token.as_bytes())) {
+                return Ok(());
+            }
+        } else if let Some(cookie) = req.cookie(SESSION_COOKIE) {
+            let expected = self.session_value(token);
+            if bool::from(cookie.value().as_bytes().ct_eq(expected.as_bytes())) {
+                return Ok(());
+            }
+        }
+        Err(AuthError::Unauthorized)
+    }
+}
+
+const LOGIN_FORM: &str = r#"<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>caje: log in</title></head>
+<body style="font-family: system-ui, sans-serif; max-width: 30em; margin: 4em auto">
+<h1>caje</h1>
+<form method="post" action="/_caje/login">
+<label>Admin token <input type="password" name="token" id="token" autofocus required></label>
+<button type="submit" id="login">Log in</button>
+</form>
+</body></html>"#;
+
+pub async fn login_form() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/html; charset=utf-8")
+        .body(LOGIN_FORM)
+}
+
+#[derive(Deserialize)]
+pub struct LoginForm {
+    token: String,
+}
+
+/// Checks the token once and gives the browser a session cookie that only
+/// this node's `/_caje/` pages receive and scripts cannot read.
+pub async fn login(auth: web::Data<AdminAuth>, form: web::Form<LoginForm>) -> HttpResponse {
+    let Some(token) = &auth.token else {
+        return AuthError::NotConfigured.error_response();
+    };
+    if !bool::from(form.token.trim().as_bytes().ct_eq(token.as_bytes())) {
+        return HttpResponse::build(StatusCode::UNAUTHORIZED)
+            .content_type("text/html; charset=utf-8")
+            .body(LOGIN_FORM.replace("<form", "<p id=\"error\">Wrong token.</p><form"));
+    }
+    let cookie = Cookie::build(SESSION_COOKIE, auth.session_value(token))
+        .path("/_caje")
+        .http_only(true)
+        .same_site(SameSite::Strict)
+        .finish();
+    HttpResponse::SeeOther()
+        .cookie(cookie)
+        .insert_header((header::LOCATION, "/_caje/list"))
+        .finish()
+}

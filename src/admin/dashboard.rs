@@ -1,0 +1,108 @@
+//! The HTML of `/_caje/list`: a small dashboard whose buttons call the admin
+//! endpoints with the session cookie. maud escapes every value, so a URL
+//! from the manifest cannot inject markup.
+
+use maud::{html, Markup, PreEscaped, DOCTYPE};
+
+use super::list::ListView;
+
+const STYLE: &str = "body{font-family:system-ui,sans-serif;margin:2em;color:#222}\
+table{border-collapse:collapse;margin:.5em 0 1.5em}td,th{border:1px solid #ccc;padding:.25em .6em;text-align:left}\
+th{background:#f4f4f4}.stale,.missing{color:#a40}.fresh,.here{color:#070}\
+button{margin-right:.5em}#result{background:#f8f8f8;padding:.5em;min-height:1.5em}";
+
+/// Posts to an admin endpoint and shows its JSON answer; reloads the
+/// tables after a change so the page shows the new state.
+const SCRIPT: &str = r#"
+async function act(path, body) {
+  const out = document.getElementById('result');
+  out.textContent = 'working…';
+  const init = { method: 'POST', credentials: 'same-origin' };
+  if (body) { init.headers = { 'Content-Type': 'application/json' }; init.body = JSON.stringify(body); }
+  const res = await fetch(path, init);
+  const text = await res.text();
+  let shown = text;
+  try {
+    const data = JSON.parse(text);
+    if (path.endsWith('/populate')) {
+      shown = 'queued ' + data.queued.length + ' page(s)' + (data.queued.length ? ': ' + data.queued.join(' ') : '');
+    } else { shown = JSON.stringify(data); }
+  } catch (e) {}
+  out.textContent = res.status + ' ' + shown;
+  out.dataset.done = '1';
+}
+function purge() {
+  const url = document.getElementById('purge-url').value;
+  if (url) act('/_caje/purge', { url });
+}
+"#;
+
+pub fn render(view: &ListView) -> String {
+    let markup: Markup = html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                title { "caje: " (view.node.role.role) }
+                style { (PreEscaped(STYLE)) }
+                script { (PreEscaped(SCRIPT)) }
+            }
+            body {
+                h1 { "caje " small { (view.node.version) } }
+                p id="node" {
+                    "Role: " strong id="role" { (view.node.role.role) }
+                    @if let Some(primary) = &view.node.role.primary { " (primary: " (primary) ")" }
+                    " · up " (view.node.uptime_seconds) " s"
+                }
+                h2 { "Populator" }
+                p id="populator" {
+                    "queued " span id="queued" { (view.populator.queued) }
+                    " · in flight " (view.populator.in_flight)
+                    " · fetched " span id="fetched" { (view.populator.fetched) }
+                    " · failed " (view.populator.failed)
+                    " · deferred " (view.populator.deferred)
+                    " · runs " (view.populator.runs)
+                    " · last run " (view.populator.last_run.as_deref().unwrap_or("never"))
+                }
+                p {
+                    button id="populate" type="button" onclick="act('/_caje/populate')" { "Populate now" }
+                    button id="clear-fs" type="button" onclick="if(confirm('Empty this node\\'s file cache?'))act('/_caje/clear_fs')" { "Clear file cache" }
+                    button id="clear-db" type="button" onclick="if(confirm('Empty the manifest of every region?'))act('/_caje/clear_db')" { "Clear manifest" }
+                    input id="purge-url" type="url" placeholder="http://host/path" size="40";
+                    button id="purge" type="button" onclick="purge()" { "Purge URL" }
+                }
+                pre id="result" {}
+                h2 { "File cache (" span id="cache-total" { (view.cache.total) } " entries)" }
+                table id="entries" {
+                    tr { th { "host" } th { "path" } th { "size" } th { "stored" } th { "ttl" } th { "state" } }
+                    @for e in &view.cache.entries {
+                        tr {
+                            td { (e.host) } td.path { (e.path) } td { (e.size) } td { (e.stored_at) } td { (e.ttl) " s" }
+                            @if e.fresh { td.fresh { "fresh" } } @else { td.stale { "stale" } }
+                        }
+                    }
+                }
+                h2 { "Manifest (" span id="manifest-total" { (view.manifest.total) } " pages, shared by every region)" }
+                table id="pages" {
+                    tr { th { "method" } th { "host" } th { "path" } th { "first seen" } th { "last seen" } th { "stored" } th { "here" } }
+                    @for p in &view.manifest.pages {
+                        tr {
+                            td { (p.method) } td { (p.host) } td.path { (p.path) } td { (p.first_seen) } td { (p.last_seen) } td { (p.times_stored) }
+                            @if p.here { td.here { "yes" } } @else { td.missing { "missing" } }
+                        }
+                    }
+                }
+                p {
+                    @if view.page > 1 {
+                        a href={ "?page=" (view.page - 1) "&per_page=" (view.per_page) } { "← previous" } " "
+                    }
+                    "page " (view.page) " "
+                    @if view.page * view.per_page < view.cache.total.max(view.manifest.total) {
+                        a href={ "?page=" (view.page + 1) "&per_page=" (view.per_page) } { "next →" }
+                    }
+                }
+            }
+        }
+    };
+    markup.into_string()
+}

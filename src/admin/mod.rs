@@ -1,0 +1,72 @@
+//! The admin endpoints under `/_caje/`. Nothing under that path is ever
+//! forwarded to an origin. All but `health` and the login form need the
+//! admin token (see `auth`).
+
+pub mod actions;
+pub mod auth;
+mod dashboard;
+pub mod health;
+pub mod list;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
+
+use crate::actors::cache_store::CacheStore;
+use crate::actors::manifest::Manifest;
+use crate::actors::populator::Populator;
+use crate::actors::Mailbox;
+use crate::config::Settings;
+use crate::metrics::Metrics;
+use auth::AdminAuth;
+
+/// What the admin handlers share.
+pub struct AdminState {
+    pub settings: Arc<Settings>,
+    pub cache: Mailbox<CacheStore>,
+    pub manifest: Mailbox<Manifest>,
+    pub populator: Mailbox<Populator>,
+    pub metrics: Arc<Metrics>,
+    pub started: Instant,
+}
+
+/// The `/_caje` scope with every admin route.
+pub fn scope() -> actix_web::Scope {
+    web::scope("/_caje")
+        .route("/health", web::get().to(health::health))
+        .route("/login", web::get().to(auth::login_form))
+        .route("/login", web::post().to(auth::login))
+        .route("/metrics", web::get().to(metrics))
+        .route("/list", web::get().to(list::list))
+        .route("/clear_fs", web::post().to(actions::clear_fs))
+        .route("/clear_db", web::post().to(actions::clear_db))
+        .route("/populate", web::post().to(actions::populate))
+        .route("/purge", web::post().to(actions::purge))
+        .default_service(web::to(not_found))
+}
+
+async fn metrics(
+    req: HttpRequest,
+    auth: web::Data<AdminAuth>,
+    state: web::Data<AdminState>,
+) -> HttpResponse {
+    if let Err(refused) = auth.check(&req) {
+        return refused.error_response();
+    }
+    match state.metrics.render() {
+        Ok(text) => HttpResponse::Ok()
+            .content_type("text/plain; version=0.0.4; charset=utf-8")
+            .body(text),
+        Err(e) => {
+            tracing::error!(error = %e, "cannot render metrics");
+            HttpResponse::InternalServerError().body(format!("caje: cannot render metrics: {e}\n"))
+        }
+    }
+}
+
+async fn not_found() -> HttpResponse {
+    HttpResponse::NotFound()
+        .content_type("text/plain; charset=utf-8")
+        .body("caje: no such admin endpoint; see /_caje/list\n")
+}

@@ -1,0 +1,81 @@
+//! Whether an origin response is stored, and starting its entry. Shared by
+//! the proxy handler and the populator, so both decide alike.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use actix_web::http::header::{self, HeaderMap};
+use http_cache_semantics::CachePolicy;
+
+use super::http_compat;
+use crate::actors::cache_store::{BeginStore, CacheStore, StoreSink};
+use crate::actors::Mailbox;
+use crate::cache::key::{self, VaryValues};
+use crate::cache::{policy, CacheKey, EntryHead};
+
+/// The entry head to store and its time to live, when RFC 9111 (as a shared
+/// cache) lets caje store this response and the origin gave it freshness.
+/// `response_headers` are the origin's headers as caje passes them on.
+pub fn storable_head(
+    key: &CacheKey,
+    request_headers: &HeaderMap,
+    origin: &awc::ClientResponse,
+    response_headers: &HeaderMap,
+) -> Option<(EntryHead, u64)> {
+    // Cookies belong to one user; a shared copy would hand them to everyone.
+    if response_headers.contains_key(header::SET_COOKIE) {
+        return None;
+    }
+    let names = key::vary_names(origin.headers())?;
+    let vary: VaryValues = key::vary_values(&names, request_headers);
+    let now = SystemTime::now();
+    let policy = CachePolicy::new_options(
+        &http_compat::policy_request(key, request_headers, &vary),
+        &http_compat::policy_response(origin.status(), origin.headers()),
+        now,
+        policy::options(),
+    );
+    if !policy::is_storable(&policy, now) {
+        return None;
+    }
+    let ttl = policy.time_to_live(now).as_secs();
+    let stored_headers = response_headers
+        .iter()
+        .filter(|(name, _)| **name != header::AGE)
+        .map(|(name, value)| (name.as_str().to_owned(), value.as_bytes().to_vec()))
+        .collect();
+    let head = EntryHead {
+        key: key.clone(),
+        vary,
+        status: origin.status().as_u16(),
+        headers: stored_headers,
+        policy,
+        stored_at_ms: now
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64),
+    };
+    Some((head, ttl))
+}
+
+/// Starts an entry; `None` when the store cannot (it counts and logs why).
+pub async fn begin_store(
+    cache: &Mailbox<CacheStore>,
+    head: EntryHead,
+    expected_len: Option<u64>,
+) -> Option<StoreSink> {
+    match cache.send(BeginStore { head, expected_len }).await {
+        Ok(Ok(sink)) => Some(sink),
+        Ok(Err(_)) => None,
+        Err(e) => {
+            tracing::error!(error = %e, "cache store is not answering");
+            None
+        }
+    }
+}
+
+/// The `Content-Length` an origin announced.
+pub fn content_length(headers: &HeaderMap) -> Option<u64> {
+    headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+}

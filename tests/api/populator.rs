@@ -1,0 +1,131 @@
+//! The populator fetches what the manifest lists and this node lacks.
+
+use caje::actors::manifest::{PageVisit, WriteBatch};
+use caje::actors::populator::{GetStatus, RunNow};
+use serde_json::json;
+
+use crate::helpers::{eventually, spawn_admin_app, spawn_app_with, spawn_origin, HOST, TOKEN};
+
+#[actix_web::test]
+async fn populate_fetches_pages_this_node_lacks() {
+    let origin = spawn_origin().await;
+    let app = spawn_admin_app(&origin).await;
+    for path in ["/cache/w1", "/cache/w2", "/no-store"] {
+        app.get(path).await;
+    }
+    app.pages(2).await;
+    app.admin("POST", "/_caje/clear_fs", Some(TOKEN), None)
+        .await;
+
+    let reply = app
+        .admin("POST", "/_caje/populate", Some(TOKEN), None)
+        .await;
+    assert_eq!(reply.status, 200);
+    let mut queued: Vec<String> =
+        serde_json::from_value(reply.json()["queued"].clone()).expect("urls");
+    queued.sort();
+    assert_eq!(
+        queued,
+        [
+            format!("http://{HOST}/cache/w1"),
+            format!("http://{HOST}/cache/w2")
+        ]
+    );
+    eventually(|| async {
+        let s = app.populator.send(GetStatus).await.expect("status");
+        (s.fetched == 2 && s.queued == 0 && s.in_flight == 0).then_some(())
+    })
+    .await;
+    app.stored(4).await;
+    for path in ["/cache/w1", "/cache/w2"] {
+        let reply = app.get(path).await;
+        assert!(
+            reply.cache_status().contains("hit"),
+            "{path}: {}",
+            reply.cache_status()
+        );
+        assert_eq!(reply.body, format!("{path} #2"));
+        assert_eq!(origin.counter.get(path), 2);
+    }
+    // Nothing is missing now: a second run queues nothing.
+    let again = app
+        .admin("POST", "/_caje/populate", Some(TOKEN), None)
+        .await
+        .json();
+    assert_eq!(again["queued"], json!([]));
+}
+
+#[actix_web::test]
+async fn a_page_is_never_fetched_twice_at_once() {
+    let origin = spawn_origin().await;
+    let app = spawn_admin_app(&origin).await;
+    app.get("/sleep/400").await;
+    app.pages(1).await;
+    app.admin("POST", "/_caje/clear_fs", Some(TOKEN), None)
+        .await;
+
+    let first = app
+        .populator
+        .send(RunNow)
+        .await
+        .expect("answer")
+        .expect("run");
+    let second = app
+        .populator
+        .send(RunNow)
+        .await
+        .expect("answer")
+        .expect("run");
+    assert_eq!(first.queued.len(), 1);
+    assert_eq!((second.queued.len(), second.already_in_flight), (0, 1));
+    eventually(|| async {
+        let s = app.populator.send(GetStatus).await.expect("status");
+        (s.fetched == 1).then_some(())
+    })
+    .await;
+    assert_eq!(origin.counter.get("/sleep/400"), 2);
+}
+
+#[actix_web::test]
+async fn a_failing_origin_is_backed_off() {
+    let port = crate::helpers::closed_port();
+    let app = spawn_app_with(vec![(
+        HOST,
+        format!("http://127.0.0.1:{port}"),
+        std::time::Duration::from_secs(5),
+    )])
+    .await;
+    // Another region stored the page: its row is in the manifest.
+    let key = caje::cache::CacheKey::new("GET", HOST, "/cache/elsewhere");
+    app.manifest
+        .send(WriteBatch(vec![PageVisit::now(key)]))
+        .await
+        .expect("write");
+
+    let run = app
+        .populator
+        .send(RunNow)
+        .await
+        .expect("answer")
+        .expect("run");
+    assert_eq!(run.queued.len(), 1);
+    eventually(|| async {
+        let s = app.populator.send(GetStatus).await.expect("status");
+        (s.failed == 1).then_some(())
+    })
+    .await;
+    app.populator
+        .send(RunNow)
+        .await
+        .expect("answer")
+        .expect("run");
+    let status = eventually(|| async {
+        let s = app.populator.send(GetStatus).await.expect("status");
+        (s.deferred == 1).then_some(s)
+    })
+    .await;
+    assert_eq!(
+        status.failed, 1,
+        "the origin was not asked again while backing off"
+    );
+}
