@@ -29,6 +29,12 @@ struct Cli {
 enum Command {
     /// Validate a config file and exit: 0 when valid, 2 with the reason when not.
     CheckConfig { file: PathBuf },
+    /// Run only the demo's slow origin (for a local cluster or a browser test).
+    DemoOrigin {
+        /// Address to listen on; port 0 picks a free port (announced on stdout).
+        #[arg(long, default_value = DEMO_ORIGIN)]
+        listen: String,
+    },
 }
 
 /// Where the demo's slow server listens.
@@ -54,7 +60,20 @@ fn main() -> anyhow::Result<()> {
         }
     }
     telemetry::init(cli.log_format);
+    if let Some(Command::DemoOrigin { listen }) = &cli.command {
+        return actix_web::rt::System::new().block_on(serve_demo_origin(listen));
+    }
     actix_web::rt::System::new().block_on(serve(cli.config))
+}
+
+async fn serve_demo_origin(listen: &str) -> anyhow::Result<()> {
+    let listener = TcpListener::bind(listen)
+        .with_context(|| format!("the demo origin cannot listen on {listen}"))?;
+    let port = listener.local_addr()?.port();
+    let origin = caje::demo_origin::run(listener)?;
+    println!("demo origin listening on port {port}");
+    origin.await?;
+    Ok(())
 }
 
 async fn serve(config: Option<PathBuf>) -> anyhow::Result<()> {
