@@ -5,7 +5,7 @@
 use std::time::Instant;
 
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    Encoder, Gauge, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
     IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
@@ -320,7 +320,7 @@ pub struct ManifestMetrics {
     pub halt_hold_seconds: Histogram,
     /// 1 for the node's current role (`primary` or `replica`), 0 for the other.
     pub role: IntGaugeVec,
-    pub lag_ms: IntGauge,
+    pub lag_seconds: Gauge,
 }
 
 impl ManifestMetrics {
@@ -366,10 +366,10 @@ impl ManifestMetrics {
                 "1 for this node's LiteFS role (primary or replica).",
                 &["role"],
             )?,
-            lag_ms: r.gauge(
-                "caje_litefs_lag_milliseconds",
+            lag_seconds: r.add(Gauge::new(
+                "caje_litefs_lag_seconds",
                 "Replication lag LiteFS last reported (-1 before initial replication).",
-            )?,
+            ))?,
         })
     }
 }

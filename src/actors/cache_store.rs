@@ -645,6 +645,7 @@ impl Handler<GetCacheStats> for CacheStore {
 
     fn handle(&mut self, _msg: GetCacheStats, _ctx: &mut Self::Context) -> CacheStats {
         let _handling = self.meter.handling("get_cache_stats");
+        let _span = tracing::debug_span!("cache_store.get_cache_stats").entered();
         let m = &self.metrics;
         CacheStats {
             entries: m.entries.get().max(0) as u64,

@@ -302,11 +302,11 @@ impl Manifest {
                 .with_label_values(&["replica"])
                 .set(i64::from(replica));
             let lag = match litefs::lag(&self.litefs.dir) {
-                Ok(Some(Lag::Millis(ms))) => i64::try_from(ms).unwrap_or(i64::MAX),
-                Ok(Some(Lag::NotReplicatedYet)) => -1,
-                _ => 0,
+                Ok(Some(Lag::Millis(ms))) => ms as f64 / 1000.0,
+                Ok(Some(Lag::NotReplicatedYet)) => -1.0,
+                _ => 0.0,
             };
-            self.metrics.lag_ms.set(lag);
+            self.metrics.lag_seconds.set(lag);
         }
         replica
     }
@@ -531,6 +531,7 @@ impl Handler<GetRole> for Manifest {
 
     fn handle(&mut self, _msg: GetRole, _ctx: &mut Self::Context) -> RoleReport {
         let _handling = self.meter.handling("get_role");
+        let _span = tracing::debug_span!("manifest.get_role").entered();
         self.observe_role();
         match self.litefs.role() {
             None => RoleReport {

@@ -338,6 +338,7 @@ impl Handler<GetStatus> for Populator {
 
     fn handle(&mut self, _msg: GetStatus, _ctx: &mut Self::Context) -> PopulatorStatus {
         let _handling = self.meter.handling("get_status");
+        let _span = tracing::debug_span!("populator.get_status").entered();
         let m = &self.runner.metrics;
         PopulatorStatus {
             queued: m.queued.get(),
