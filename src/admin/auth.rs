@@ -89,7 +89,7 @@ impl AdminAuth {
 }
 
 const LOGIN_FORM: &str = r#"<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>caje: log in</title></head>
+<html lang="en"><head><meta charset="utf-8"><link rel="icon" href="data:,"><title>caje: log in</title></head>
 <body style="font-family: system-ui, sans-serif; max-width: 30em; margin: 4em auto">
 <h1>caje</h1>
 <form method="post" action="/_caje/login">

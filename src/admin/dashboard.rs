@@ -11,24 +11,29 @@ table{border-collapse:collapse;margin:.5em 0 1.5em}td,th{border:1px solid #ccc;p
 th{background:#f4f4f4}.stale,.missing{color:#a40}.fresh,.here{color:#070}\
 button{margin-right:.5em}#result{background:#f8f8f8;padding:.5em;min-height:1.5em}";
 
-/// Posts to an admin endpoint and shows its JSON answer; reloads the
-/// tables after a change so the page shows the new state.
+/// Posts to an admin endpoint and shows its answer in `#result` (reload
+/// the page to see the tables change); a network failure is shown too.
 const SCRIPT: &str = r#"
 async function act(path, body) {
   const out = document.getElementById('result');
   out.textContent = 'working…';
+  delete out.dataset.done;
   const init = { method: 'POST', credentials: 'same-origin' };
   if (body) { init.headers = { 'Content-Type': 'application/json' }; init.body = JSON.stringify(body); }
-  const res = await fetch(path, init);
-  const text = await res.text();
-  let shown = text;
   try {
-    const data = JSON.parse(text);
-    if (path.endsWith('/populate')) {
-      shown = 'queued ' + data.queued.length + ' page(s)' + (data.queued.length ? ': ' + data.queued.join(' ') : '');
-    } else { shown = JSON.stringify(data); }
-  } catch (e) {}
-  out.textContent = res.status + ' ' + shown;
+    const res = await fetch(path, init);
+    const text = await res.text();
+    let shown = text;
+    try {
+      const data = JSON.parse(text);
+      if (path.endsWith('/populate')) {
+        shown = 'queued ' + data.queued.length + ' page(s)' + (data.queued.length ? ': ' + data.queued.join(' ') : '');
+      } else { shown = JSON.stringify(data); }
+    } catch (e) {}
+    out.textContent = res.status + ' ' + shown;
+  } catch (e) {
+    out.textContent = 'failed: ' + e;
+  }
   out.dataset.done = '1';
 }
 function purge() {
@@ -43,6 +48,8 @@ pub fn render(view: &ListView) -> String {
         html lang="en" {
             head {
                 meta charset="utf-8";
+                // No favicon: the browser would ask the proxy for one.
+                link rel="icon" href="data:,";
                 title { "caje: " (view.node.role.role) }
                 style { (PreEscaped(STYLE)) }
                 script { (PreEscaped(SCRIPT)) }
