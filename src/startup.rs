@@ -147,7 +147,7 @@ impl Application {
             metrics: metrics.clone(),
             started: std::time::Instant::now(),
         });
-        let auth = web::Data::new(AdminAuth::new(settings.admin_token.clone()));
+        let auth = web::Data::new(AdminAuth::new(settings.admin_token.clone(), port));
         let mut server = HttpServer::new(move || {
             App::new()
                 .wrap(TracingLogger::<RequestSpan>::new())

@@ -122,7 +122,7 @@ try {
     page.click('button#login'),
   ]);
   await page.waitForSelector('#error');
-  const wrongCookies = (await context.cookies()).filter((c) => c.name === 'caje_session');
+  const wrongCookies = (await context.cookies()).filter((c) => c.name.startsWith('caje_session'));
   check(
     'a wrong token is refused (401, #error shown, no session cookie)',
     wrongResponse.status() === 401 &&
@@ -148,7 +148,7 @@ try {
   // All cookies: filtering by URL would also filter by path, and this one is
   // scoped to /_caje.
   const cookies = await context.cookies();
-  const session = cookies.find((c) => c.name === 'caje_session');
+  const session = cookies.find((c) => c.name.startsWith('caje_session'));
   check(
     'session cookie caje_session is HttpOnly, SameSite=Strict, Path=/_caje',
     !!session && session.httpOnly && session.sameSite === 'Strict' && session.path === '/_caje',

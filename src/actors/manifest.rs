@@ -178,19 +178,26 @@ pub fn prepare(path: &Path, litefs: &LiteFsWrites) -> Result<(), ManifestError> 
         });
     }
     let mut conn = connect(path)?;
-    let pending = pending_migrations(&mut conn)?;
-    if pending.is_empty() {
+    if pending_migrations(&mut conn)?.is_empty() {
         return Ok(());
     }
     let replica = matches!(litefs.role(), Some(Role::Replica { .. }));
     let guard = replica.then(|| litefs.halt.acquire()).transpose()?;
-    tracing::info!(
-        ?pending,
-        under_halt = guard.is_some(),
-        "applying manifest migrations"
-    );
-    conn.run_pending_migrations(MIGRATIONS)
-        .map_err(|e| ManifestError::Migration(e.to_string()))?;
+    // Checked again inside the write lock: nodes starting together on one
+    // database must not both create the tables.
+    conn.immediate_transaction(|conn| -> Result<(), ManifestError> {
+        let pending = pending_migrations(conn)?;
+        if !pending.is_empty() {
+            tracing::info!(
+                ?pending,
+                under_halt = replica,
+                "applying manifest migrations"
+            );
+            conn.run_pending_migrations(MIGRATIONS)
+                .map_err(|e| ManifestError::Migration(e.to_string()))?;
+        }
+        Ok(())
+    })?;
     drop(guard);
     Ok(())
 }

@@ -119,13 +119,23 @@ impl Actor for Populator {
 
     fn started(&mut self, ctx: &mut Self::Context) {
         let interval = self.runner.settings.populate_interval;
-        ctx.run_interval(interval, |populator, _| {
-            let runner = populator.runner.clone();
-            actix_web::rt::spawn(async move {
-                if let Err(e) = runner.run().await {
-                    tracing::warn!(error = %e, "populator run failed");
-                }
-            });
+        // A random first delay, so nodes started together do not all ask
+        // the origin for the same pages at the same moment.
+        let first = interval.mul_f64(rand::random::<f64>());
+        ctx.run_later(first, move |populator, ctx| {
+            populator.spawn_run();
+            ctx.run_interval(interval, |populator, _| populator.spawn_run());
+        });
+    }
+}
+
+impl Populator {
+    fn spawn_run(&self) {
+        let runner = self.runner.clone();
+        actix_web::rt::spawn(async move {
+            if let Err(e) = runner.run().await {
+                tracing::warn!(error = %e, "populator run failed");
+            }
         });
     }
 }

@@ -11,8 +11,6 @@ use subtle::ConstantTimeEq;
 
 use crate::config::ADMIN_TOKEN_ENV;
 
-const SESSION_COOKIE: &str = "caje_session";
-
 /// Why an admin request is refused.
 #[derive(Debug, thiserror::Error)]
 pub enum AuthError {
@@ -43,15 +41,20 @@ impl ResponseError for AuthError {
 
 pub struct AdminAuth {
     token: Option<String>,
+    /// `caje_session_<port>`: browsers send cookies to every port of a
+    /// host, so nodes sharing a host name need cookies of their own.
+    cookie_name: String,
     /// Keys the session cookie: a fresh one per process, so a restart logs
     /// every browser out and the cookie never holds the token itself.
     session_key: [u8; 32],
 }
 
 impl AdminAuth {
-    pub fn new(token: Option<String>) -> Self {
+    /// `port` is the node's listening port, naming its session cookie.
+    pub fn new(token: Option<String>, port: u16) -> Self {
         Self {
             token,
+            cookie_name: format!("caje_session_{port}"),
             session_key: rand::random(),
         }
     }
@@ -78,7 +81,7 @@ impl AdminAuth {
             if bool::from(given.as_bytes().ct_eq(token.as_bytes())) {
                 return Ok(());
             }
-        } else if let Some(cookie) = req.cookie(SESSION_COOKIE) {
+        } else if let Some(cookie) = req.cookie(&self.cookie_name) {
             let expected = self.session_value(token);
             if bool::from(cookie.value().as_bytes().ct_eq(expected.as_bytes())) {
                 return Ok(());
@@ -109,8 +112,8 @@ pub struct LoginForm {
     token: String,
 }
 
-/// Checks the token once and gives the browser a session cookie that only
-/// this node's `/_caje/` pages receive and scripts cannot read.
+/// Checks the token once and gives the browser a session cookie for this
+/// node's `/_caje/` pages that scripts cannot read.
 pub async fn login(auth: web::Data<AdminAuth>, form: web::Form<LoginForm>) -> HttpResponse {
     let Some(token) = &auth.token else {
         return AuthError::NotConfigured.error_response();
@@ -120,7 +123,7 @@ pub async fn login(auth: web::Data<AdminAuth>, form: web::Form<LoginForm>) -> Ht
             .content_type("text/html; charset=utf-8")
             .body(LOGIN_FORM.replace("<form", "<p id=\"error\">Wrong token.</p><form"));
     }
-    let cookie = Cookie::build(SESSION_COOKIE, auth.session_value(token))
+    let cookie = Cookie::build(auth.cookie_name.clone(), auth.session_value(token))
         .path("/_caje")
         .http_only(true)
         .same_site(SameSite::Strict)

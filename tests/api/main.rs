@@ -8,6 +8,7 @@ mod deploy;
 mod helpers;
 mod litefs;
 mod manifest;
+mod multinode;
 mod populator;
 mod proxying;
 mod storage;

@@ -56,3 +56,31 @@ async fn storing_again_touches_the_row() {
     assert_eq!(touched[0].first_seen, first[0].first_seen);
     assert!(touched[0].last_seen >= first[0].last_seen);
 }
+
+#[test]
+fn nodes_preparing_a_fresh_database_at_once_all_succeed() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let database = dir.path().join("manifest.db");
+    let litefs = manifest::LiteFsWrites::new(
+        caje::config::LiteFsMode::Off,
+        &database,
+        std::time::Duration::from_secs(1),
+    );
+    let barrier = std::sync::Barrier::new(8);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..8)
+            .map(|_| {
+                scope.spawn(|| {
+                    barrier.wait();
+                    manifest::prepare(&database, &litefs)
+                })
+            })
+            .collect();
+        for handle in handles {
+            handle
+                .join()
+                .expect("no panic")
+                .expect("every node finds the database ready");
+        }
+    });
+}
