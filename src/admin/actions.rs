@@ -2,11 +2,10 @@
 //! and answers with JSON saying what it did.
 
 use actix_web::http::{StatusCode, Uri};
-use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
+use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::auth::AdminAuth;
 use super::AdminState;
 use crate::actors::cache_store::{Clear, Purge};
 use crate::actors::manifest::ClearPages;
@@ -19,14 +18,7 @@ fn unavailable(actor: &str, error: impl std::fmt::Display) -> HttpResponse {
 }
 
 /// `POST /_caje/clear_fs`: empties this node's file cache.
-pub async fn clear_fs(
-    req: HttpRequest,
-    auth: web::Data<AdminAuth>,
-    state: web::Data<AdminState>,
-) -> HttpResponse {
-    if let Err(refused) = auth.check(&req) {
-        return refused.error_response();
-    }
+pub async fn clear_fs(state: web::Data<AdminState>) -> HttpResponse {
     match state.cache.send(Clear).await {
         Ok(removed) => HttpResponse::Ok().json(json!({ "removed_entries": removed })),
         Err(e) => unavailable("cache store", e),
@@ -34,14 +26,7 @@ pub async fn clear_fs(
 }
 
 /// `POST /_caje/clear_db`: empties the shared manifest, for every region.
-pub async fn clear_db(
-    req: HttpRequest,
-    auth: web::Data<AdminAuth>,
-    state: web::Data<AdminState>,
-) -> HttpResponse {
-    if let Err(refused) = auth.check(&req) {
-        return refused.error_response();
-    }
+pub async fn clear_db(state: web::Data<AdminState>) -> HttpResponse {
     match state.manifest.send(ClearPages).await {
         Ok(Ok(removed)) => HttpResponse::Ok().json(json!({ "removed_pages": removed })),
         Ok(Err(e)) => HttpResponse::InternalServerError()
@@ -51,14 +36,7 @@ pub async fn clear_db(
 }
 
 /// `POST /_caje/populate`: runs the populator now; answers what it queued.
-pub async fn populate(
-    req: HttpRequest,
-    auth: web::Data<AdminAuth>,
-    state: web::Data<AdminState>,
-) -> HttpResponse {
-    if let Err(refused) = auth.check(&req) {
-        return refused.error_response();
-    }
+pub async fn populate(state: web::Data<AdminState>) -> HttpResponse {
     match state.populator.send(RunNow).await {
         Ok(Ok(report)) => HttpResponse::Ok().json(report),
         Ok(Err(e)) => HttpResponse::InternalServerError()
@@ -75,16 +53,12 @@ pub struct PurgeRequest {
 }
 
 /// `POST /_caje/purge` with `url` (JSON or form): drops that URL's stored
-/// responses on this node. The body is read only once the token is checked.
+/// responses on this node.
 pub async fn purge(
     req: HttpRequest,
-    auth: web::Data<AdminAuth>,
     state: web::Data<AdminState>,
     body: web::Bytes,
 ) -> HttpResponse {
-    if let Err(refused) = auth.check(&req) {
-        return refused.error_response();
-    }
     let json = req
         .headers()
         .get(actix_web::http::header::CONTENT_TYPE)

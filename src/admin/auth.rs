@@ -2,9 +2,12 @@
 //! token (`Authorization: Bearer …`), or a browser that logged in once with
 //! it and holds the session cookie. Both are compared in constant time.
 
+use actix_web::body::{EitherBody, MessageBody};
 use actix_web::cookie::{Cookie, SameSite};
+use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header;
-use actix_web::http::StatusCode;
+use actix_web::http::{Method, StatusCode};
+use actix_web::middleware::Next;
 use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
 use serde::Deserialize;
 use subtle::ConstantTimeEq;
@@ -89,6 +92,37 @@ impl AdminAuth {
         }
         Err(AuthError::Unauthorized)
     }
+}
+
+/// Middleware for the protected admin routes: lets an authorised request
+/// through; sends a browser asking for a page to the login form; refuses
+/// anything else with the reason.
+pub async fn require_token(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
+    let verdict = match req.app_data::<web::Data<AdminAuth>>() {
+        Some(auth) => auth.check(req.request()),
+        None => Err(AuthError::NotConfigured),
+    };
+    let refusal = match verdict {
+        Ok(()) => return Ok(next.call(req).await?.map_into_left_body()),
+        Err(AuthError::Unauthorized) if wants_page(&req) => HttpResponse::SeeOther()
+            .insert_header((header::LOCATION, "/_caje/login"))
+            .finish(),
+        Err(refused) => refused.error_response(),
+    };
+    Ok(req.into_response(refusal).map_into_right_body())
+}
+
+/// A browser navigating to a page (as opposed to a script wanting data).
+fn wants_page(req: &ServiceRequest) -> bool {
+    req.method() == Method::GET
+        && req
+            .headers()
+            .get(header::ACCEPT)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.contains("text/html"))
 }
 
 const LOGIN_FORM: &str = r#"<!doctype html>

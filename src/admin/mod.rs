@@ -1,6 +1,6 @@
 //! The admin endpoints under `/_caje/`. Nothing under that path is ever
 //! forwarded to an origin. All but `health` and the login form need the
-//! admin token (see `auth`).
+//! admin token, checked by `auth::require_token` before their handlers run.
 
 pub mod actions;
 pub mod auth;
@@ -11,7 +11,8 @@ pub mod list;
 use std::sync::Arc;
 use std::time::Instant;
 
-use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
+use actix_web::middleware::from_fn;
+use actix_web::{web, HttpResponse};
 
 use crate::actors::cache_store::CacheStore;
 use crate::actors::manifest::Manifest;
@@ -19,7 +20,6 @@ use crate::actors::populator::Populator;
 use crate::actors::Mailbox;
 use crate::config::Settings;
 use crate::metrics::Metrics;
-use auth::AdminAuth;
 
 /// What the admin handlers share.
 pub struct AdminState {
@@ -33,27 +33,25 @@ pub struct AdminState {
 
 /// The `/_caje` scope with every admin route.
 pub fn scope() -> actix_web::Scope {
+    let protected = |path: &str, route: actix_web::Route| {
+        web::resource(path)
+            .wrap(from_fn(auth::require_token))
+            .route(route)
+    };
     web::scope("/_caje")
         .route("/health", web::get().to(health::health))
         .route("/login", web::get().to(auth::login_form))
         .route("/login", web::post().to(auth::login))
-        .route("/metrics", web::get().to(metrics))
-        .route("/list", web::get().to(list::list))
-        .route("/clear_fs", web::post().to(actions::clear_fs))
-        .route("/clear_db", web::post().to(actions::clear_db))
-        .route("/populate", web::post().to(actions::populate))
-        .route("/purge", web::post().to(actions::purge))
+        .service(protected("/metrics", web::get().to(metrics)))
+        .service(protected("/list", web::get().to(list::list)))
+        .service(protected("/clear_fs", web::post().to(actions::clear_fs)))
+        .service(protected("/clear_db", web::post().to(actions::clear_db)))
+        .service(protected("/populate", web::post().to(actions::populate)))
+        .service(protected("/purge", web::post().to(actions::purge)))
         .default_service(web::to(not_found))
 }
 
-async fn metrics(
-    req: HttpRequest,
-    auth: web::Data<AdminAuth>,
-    state: web::Data<AdminState>,
-) -> HttpResponse {
-    if let Err(refused) = auth.check(&req) {
-        return refused.error_response();
-    }
+async fn metrics(state: web::Data<AdminState>) -> HttpResponse {
     match state.metrics.render() {
         Ok(text) => HttpResponse::Ok()
             .content_type("text/plain; version=0.0.4; charset=utf-8")

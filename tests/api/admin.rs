@@ -252,10 +252,11 @@ async fn a_browser_logs_in_once_and_sees_the_dashboard() {
     app.get("/cache/page?a=1&b='x'").await;
     app.pages(1).await;
 
-    // Not logged in: sent to the form.
+    // Not logged in: a browser is sent to the form (a script gets 401, above).
     let res = app
         .client
         .get(app.url("/_caje/list"))
+        .insert_header(("accept", "text/html,application/xhtml+xml"))
         .send()
         .await
         .expect("answer");

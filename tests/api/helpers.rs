@@ -312,10 +312,7 @@ async fn spawn_node(
         manifest,
         populator,
         metrics,
-        client: awc::Client::builder()
-            .disable_redirects()
-            .timeout(Duration::from_secs(30))
-            .finish(),
+        client: test_client(),
     }
 }
 
@@ -388,25 +385,7 @@ impl TestApp {
         token: Option<&str>,
         json: Option<serde_json::Value>,
     ) -> Reply {
-        let method = awc::http::Method::from_bytes(method.as_bytes()).expect("method");
-        let mut req = self
-            .client
-            .request(method, self.url(path))
-            .insert_header(("accept", "application/json"));
-        if let Some(token) = token {
-            req = req.insert_header(("authorization", format!("Bearer {token}")));
-        }
-        let sent = match json {
-            Some(json) => req.send_json(&json).await,
-            None => req.send().await,
-        };
-        let mut res = sent.expect("caje answers");
-        let body = res.body().limit(1 << 20).await.expect("body");
-        Reply {
-            status: res.status().as_u16(),
-            headers: res.headers().clone(),
-            body: String::from_utf8_lossy(&body).into_owned(),
-        }
+        admin_request(&self.client, &self.url(path), method, token, json).await
     }
 
     pub async fn request(
@@ -416,21 +395,7 @@ impl TestApp {
         path: &str,
         headers: &[(&str, &str)],
     ) -> Reply {
-        let method = awc::http::Method::from_bytes(method.as_bytes()).expect("method");
-        let mut req = self
-            .client
-            .request(method, self.url(path))
-            .insert_header(("host", host));
-        for (k, v) in headers {
-            req = req.insert_header((*k, *v));
-        }
-        let mut res = req.send().await.expect("caje answers");
-        let body = res.body().limit(1 << 20).await.expect("body");
-        Reply {
-            status: res.status().as_u16(),
-            headers: res.headers().clone(),
-            body: String::from_utf8_lossy(&body).into_owned(),
-        }
+        request(&self.client, &self.url(path), method, host, headers).await
     }
 
     /// Waits until the store has committed `n` entries in all.
@@ -452,6 +417,61 @@ impl TestApp {
         })
         .await
     }
+}
+
+/// A request to `url` for `host` with extra headers, read whole.
+pub async fn request(
+    client: &awc::Client,
+    url: &str,
+    method: &str,
+    host: &str,
+    headers: &[(&str, &str)],
+) -> Reply {
+    let method = awc::http::Method::from_bytes(method.as_bytes()).expect("method");
+    let mut req = client.request(method, url).insert_header(("host", host));
+    for (k, v) in headers {
+        req = req.insert_header((*k, *v));
+    }
+    read(req.send().await.unwrap_or_else(|e| panic!("{url}: {e}"))).await
+}
+
+/// An admin request asking for JSON: `token` as a bearer token, `json` as the body.
+pub async fn admin_request(
+    client: &awc::Client,
+    url: &str,
+    method: &str,
+    token: Option<&str>,
+    json: Option<serde_json::Value>,
+) -> Reply {
+    let method = awc::http::Method::from_bytes(method.as_bytes()).expect("method");
+    let mut req = client
+        .request(method, url)
+        .insert_header(("accept", "application/json"));
+    if let Some(token) = token {
+        req = req.insert_header(("authorization", format!("Bearer {token}")));
+    }
+    let sent = match json {
+        Some(json) => req.send_json(&json).await,
+        None => req.send().await,
+    };
+    read(sent.unwrap_or_else(|e| panic!("{url}: {e}"))).await
+}
+
+async fn read(mut res: awc::ClientResponse) -> Reply {
+    let body = res.body().limit(1 << 20).await.expect("body");
+    Reply {
+        status: res.status().as_u16(),
+        headers: res.headers().clone(),
+        body: String::from_utf8_lossy(&body).into_owned(),
+    }
+}
+
+/// A client for tests: no redirects followed, generous timeout.
+pub fn test_client() -> awc::Client {
+    awc::Client::builder()
+        .disable_redirects()
+        .timeout(Duration::from_secs(30))
+        .finish()
 }
 
 /// Polls `check` every 20 ms until it yields a value; fails the test after 10 s.
@@ -480,21 +500,32 @@ pub fn closed_port() -> u16 {
 }
 
 /// A caje process started from the built binary, for what only a real
-/// process shows (peak memory, exit codes). Killed when dropped.
+/// process shows (peak memory, exit codes, nodes sharing a database). Its
+/// stderr goes to `<config>.log`, printed if the test fails. Killed when dropped.
 pub struct CajeProcess {
+    pub name: String,
     pub child: std::process::Child,
     pub port: u16,
+    log: PathBuf,
 }
 
 impl CajeProcess {
     /// Starts `caje --config <file>` and waits for its "listening" line.
     pub async fn start(config: &Path) -> CajeProcess {
+        Self::start_with("caje", config, &[]).await
+    }
+
+    /// The same, named `name` in messages, with extra environment variables.
+    pub async fn start_with(name: &str, config: &Path, env: &[(&str, &str)]) -> CajeProcess {
         use std::io::BufRead;
+        let log = config.with_extension("log");
         let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_caje"))
             .arg("--config")
             .arg(config)
-            .env("RUST_LOG", "warn")
+            .env("RUST_LOG", "caje=info")
+            .envs(env.iter().copied())
             .stdout(std::process::Stdio::piped())
+            .stderr(std::fs::File::create(&log).expect("log file"))
             .spawn()
             .expect("caje binary starts");
         let stdout = child.stdout.take().expect("stdout");
@@ -513,11 +544,21 @@ impl CajeProcess {
                 }
             }
         });
-        let port = tokio::time::timeout(Duration::from_secs(30), rx)
+        let mut process = CajeProcess {
+            name: name.to_owned(),
+            child,
+            port: 0,
+            log,
+        };
+        process.port = tokio::time::timeout(Duration::from_secs(30), rx)
             .await
-            .expect("caje announces its port in time")
-            .expect("caje announces its port");
-        CajeProcess { child, port }
+            .unwrap_or_else(|_| panic!("{name} did not announce its port within 30 s"))
+            .unwrap_or_else(|_| panic!("{name} exited before listening"));
+        process
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
     }
 
     /// Peak resident memory so far, in KiB (`VmHWM`).
@@ -536,5 +577,9 @@ impl Drop for CajeProcess {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        if std::thread::panicking() {
+            let log = std::fs::read_to_string(&self.log).unwrap_or_default();
+            eprintln!("---- log of {} ----\n{log}", self.name);
+        }
     }
 }

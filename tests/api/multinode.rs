@@ -3,139 +3,20 @@
 //! all, each other node populates it from the origin on demand, and clearing
 //! the manifest through any node is seen by all.
 
-use std::io::BufRead;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::time::Duration;
-
 use serde_json::{json, Value};
 
-use crate::helpers::{eventually, spawn_origin, HOST, TOKEN};
-
-/// A caje process with the admin token [`TOKEN`], its stderr in `log`.
-/// Killed when dropped; its log is printed when the test failed.
-struct Node {
-    name: &'static str,
-    child: Child,
-    port: u16,
-    log: PathBuf,
-}
-
-impl Node {
-    async fn start(name: &'static str, config: PathBuf, log: PathBuf) -> Node {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_caje"))
-            .arg("--config")
-            .arg(&config)
-            .env("CAJE_ADMIN_TOKEN", TOKEN)
-            .env("RUST_LOG", "caje=info")
-            .env("NO_COLOR", "1")
-            .stdout(Stdio::piped())
-            .stderr(std::fs::File::create(&log).expect("log file"))
-            .spawn()
-            .expect("caje binary starts");
-        let stdout = child.stdout.take().expect("stdout");
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        // Reads the announcement, then keeps draining stdout until caje exits.
-        std::thread::spawn(move || {
-            let mut tx = Some(tx);
-            for line in std::io::BufReader::new(stdout)
-                .lines()
-                .map_while(Result::ok)
-            {
-                if let Some(port) = line.strip_prefix("caje listening on port ") {
-                    if let (Some(tx), Ok(port)) = (tx.take(), port.trim().parse::<u16>()) {
-                        let _ = tx.send(port);
-                    }
-                }
-            }
-        });
-        let mut node = Node {
-            name,
-            child,
-            port: 0,
-            log,
-        };
-        node.port = tokio::time::timeout(Duration::from_secs(30), rx)
-            .await
-            .unwrap_or_else(|_| panic!("node {name} did not announce its port within 30 s"))
-            .unwrap_or_else(|_| panic!("node {name} exited before listening"));
-        node
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("http://127.0.0.1:{}{path}", self.port)
-    }
-}
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        if std::thread::panicking() {
-            let log = std::fs::read_to_string(&self.log).unwrap_or_default();
-            eprintln!("---- log of node {} ----\n{log}", self.name);
-        }
-    }
-}
-
-/// A proxied response, or an admin answer, read whole.
-struct Answer {
-    status: u16,
-    cache_status: String,
-    body: String,
-}
-
-impl Answer {
-    fn json(&self) -> Value {
-        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("{e}: {}", self.body))
-    }
-}
-
-async fn read(mut res: awc::ClientResponse) -> Answer {
-    let body = res.body().limit(1 << 20).await.expect("body");
-    Answer {
-        status: res.status().as_u16(),
-        cache_status: res
-            .headers()
-            .get("cache-status")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-            .to_owned(),
-        body: String::from_utf8_lossy(&body).into_owned(),
-    }
-}
-
-fn client() -> awc::Client {
-    awc::Client::builder()
-        .disable_redirects()
-        .timeout(Duration::from_secs(30))
-        .finish()
-}
+use crate::helpers::{
+    admin_request, eventually, request, spawn_origin, test_client, CajeProcess, Reply, HOST, TOKEN,
+};
 
 /// GET `path` through `node` for [`HOST`].
-async fn get(client: &awc::Client, node: &Node, path: &str) -> Answer {
-    let res = client
-        .get(node.url(path))
-        .insert_header(("host", HOST))
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("node {} answers: {e}", node.name));
-    read(res).await
+async fn get(client: &awc::Client, node: &CajeProcess, path: &str) -> Reply {
+    request(client, &node.url(path), "GET", HOST, &[]).await
 }
 
-/// An admin request to `node` with the bearer token, asking for JSON.
-async fn admin(client: &awc::Client, node: &Node, method: &str, path: &str) -> Answer {
-    let res = client
-        .request(
-            awc::http::Method::from_bytes(method.as_bytes()).expect("method"),
-            node.url(path),
-        )
-        .insert_header(("accept", "application/json"))
-        .insert_header(("authorization", format!("Bearer {TOKEN}")))
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("node {} answers: {e}", node.name));
-    let answer = read(res).await;
+/// An admin request to `node` with the token; it must succeed.
+async fn admin(client: &awc::Client, node: &CajeProcess, method: &str, path: &str) -> Reply {
+    let answer = admin_request(client, &node.url(path), method, Some(TOKEN), None).await;
     assert_eq!(
         answer.status, 200,
         "{method} {path} on node {}: {}",
@@ -145,7 +26,7 @@ async fn admin(client: &awc::Client, node: &Node, method: &str, path: &str) -> A
 }
 
 /// `/_caje/list` of `node`, as JSON.
-async fn list(client: &awc::Client, node: &Node) -> Value {
+async fn list(client: &awc::Client, node: &CajeProcess) -> Value {
     admin(client, node, "GET", "/_caje/list").await.json()
 }
 
@@ -162,7 +43,7 @@ async fn a_page_stored_on_one_node_spreads_to_the_others_through_the_shared_mani
     let origin = spawn_origin().await;
     let dir = tempfile::tempdir().expect("temp dir");
     let database = dir.path().join("manifest.db");
-    let mut starts = Vec::new();
+    let mut configs = Vec::new();
     // All at once, on a fresh database: exactly one of them creates the tables.
     for name in ["a", "b", "c"] {
         let home = dir.path().join(name);
@@ -188,13 +69,16 @@ upstream = "{upstream}"
             ),
         )
         .expect("write config");
-        starts.push(Node::start(name, config, home.join("caje.log")));
+        configs.push((name, config));
     }
-    let nodes = futures_util::future::join_all(starts).await;
+    let nodes = futures_util::future::join_all(configs.iter().map(|(name, config)| {
+        CajeProcess::start_with(name, config, &[("CAJE_ADMIN_TOKEN", TOKEN)])
+    }))
+    .await;
     let [a, b, c] = &nodes[..] else {
         unreachable!()
     };
-    let client = client();
+    let client = test_client();
     let path = "/cache/spread";
     let url = format!("http://{HOST}{path}");
 
@@ -202,9 +86,9 @@ upstream = "{upstream}"
     let first = get(&client, a, path).await;
     assert_eq!(first.status, 200);
     assert!(
-        first.cache_status.contains("stored"),
+        first.cache_status().contains("stored"),
         "{}",
-        first.cache_status
+        first.cache_status()
     );
     assert_eq!(first.body, format!("{path} #1"));
 
@@ -240,10 +124,10 @@ upstream = "{upstream}"
         let reply = get(&client, node, path).await;
         assert_eq!(reply.status, 200, "node {}", node.name);
         assert!(
-            reply.cache_status.starts_with("caje; hit"),
+            reply.cache_status().starts_with("caje; hit"),
             "node {}: {}",
             node.name,
-            reply.cache_status
+            reply.cache_status()
         );
         bodies.push(reply.body);
     }
