@@ -386,3 +386,33 @@ async fn metrics_cover_every_actor_and_the_proxy() {
         Err(e) => eprintln!("promtool not run ({e}); .ci/run installs it"),
     }
 }
+
+#[actix_web::test]
+async fn health_is_503_while_an_actor_does_not_answer() {
+    use caje::actors::manifest::{self, PageVisit, WriteBatch};
+    use diesel::RunQueryDsl;
+
+    let origin = spawn_origin().await;
+    let app = spawn_admin_app(&origin).await;
+    // Another writer holds the database: the manifest's next write waits
+    // for it (up to its 5 s busy timeout), and answers nothing meanwhile.
+    let mut blocker = manifest::connect(&app.dir.path().join("manifest.db")).expect("open");
+    diesel::sql_query("BEGIN IMMEDIATE")
+        .execute(&mut blocker)
+        .expect("begin");
+    let key = caje::cache::CacheKey::new("GET", HOST, "/cache/blocked");
+    app.manifest.do_send(WriteBatch(vec![PageVisit::now(key)]));
+
+    let reply = app.request("GET", HOST, "/_caje/health", &[]).await;
+    assert_eq!(reply.status, 503, "{}", reply.body);
+    let body = reply.json();
+    assert_eq!(body["status"], "unavailable");
+    assert_eq!(body["not_answering"], json!(["manifest"]));
+
+    diesel::sql_query("COMMIT")
+        .execute(&mut blocker)
+        .expect("commit");
+    let reply = app.request("GET", HOST, "/_caje/health", &[]).await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    app.pages(1).await;
+}
