@@ -39,7 +39,8 @@ ok() { PASSED=$((PASSED + 1)); printf 'ok - %s\n' "$*"; }
 SUMMARY_DONE=""
 summary() {
     SUMMARY_DONE=1
-    printf 'browser: %d passed, %d failed (%d s)\n' "$PASSED" "$FAILED" "$((SECONDS - STARTED_AT))"
+    printf 'browser checks took %d s\n' "$((SECONDS - STARTED_AT))"
+    printf 'browser: %d passed, %d failed\n' "$PASSED" "$FAILED"
 }
 
 # A failed check: shows what the servers said, then stops.
