@@ -10,7 +10,7 @@
 
 use std::collections::HashMap;
 use std::fs::{self, File};
-use std::io::{self, BufWriter, Seek, SeekFrom, Write};
+use std::io::{self, BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -116,6 +116,13 @@ impl CacheStore {
             on_store,
             next_tmp: 0,
         }
+    }
+
+    /// A fresh name under `tmp/` for an entry being written.
+    fn next_tmp_path(&mut self) -> PathBuf {
+        self.next_tmp += 1;
+        self.tmp_dir
+            .join(format!("{}-{}.tmp", std::process::id(), self.next_tmp))
     }
 
     fn path_for(&self, vk: &VariantKey) -> PathBuf {
@@ -279,10 +286,7 @@ impl CacheStore {
     ) -> Result<StoreSink, CacheStoreError> {
         let vk = VariantKey::new(&msg.head.key, &msg.head.vary);
         let head_bytes = entry::encode_head(&msg.head)?;
-        self.next_tmp += 1;
-        let tmp = self
-            .tmp_dir
-            .join(format!("{}-{}.tmp", std::process::id(), self.next_tmp));
+        let tmp = self.next_tmp_path();
         let mut file = File::create(&tmp)?;
         if let Err(e) = file.write_all(&head_bytes) {
             let _ = fs::remove_file(&tmp);
@@ -508,6 +512,87 @@ impl Handler<BeginStore> for CacheStore {
             tracing::warn!(error = %e, "cannot start a cache entry");
         })
     }
+}
+
+/// Replaces a stored entry's head, keeping its body: after a 304
+/// revalidation the origin's new header fields and freshness are stored.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct UpdateHead(pub EntryHead);
+
+impl Handler<UpdateHead> for CacheStore {
+    type Result = ();
+
+    fn handle(&mut self, msg: UpdateHead, ctx: &mut Self::Context) {
+        let _handling = self.meter.handling("update_head");
+        let _span = tracing::debug_span!("cache_store.update_head", host = %msg.0.key.host, path = %msg.0.key.path_and_query).entered();
+        let head = msg.0;
+        let vk = VariantKey::new(&head.key, &head.vary);
+        let known = self
+            .index
+            .get(&vk.primary)
+            .is_some_and(|url| url.variants.contains_key(&vk.variant));
+        if !known {
+            return;
+        }
+        let (path, tmp) = (self.path_for(&vk), self.next_tmp_path());
+        let info = EntryInfo::from_head(&head, 0);
+        let job = tokio::task::spawn_blocking(move || rewrite_head(&path, &tmp, &head));
+        ctx.spawn(
+            fut::wrap_future::<_, Self>(job).map(move |done, act, _| match done {
+                Ok(Ok(size)) => act.add_variant(
+                    vk,
+                    Variant {
+                        size,
+                        info: Some(EntryInfo { size, ..info }),
+                    },
+                ),
+                Ok(Err(e)) => act.discard_broken(&vk, &e),
+                Err(e) => {
+                    act.metrics.io_errors.inc();
+                    tracing::warn!(error = %e, "cannot update a cache entry's head");
+                }
+            }),
+        );
+    }
+}
+
+/// Runs on the blocking pool: writes `head` and the old body to `tmp`, then
+/// renames it over the entry; returns the new file's size.
+fn rewrite_head(
+    path: &std::path::Path,
+    tmp: &std::path::Path,
+    head: &EntryHead,
+) -> Result<u64, EntryError> {
+    let mut old = File::open(path)?;
+    let len = old.metadata()?.len();
+    let decoded = entry::decode_head(&mut io::BufReader::new(&mut old), len)?;
+    if decoded.head.key != head.key || decoded.head.vary != head.vary {
+        return Err(EntryError::KeyMismatch);
+    }
+    old.seek(SeekFrom::Start(decoded.body_offset))?;
+    let head_bytes = entry::encode_head(head)?;
+    let written = (|| -> Result<(), EntryError> {
+        let mut out = BufWriter::with_capacity(READ_CHUNK, File::create(tmp)?);
+        out.write_all(&head_bytes)?;
+        let copied = io::copy(&mut (&mut old).take(decoded.body_len), &mut out)?;
+        if copied != decoded.body_len {
+            return Err(EntryError::Length {
+                expected: decoded.body_len,
+                actual: copied,
+            });
+        }
+        let mut file = out.into_inner().map_err(|e| e.into_error())?;
+        file.seek(SeekFrom::Start(BODY_LEN_OFFSET))?;
+        file.write_all(&decoded.body_len.to_le_bytes())?;
+        fs::rename(tmp, path)?;
+        Ok(())
+    })();
+    if written.is_err() {
+        let _ = fs::remove_file(tmp);
+    }
+    written?;
+    Ok(entry::PREFIX_LEN + head_bytes.len() as u64 + decoded.body_len)
 }
 
 /// Which of these URLs this node holds a fresh copy of (any variant).

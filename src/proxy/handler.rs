@@ -1,28 +1,28 @@
 //! The proxy request handler. It owns nothing between requests: it asks the
-//! `CacheStore` for a stored response and streams the origin's answer to the
-//! client (and, when storable, to the store).
+//! `CacheStore` for a stored response, revalidates a stale one with the
+//! origin, and streams the origin's answer to the client (and, when
+//! storable, to the store).
 
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
-use actix_web::body::SizedStream;
-use actix_web::http::header::{self, HeaderValue};
+use actix_web::http::header;
 use actix_web::http::{Method, StatusCode};
-use actix_web::{web, HttpRequest, HttpResponse, HttpResponseBuilder, ResponseError};
-use awc::error::{ConnectError, SendRequestError};
+use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
 use futures_util::StreamExt;
 use http_cache_semantics::BeforeRequest;
 use tracing_actix_web::RootSpan;
 
 use super::body::tee;
-use super::forward::{self, ClientInfo};
-use super::http_compat;
+use super::origin::{self, Upstream};
+use super::respond::{self, plain, with_body};
 use super::store::{begin_store, content_length, storable_head};
-use crate::actors::cache_store::{CacheStore, Hit, Lookup, LookupResult, Purge};
+use super::{forward, http_compat, revalidate};
+use crate::actors::cache_store::{CacheStore, Hit, Lookup, LookupResult, Purge, UpdateHead};
 use crate::actors::Mailbox;
 use crate::admin::auth::AdminAuth;
-use crate::cache::{CacheKey, CacheStatus, Forward};
-use crate::config::{normalize_host, Origin, Settings};
+use crate::cache::{policy, CacheKey, CacheStatus, Forward};
+use crate::config::{normalize_host, Settings};
 use crate::metrics::ProxyMetrics;
 
 /// What every worker's proxy handler shares.
@@ -34,6 +34,17 @@ pub struct ProxyState {
 
 /// Stored entries are keyed by `GET`: a `HEAD` is answered from them too.
 const STORED_METHOD: &str = "GET";
+
+/// What the cache can do for a request.
+enum Cached {
+    /// A stored response may be sent as it is.
+    Fresh(Box<Hit>),
+    /// A stored response exists but must be validated first (it is stale,
+    /// or the request asked for validation).
+    Validate(Box<Hit>, Forward),
+    /// Nothing usable is stored.
+    Nothing(Forward),
+}
 
 pub async fn proxy(
     req: HttpRequest,
@@ -60,48 +71,57 @@ pub async fn proxy(
     if req.method().as_str() == "PURGE" {
         return purge(&req, &state, &auth, key).await;
     }
-    let cacheable_method = matches!(*req.method(), Method::GET | Method::HEAD);
 
-    let reason = if cacheable_method {
-        match lookup(&req, &state, &key).await {
-            Ok(hit) => {
-                root_span.record("cache_status", "hit");
-                state.metrics.requests.with_label_values(&["hit"]).inc();
-                return hit;
-            }
-            Err(reason) => reason,
-        }
+    let cached = if matches!(*req.method(), Method::GET | Method::HEAD) {
+        lookup(&req, &state, &key).await
     } else {
-        Forward::Method
+        Cached::Nothing(Forward::Method)
+    };
+    let (stale, reason) = match cached {
+        Cached::Fresh(hit) => {
+            root_span.record("cache_status", "hit");
+            state.metrics.requests.with_label_values(&["hit"]).inc();
+            let now = SystemTime::now();
+            let ttl = hit.head.policy.time_to_live(now).as_secs();
+            let Hit { head, body } = *hit;
+            return respond::from_cache(
+                &req,
+                &head,
+                body,
+                now,
+                &CacheStatus::hit(ttl),
+                &state.metrics,
+            );
+        }
+        Cached::Validate(hit, reason) => (Some(hit), reason),
+        Cached::Nothing(reason) => (None, reason),
     };
     let outcome = CacheStatus::forward(reason).outcome();
     root_span.record("cache_status", outcome);
     state.metrics.requests.with_label_values(&[outcome]).inc();
-    let started = Instant::now();
-    let response = send_to_origin(&req, payload, origin, &raw_host, &client).await;
-    let elapsed = started.elapsed();
-    root_span.record("origin_ms", elapsed.as_millis() as u64);
-    let origin_label = origin.host.as_str();
-    state
-        .metrics
-        .origin_seconds
-        .with_label_values(&[origin_label])
-        .observe(elapsed.as_secs_f64());
-    let status_label = match &response {
-        Ok(r) => r.status().as_str().to_owned(),
-        Err(SendRequestError::Timeout | SendRequestError::Connect(ConnectError::Timeout)) => {
-            "timeout".to_owned()
-        }
-        Err(_) => "error".to_owned(),
+
+    let validators = stale
+        .as_ref()
+        .map(|hit| revalidate::validators(&hit.head))
+        .filter(|v| !v.is_empty());
+    let upstream = Upstream {
+        origin,
+        raw_host: &raw_host,
+        client: &client,
     };
-    state
-        .metrics
-        .origin_requests
-        .with_label_values(&[origin_label, &status_label])
-        .inc();
-    match response {
-        Ok(response) => relay(&req, &state, key, reason, response).await,
-        Err(e) => origin_failure(origin, &e),
+    let started = Instant::now();
+    let response = origin::send(&req, Some(payload), &upstream, validators.as_ref()).await;
+    root_span.record("origin_ms", started.elapsed().as_millis() as u64);
+    origin::record(&state.metrics, origin, started.elapsed(), &response);
+    let response = match response {
+        Ok(response) => response,
+        Err(e) => return origin::failure(origin, &e),
+    };
+    match stale {
+        Some(hit) if validators.is_some() && response.status() == StatusCode::NOT_MODIFIED => {
+            revalidated(&req, &state, *hit, reason, response, &upstream).await
+        }
+        _ => relay(&req, &state, key, reason, response).await,
     }
 }
 
@@ -142,12 +162,7 @@ fn request_host(req: &HttpRequest) -> Option<String> {
         .map(str::to_owned)
 }
 
-/// A fresh stored response as the answer, or why the origin must be asked.
-async fn lookup(
-    req: &HttpRequest,
-    state: &ProxyState,
-    key: &CacheKey,
-) -> Result<HttpResponse, Forward> {
+async fn lookup(req: &HttpRequest, state: &ProxyState, key: &CacheKey) -> Cached {
     let found = state
         .cache
         .send(Lookup {
@@ -157,80 +172,61 @@ async fn lookup(
         .await;
     let hit = match found {
         Ok(LookupResult::Found(hit)) => hit,
-        Ok(LookupResult::UriMiss) => return Err(Forward::UriMiss),
-        Ok(LookupResult::VaryMiss) => return Err(Forward::VaryMiss),
-        Ok(LookupResult::Broken) => return Err(Forward::Miss),
+        Ok(LookupResult::UriMiss) => return Cached::Nothing(Forward::UriMiss),
+        Ok(LookupResult::VaryMiss) => return Cached::Nothing(Forward::VaryMiss),
+        Ok(LookupResult::Broken) => return Cached::Nothing(Forward::Miss),
         Err(e) => {
             tracing::error!(error = %e, "cache store is not answering");
-            return Err(Forward::Miss);
+            return Cached::Nothing(Forward::Miss);
         }
     };
     let now = SystemTime::now();
     let policy_request = http_compat::policy_request(key, req.headers(), &hit.head.vary);
     match hit.head.policy.before_request(&policy_request, now) {
-        BeforeRequest::Fresh(_) => Ok(serve_hit(req, *hit, now, &state.metrics)),
-        BeforeRequest::Stale { .. } if hit.head.policy.is_stale(now) => Err(Forward::Stale),
-        // Fresh, but the request's own directives ruled the stored copy out.
-        BeforeRequest::Stale { .. } => Err(Forward::Request),
+        BeforeRequest::Fresh(_) => Cached::Fresh(hit),
+        BeforeRequest::Stale { .. } if hit.head.policy.is_stale(now) => {
+            Cached::Validate(hit, Forward::Stale)
+        }
+        // Fresh, but the request's own directives ask for validation.
+        BeforeRequest::Stale { .. } => Cached::Validate(hit, Forward::Request),
     }
 }
 
-fn serve_hit(req: &HttpRequest, hit: Hit, now: SystemTime, metrics: &ProxyMetrics) -> HttpResponse {
-    let Hit { head, body } = hit;
-    let status = StatusCode::from_u16(head.status).unwrap_or(StatusCode::OK);
-    let mut response = HttpResponse::build(status);
-    for (name, value) in &head.headers {
-        if let Ok(value) = HeaderValue::from_bytes(value) {
-            response.append_header((name.as_str(), value));
-        }
-    }
-    let age = head.policy.age(now).as_secs();
-    response.insert_header((header::AGE, age));
-    let ttl = head.policy.time_to_live(now).as_secs();
-    let len = Some(body.len());
-    let sent = metrics.body_bytes.with_label_values(&["cache"]);
-    let stream = body.into_stream().inspect(move |chunk| {
-        if let Ok(chunk) = chunk {
-            sent.inc_by(chunk.len() as u64);
-        }
-    });
-    let mut response = with_body(response, status, req.method(), len, stream);
-    forward::mark_response(
-        response.headers_mut(),
-        req.version(),
-        &CacheStatus::hit(ttl).to_string(),
-    );
-    response
-}
-
-/// Sends the client's request to its origin, body streamed.
-async fn send_to_origin(
+/// The origin answered 304 to a revalidation: the stored response, updated
+/// with the 304's fields, is sent and its head stored. A 304 about another
+/// response than the stored one means asking again, unconditionally.
+async fn revalidated(
     req: &HttpRequest,
-    payload: web::Payload,
-    origin: &Origin,
-    raw_host: &str,
-    client: &awc::Client,
-) -> Result<awc::ClientResponse, SendRequestError> {
-    let path_and_query = req.uri().path_and_query().map_or("/", |p| p.as_str());
-    let url = format!("{}{}", origin.upstream, path_and_query);
-    let mut request = client
-        .request(req.method().clone(), url)
-        .timeout(origin.timeout);
-    *request.headers_mut() = forward::origin_request_headers(
-        req.headers(),
-        &ClientInfo {
-            peer: req.peer_addr(),
-            host: raw_host,
-            version: req.version(),
-        },
-    );
-    let content_length = content_length(req.headers());
-    let chunked = req.headers().contains_key(header::TRANSFER_ENCODING);
-    match content_length {
-        Some(len) if len > 0 => request.send_body(SizedStream::new(len, payload)).await,
-        _ if chunked => request.send_stream(payload).await,
-        _ => request.send().await,
+    state: &ProxyState,
+    hit: Hit,
+    reason: Forward,
+    not_modified: awc::ClientResponse,
+    upstream: &Upstream<'_>,
+) -> HttpResponse {
+    let now = SystemTime::now();
+    let Some(head) =
+        revalidate::updated_head(&hit.head, req.headers(), not_modified.headers(), now)
+    else {
+        let key = hit.head.key.clone();
+        let started = Instant::now();
+        let again = origin::send(req, None, upstream, None).await;
+        origin::record(&state.metrics, upstream.origin, started.elapsed(), &again);
+        return match again {
+            Ok(response) => relay(req, state, key, reason, response).await,
+            Err(e) => origin::failure(upstream.origin, &e),
+        };
+    };
+    let mut status = CacheStatus::forward(reason);
+    status.fwd_status = Some(StatusCode::NOT_MODIFIED.as_u16());
+    if policy::is_storable(&head.policy, now) {
+        status.stored = true;
+        status.ttl = Some(head.policy.time_to_live(now).as_secs());
+        state.cache.do_send(UpdateHead(head.clone()));
+    } else {
+        // The origin now forbids keeping it: this answer is the last one.
+        state.cache.do_send(Purge(head.key.clone()));
     }
+    respond::from_cache(req, &head, hit.body, now, &status, &state.metrics)
 }
 
 /// Streams the origin's response to the client, storing it on the way when
@@ -286,69 +282,4 @@ async fn relay(
         &cache_status.to_string(),
     );
     response
-}
-
-/// Attaches a body, keeping its length when known. `HEAD` responses keep
-/// the length but send nothing; statuses that never have content get none.
-fn with_body<S, E>(
-    mut response: HttpResponseBuilder,
-    status: StatusCode,
-    method: &Method,
-    len: Option<u64>,
-    body: S,
-) -> HttpResponse
-where
-    S: futures_util::Stream<Item = Result<bytes::Bytes, E>> + 'static,
-    E: Into<Box<dyn std::error::Error>> + 'static,
-{
-    if status.is_informational() || status == StatusCode::NO_CONTENT {
-        return response.finish();
-    }
-    if status == StatusCode::NOT_MODIFIED {
-        if let Some(len) = len {
-            response.insert_header((header::CONTENT_LENGTH, len));
-        }
-        return response.finish();
-    }
-    let nothing = futures_util::stream::empty::<Result<bytes::Bytes, E>>();
-    match (len, *method == Method::HEAD) {
-        (Some(len), true) => response.body(SizedStream::new(len, nothing)),
-        (None, true) => response.streaming(nothing),
-        (Some(len), false) => response.body(SizedStream::new(len, body)),
-        (None, false) => response.streaming(body),
-    }
-}
-
-/// 502 when the origin cannot be reached or answers garbage, 504 when it is too slow.
-fn origin_failure(origin: &Origin, error: &SendRequestError) -> HttpResponse {
-    let timed_out = matches!(
-        error,
-        SendRequestError::Timeout | SendRequestError::Connect(ConnectError::Timeout)
-    );
-    tracing::warn!(origin = %origin.upstream, %error, "origin request failed");
-    if timed_out {
-        plain(
-            StatusCode::GATEWAY_TIMEOUT,
-            format!(
-                "caje: origin {} for {} did not answer within {}\n",
-                origin.upstream,
-                origin.host,
-                humantime::format_duration(origin.timeout)
-            ),
-        )
-    } else {
-        plain(
-            StatusCode::BAD_GATEWAY,
-            format!(
-                "caje: origin {} for {} could not be reached: {error}\n",
-                origin.upstream, origin.host
-            ),
-        )
-    }
-}
-
-fn plain(status: StatusCode, body: impl Into<String>) -> HttpResponse {
-    HttpResponse::build(status)
-        .content_type("text/plain; charset=utf-8")
-        .body(body.into())
 }

@@ -6,6 +6,9 @@ pub mod body;
 pub mod forward;
 mod handler;
 pub mod http_compat;
+mod origin;
+mod respond;
+mod revalidate;
 pub mod store;
 
 pub use handler::{proxy, ProxyState};

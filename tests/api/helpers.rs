@@ -75,6 +75,11 @@ static CHUNK: [u8; 64 * 1024] = [b'x'; 64 * 1024];
 /// - `/chunked/{kib}`: a cacheable body of `kib` KiB without `Content-Length`
 /// - `/echo`: the request's method, headers and body, not cacheable
 /// - `/status/{code}`: that status, cacheable
+/// - `/etag/{secs}/...`: `ETag: "v1"`, `max-age=secs`; 304 (with `max-age=60`
+///   and `X-Revalidated: <n>`) to `If-None-Match: "v1"`
+/// - `/weak/...`: like `/etag/60/...` with `ETag: W/"w1"`
+/// - `/lastmod/{secs}/...`: a fixed `Last-Modified`; 304 to `If-Modified-Since` at or after it
+/// - `/changing/{secs}/...`: `ETag: "v<n>"`, a new one every time: never 304
 pub async fn spawn_origin() -> TestOrigin {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind origin");
     let port = listener.local_addr().expect("origin addr").port();
@@ -172,6 +177,55 @@ async fn origin_handler(
             lines.push(String::from_utf8_lossy(&body).into_owned());
             HttpResponse::Ok().body(lines.join("\n"))
         }
+        ["etag", secs, ..] | ["weak", secs, ..] => {
+            let tag = if segments[0] == "weak" {
+                "W/\"w1\""
+            } else {
+                "\"v1\""
+            };
+            let asked = req
+                .headers()
+                .get("if-none-match")
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|v| v.contains(tag.trim_start_matches("W/")));
+            if asked {
+                HttpResponse::NotModified()
+                    .insert_header(("cache-control", "max-age=60"))
+                    .insert_header(("etag", tag))
+                    .insert_header(("x-revalidated", n.to_string()))
+                    .finish()
+            } else {
+                HttpResponse::Ok()
+                    .insert_header(("cache-control", format!("max-age={secs}")))
+                    .insert_header(("etag", tag))
+                    .insert_header(("x-revalidated", "no"))
+                    .body(text)
+            }
+        }
+        ["lastmod", secs, ..] => {
+            const MODIFIED: &str = "Mon, 01 Jan 2024 00:00:00 GMT";
+            let since = req
+                .headers()
+                .get("if-modified-since")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| httpdate::parse_http_date(v).ok());
+            let modified = httpdate::parse_http_date(MODIFIED).ok();
+            if since.is_some() && since >= modified {
+                HttpResponse::NotModified()
+                    .insert_header(("cache-control", "max-age=60"))
+                    .insert_header(("x-revalidated", n.to_string()))
+                    .finish()
+            } else {
+                HttpResponse::Ok()
+                    .insert_header(("cache-control", format!("max-age={secs}")))
+                    .insert_header(("last-modified", MODIFIED))
+                    .body(text)
+            }
+        }
+        ["changing", secs, ..] => HttpResponse::Ok()
+            .insert_header(("cache-control", format!("max-age={secs}")))
+            .insert_header(("etag", format!("\"v{n}\"")))
+            .body(text),
         ["status", code] => {
             let code = code.parse().unwrap_or(500);
             HttpResponse::build(

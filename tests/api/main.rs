@@ -12,3 +12,4 @@ mod multinode;
 mod populator;
 mod proxying;
 mod storage;
+mod validation;

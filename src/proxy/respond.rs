@@ -1,0 +1,128 @@
+//! Building responses: from a stored entry (including a 304 when the
+//! client's own validators match it), with a body of known or unknown
+//! length, and caje's short plain-text errors.
+
+use std::time::SystemTime;
+
+use actix_web::body::SizedStream;
+use actix_web::http::header::{self, HeaderName, HeaderValue};
+use actix_web::http::{Method, StatusCode};
+use actix_web::{HttpRequest, HttpResponse, HttpResponseBuilder};
+use futures_util::StreamExt;
+
+use super::forward;
+use crate::actors::cache_store::EntryBody;
+use crate::cache::conditional::{self, Preconditions, Validators};
+use crate::cache::{CacheStatus, EntryHead};
+use crate::metrics::ProxyMetrics;
+
+/// Fields a 304 carries when the 200 would (RFC 9110 §15.4.5).
+const NOT_MODIFIED_FIELDS: [HeaderName; 7] = [
+    header::CACHE_CONTROL,
+    header::CONTENT_LOCATION,
+    header::DATE,
+    header::ETAG,
+    header::EXPIRES,
+    header::VARY,
+    header::LAST_MODIFIED,
+];
+
+pub fn plain(status: StatusCode, body: impl Into<String>) -> HttpResponse {
+    HttpResponse::build(status)
+        .content_type("text/plain; charset=utf-8")
+        .body(body.into())
+}
+
+fn stored<'a>(head: &'a EntryHead, name: &str) -> Option<&'a str> {
+    head.headers
+        .iter()
+        .find(|(n, _)| n == name)
+        .and_then(|(_, v)| std::str::from_utf8(v).ok())
+}
+
+/// Answers from a stored entry: 304 when the client's validators match it,
+/// otherwise the stored status, headers and body, with `Age` and
+/// `Cache-Status` (`status`) set.
+pub fn from_cache(
+    req: &HttpRequest,
+    head: &EntryHead,
+    body: EntryBody,
+    now: SystemTime,
+    status: &CacheStatus,
+    metrics: &ProxyMetrics,
+) -> HttpResponse {
+    let text = |name| {
+        req.headers()
+            .get(name)
+            .and_then(|v: &HeaderValue| v.to_str().ok())
+    };
+    let preconditions = Preconditions {
+        if_none_match: text(header::IF_NONE_MATCH),
+        if_modified_since: text(header::IF_MODIFIED_SINCE),
+    };
+    let validators = Validators {
+        etag: stored(head, "etag"),
+        last_modified: stored(head, "last-modified"),
+        date: stored(head, "date"),
+    };
+    let stored_status = StatusCode::from_u16(head.status).unwrap_or(StatusCode::OK);
+    let not_modified =
+        stored_status == StatusCode::OK && conditional::not_modified(preconditions, validators);
+    let mut response = HttpResponse::build(if not_modified {
+        StatusCode::NOT_MODIFIED
+    } else {
+        stored_status
+    });
+    for (name, value) in &head.headers {
+        let keep = !not_modified || NOT_MODIFIED_FIELDS.iter().any(|f| f.as_str() == name);
+        if let (true, Ok(value)) = (keep, HeaderValue::from_bytes(value)) {
+            response.append_header((name.as_str(), value));
+        }
+    }
+    response.insert_header((header::AGE, head.policy.age(now).as_secs()));
+    let mut response = if not_modified {
+        response.finish()
+    } else {
+        let len = Some(body.len());
+        let sent = metrics.body_bytes.with_label_values(&["cache"]);
+        let stream = body.into_stream().inspect(move |chunk| {
+            if let Ok(chunk) = chunk {
+                sent.inc_by(chunk.len() as u64);
+            }
+        });
+        with_body(response, stored_status, req.method(), len, stream)
+    };
+    forward::mark_response(response.headers_mut(), req.version(), &status.to_string());
+    response
+}
+
+/// Attaches a body, keeping its length when known. `HEAD` responses keep
+/// the length but send nothing; statuses that never have content get none.
+pub fn with_body<S, E>(
+    mut response: HttpResponseBuilder,
+    status: StatusCode,
+    method: &Method,
+    len: Option<u64>,
+    body: S,
+) -> HttpResponse
+where
+    S: futures_util::Stream<Item = Result<bytes::Bytes, E>> + 'static,
+    E: Into<Box<dyn std::error::Error>> + 'static,
+{
+    if status.is_informational() || status == StatusCode::NO_CONTENT {
+        return response.finish();
+    }
+    if status == StatusCode::NOT_MODIFIED {
+        if let Some(len) = len {
+            response.insert_header((header::CONTENT_LENGTH, len));
+        }
+        return response.finish();
+    }
+    let nothing = futures_util::stream::empty::<Result<bytes::Bytes, E>>();
+    match (len, *method == Method::HEAD) {
+        (Some(len), true) => response.body(SizedStream::new(len, nothing)),
+        (None, true) => response.streaming(nothing),
+        (Some(len), false) => response.body(SizedStream::new(len, body)),
+        (None, false) => response.streaming(body),
+    }
+}
