@@ -1,6 +1,7 @@
 //! What a cached response is: its key, its on-disk format, the caching
 //! decision and the `Cache-Status` it is reported with.
 
+pub mod conditional;
 pub mod entry;
 pub mod key;
 pub mod policy;
