@@ -5,6 +5,7 @@ pub mod conditional;
 pub mod entry;
 pub mod key;
 pub mod policy;
+pub mod range;
 pub mod status;
 
 pub use entry::{EntryError, EntryHead};

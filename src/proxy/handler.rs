@@ -17,7 +17,7 @@ use super::body::tee;
 use super::origin::{self, Upstream};
 use super::respond::{self, plain, with_body};
 use super::store::{begin_store, content_length, storable_head};
-use super::{forward, http_compat, revalidate};
+use super::{forward, http_compat, invalidate, revalidate};
 use crate::actors::cache_store::{CacheStore, Hit, Lookup, LookupResult, Purge, UpdateHead};
 use crate::actors::Mailbox;
 use crate::admin::auth::AdminAuth;
@@ -117,6 +117,11 @@ pub async fn proxy(
         Ok(response) => response,
         Err(e) => return origin::failure(origin, &e),
     };
+    if invalidate::invalidates(req.method(), response.status()) {
+        for target in invalidate::targets(&key, response.headers()) {
+            state.cache.do_send(Purge(target));
+        }
+    }
     match stale {
         Some(hit) if validators.is_some() && response.status() == StatusCode::NOT_MODIFIED => {
             revalidated(&req, &state, *hit, reason, response, &upstream).await

@@ -6,6 +6,7 @@ pub mod body;
 pub mod forward;
 mod handler;
 pub mod http_compat;
+mod invalidate;
 mod origin;
 mod respond;
 mod revalidate;

@@ -80,6 +80,8 @@ static CHUNK: [u8; 64 * 1024] = [b'x'; 64 * 1024];
 /// - `/weak/...`: like `/etag/60/...` with `ETag: W/"w1"`
 /// - `/lastmod/{secs}/...`: a fixed `Last-Modified`; 304 to `If-Modified-Since` at or after it
 /// - `/changing/{secs}/...`: `ETag: "v<n>"`, a new one every time: never 304
+/// - `/write?status=&location=&content_location=`: that status (200 by
+///   default) with those `Location` / `Content-Location` fields
 pub async fn spawn_origin() -> TestOrigin {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind origin");
     let port = listener.local_addr().expect("origin addr").port();
@@ -226,6 +228,23 @@ async fn origin_handler(
             .insert_header(("cache-control", format!("max-age={secs}")))
             .insert_header(("etag", format!("\"v{n}\"")))
             .body(text),
+        ["write"] => {
+            let query: HashMap<String, String> =
+                serde_urlencoded::from_str(req.query_string()).unwrap_or_default();
+            let status = query
+                .get("status")
+                .and_then(|s| s.parse().ok())
+                .and_then(|s| actix_web::http::StatusCode::from_u16(s).ok())
+                .unwrap_or(actix_web::http::StatusCode::OK);
+            let mut response = HttpResponse::build(status);
+            if let Some(location) = query.get("location") {
+                response.insert_header(("location", location.as_str()));
+            }
+            if let Some(location) = query.get("content_location") {
+                response.insert_header(("content-location", location.as_str()));
+            }
+            response.body(text)
+        }
         ["status", code] => {
             let code = code.parse().unwrap_or(500);
             HttpResponse::build(

@@ -6,6 +6,7 @@ mod caching;
 mod cli;
 mod deploy;
 mod helpers;
+mod invalidation;
 mod litefs;
 mod manifest;
 mod multinode;
