@@ -37,8 +37,14 @@ pub fn targets(target: &CacheKey, response_headers: &HeaderMap) -> Vec<CacheKey>
 }
 
 fn same_host_path(target: &CacheKey, reference: &str) -> Option<String> {
-    let uri: Uri = reference.parse().ok()?;
-    if let Some(authority) = uri.authority() {
+    // Decided by the text, not by `Uri`: "other" alone would parse as a host.
+    if reference.contains("://") || reference.starts_with("//") {
+        let uri: Uri = if reference.starts_with("//") {
+            format!("http:{reference}").parse().ok()?
+        } else {
+            reference.parse().ok()?
+        };
+        let authority = uri.authority()?;
         if normalize_host(authority.as_str()) != target.host {
             return None;
         }
@@ -109,6 +115,10 @@ mod tests {
         assert_eq!(
             paths(headers(&[(header::LOCATION, "http://b.test/items/2")])),
             ["/items/1?x=1"]
+        );
+        assert_eq!(
+            paths(headers(&[(header::LOCATION, "//a.test/items/4")])),
+            ["/items/1?x=1", "/items/4"]
         );
         assert_eq!(
             paths(headers(&[(header::LOCATION, "/items/1?x=1")])),
