@@ -40,19 +40,23 @@ async fn a_stale_entry_is_revalidated_with_its_etag_and_the_304_refreshes_it() {
     assert_eq!(reply.header("etag"), Some("\"v1\""));
     assert_eq!(reply.header("cache-control"), Some("max-age=60"));
 
-    // The refreshed head is stored: the next answers are fresh hits with it.
+    // The refreshed head is stored: once it is, answers are fresh hits with
+    // it (a request racing the store may revalidate once more).
     let hit = eventually(|| async {
         let reply = app.get(path).await;
-        (reply.header("x-revalidated") == Some("2")).then_some(reply)
+        reply
+            .cache_status()
+            .starts_with("caje; hit")
+            .then_some(reply)
     })
     .await;
-    assert!(
-        hit.cache_status().starts_with("caje; hit"),
-        "{}",
-        hit.cache_status()
-    );
+    let revalidations: usize = hit
+        .header("x-revalidated")
+        .and_then(|n| n.parse().ok())
+        .expect("a hit carries the 304's fields");
+    assert!(revalidations >= 2);
     assert_eq!(hit.body, "/etag/1/a #1");
-    assert_eq!(origin.counter.get(path), 2);
+    assert_eq!(origin.counter.get(path), revalidations);
 }
 
 #[actix_web::test]
