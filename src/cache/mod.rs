@@ -2,6 +2,7 @@
 //! decision and the `Cache-Status` it is reported with.
 
 pub mod conditional;
+pub mod directives;
 pub mod entry;
 pub mod key;
 pub mod policy;

@@ -2,7 +2,10 @@
 
 use std::time::{Duration, SystemTime};
 
+use actix_web::http::header::HeaderMap;
 use http_cache_semantics::{CacheOptions, CachePolicy};
+
+use super::directives;
 
 /// Shared-cache options with heuristics off: caje caches only what the origin
 /// gave explicit freshness to (`max-age`, `s-maxage` or `Expires`).
@@ -15,78 +18,140 @@ pub fn options() -> CacheOptions {
     }
 }
 
-/// Whether a response may be stored: allowed by RFC 9111 for a shared cache
-/// and fresh for a positive time.
-pub fn is_storable(policy: &CachePolicy, now: SystemTime) -> bool {
-    policy.is_storable() && !policy.time_to_live(now).is_zero()
+/// Whether a response may be stored: allowed by RFC 9111 for a shared
+/// cache, and either fresh for a positive time or `no-cache` with a
+/// validator (stored to be revalidated on every use, which costs the origin
+/// a 304 instead of a body).
+pub fn is_storable(policy: &CachePolicy, now: SystemTime, response_headers: &HeaderMap) -> bool {
+    if !policy.is_storable() {
+        return false;
+    }
+    if !policy.time_to_live(now).is_zero() {
+        return true;
+    }
+    let has_validator =
+        response_headers.contains_key("etag") || response_headers.contains_key("last-modified");
+    has_validator && directives::response(response_headers).0.has("no-cache")
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cache::CacheKey;
+    use crate::proxy::http_compat;
+    use actix_web::http::header::{HeaderName, HeaderValue};
+    use actix_web::http::StatusCode;
 
-    fn policy(request_headers: &[(&str, &str)], response_headers: &[(&str, &str)]) -> CachePolicy {
-        let mut req = http1::Request::get("/x").header("host", "a");
-        for (k, v) in request_headers {
-            req = req.header(*k, *v);
+    fn map(pairs: &[(&str, &str)]) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        for (k, v) in pairs {
+            headers.append(
+                HeaderName::from_bytes(k.as_bytes()).expect("name"),
+                HeaderValue::from_str(v).expect("value"),
+            );
         }
-        let mut res = http1::Response::builder();
-        for (k, v) in response_headers {
-            res = res.header(*k, *v);
-        }
-        CachePolicy::new_options(
-            &req.body(()).expect("request"),
-            &res.body(()).expect("response"),
-            SystemTime::now(),
+        headers
+    }
+
+    /// The decision as the proxy makes it, through the same boundary.
+    fn storable(request: &[(&str, &str)], response: &[(&str, &str)]) -> bool {
+        let key = CacheKey::new("GET", "a", "/x");
+        let (request, response) = (map(request), map(response));
+        let now = SystemTime::now();
+        let policy = CachePolicy::new_options(
+            &http_compat::policy_request(&key, &request, &vec![]),
+            &http_compat::policy_response(StatusCode::OK, &response),
+            now,
             options(),
-        )
+        );
+        is_storable(&policy, now, &response)
     }
 
     #[test]
     fn only_explicit_freshness_is_stored() {
-        let now = SystemTime::now();
-        assert!(is_storable(
-            &policy(&[], &[("cache-control", "max-age=60")]),
-            now
+        assert!(storable(&[], &[("cache-control", "max-age=60")]));
+        assert!(storable(&[], &[("cache-control", "s-maxage=60")]));
+        assert!(
+            storable(&[], &[("cache-control", "Max-Age=60")]),
+            "names are case-insensitive"
+        );
+        assert!(!storable(&[], &[]));
+        assert!(!storable(
+            &[],
+            &[("last-modified", "Mon, 01 Jan 2001 00:00:00 GMT")]
         ));
-        assert!(is_storable(
-            &policy(&[], &[("cache-control", "s-maxage=60")]),
-            now
-        ));
-        assert!(!is_storable(&policy(&[], &[]), now));
-        assert!(!is_storable(
-            &policy(&[], &[("last-modified", "Mon, 01 Jan 2001 00:00:00 GMT")]),
-            now
-        ));
-        assert!(!is_storable(
-            &policy(&[], &[("cache-control", "public")]),
-            now
-        ));
-        assert!(!is_storable(
-            &policy(&[], &[("cache-control", "immutable")]),
-            now
-        ));
-        assert!(!is_storable(
-            &policy(&[], &[("cache-control", "max-age=0")]),
-            now
-        ));
+        assert!(!storable(&[], &[("cache-control", "public")]));
+        assert!(!storable(&[], &[("cache-control", "immutable")]));
+        assert!(!storable(&[], &[("cache-control", "max-age=0")]));
+        assert!(
+            !storable(&[], &[("expires", "0")]),
+            "an invalid Expires is in the past"
+        );
+        let later = httpdate::fmt_http_date(SystemTime::now() + Duration::from_secs(600));
+        assert!(storable(&[], &[("expires", later.as_str())]));
     }
 
     #[test]
     fn shared_cache_rules() {
-        let now = SystemTime::now();
-        let private = [("cache-control", "private, max-age=60")];
-        assert!(!is_storable(&policy(&[], &private), now));
-        let no_store = [("cache-control", "no-store, max-age=60")];
-        assert!(!is_storable(&policy(&[], &no_store), now));
-        let auth = [("authorization", "Bearer x")];
-        assert!(!is_storable(
-            &policy(&auth, &[("cache-control", "max-age=60")]),
-            now
+        assert!(!storable(&[], &[("cache-control", "private, max-age=60")]));
+        assert!(!storable(&[], &[("cache-control", "no-store, max-age=60")]));
+        assert!(!storable(
+            &[("cache-control", "no-store")],
+            &[("cache-control", "max-age=60")]
         ));
-        assert!(is_storable(
-            &policy(&auth, &[("cache-control", "public, max-age=60")]),
-            now
+        let auth = [("authorization", "Bearer x")];
+        assert!(!storable(&auth, &[("cache-control", "max-age=60")]));
+        assert!(storable(&auth, &[("cache-control", "public, max-age=60")]));
+        assert!(storable(&auth, &[("cache-control", "s-maxage=60")]));
+        assert!(storable(
+            &auth,
+            &[("cache-control", "must-revalidate, max-age=60")]
+        ));
+    }
+
+    #[test]
+    fn no_cache_is_stored_only_with_a_validator() {
+        assert!(storable(
+            &[],
+            &[("cache-control", "no-cache"), ("etag", "\"a\"")]
+        ));
+        assert!(storable(
+            &[],
+            &[
+                ("cache-control", "no-cache, max-age=60"),
+                ("last-modified", "Mon, 01 Jan 2001 00:00:00 GMT")
+            ]
+        ));
+        assert!(!storable(&[], &[("cache-control", "no-cache")]));
+    }
+
+    #[test]
+    fn cdn_cache_control_wins_over_cache_control_and_expires() {
+        assert!(storable(
+            &[],
+            &[
+                ("cache-control", "no-store"),
+                ("cdn-cache-control", "max-age=60")
+            ]
+        ));
+        assert!(!storable(
+            &[],
+            &[
+                ("cache-control", "max-age=60"),
+                ("cdn-cache-control", "no-store")
+            ]
+        ));
+        let later = httpdate::fmt_http_date(SystemTime::now() + Duration::from_secs(600));
+        assert!(!storable(
+            &[],
+            &[("expires", later.as_str()), ("cdn-cache-control", "public")]
+        ));
+        assert!(storable(
+            &[],
+            &[
+                ("cache-control", "max-age=60"),
+                ("cdn-cache-control", "Bad Value")
+            ]
         ));
     }
 }

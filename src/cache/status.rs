@@ -44,6 +44,8 @@ pub struct CacheStatus {
     pub stored: bool,
     /// Remaining freshness in seconds.
     pub ttl: Option<u64>,
+    /// Why, when the cache answered itself without a stored response.
+    pub detail: Option<&'static str>,
 }
 
 impl CacheStatus {
@@ -89,6 +91,9 @@ impl fmt::Display for CacheStatus {
         }
         if let Some(ttl) = self.ttl {
             write!(f, "; ttl={ttl}")?;
+        }
+        if let Some(detail) = self.detail {
+            write!(f, "; detail={detail}")?;
         }
         Ok(())
     }

@@ -21,7 +21,7 @@ use super::{forward, http_compat, invalidate, revalidate};
 use crate::actors::cache_store::{CacheStore, Hit, Lookup, LookupResult, Purge, UpdateHead};
 use crate::actors::Mailbox;
 use crate::admin::auth::AdminAuth;
-use crate::cache::{policy, CacheKey, CacheStatus, Forward};
+use crate::cache::{directives, CacheKey, CacheStatus, Forward};
 use crate::config::{normalize_host, Settings};
 use crate::metrics::ProxyMetrics;
 
@@ -77,6 +77,7 @@ pub async fn proxy(
     } else {
         Cached::Nothing(Forward::Method)
     };
+    let only_if_cached = directives::request(req.headers()).has("only-if-cached");
     let (stale, reason) = match cached {
         Cached::Fresh(hit) => {
             root_span.record("cache_status", "hit");
@@ -92,6 +93,20 @@ pub async fn proxy(
                 &CacheStatus::hit(ttl),
                 &state.metrics,
             );
+        }
+        // Nothing usable without the origin, which this client rules out.
+        Cached::Validate(..) | Cached::Nothing(_) if only_if_cached => {
+            root_span.record("cache_status", "only-if-cached");
+            let mut response = plain(
+                StatusCode::GATEWAY_TIMEOUT,
+                "caje: only-if-cached, and no usable stored response\n",
+            );
+            let status = CacheStatus {
+                detail: Some("only-if-cached"),
+                ..CacheStatus::default()
+            };
+            forward::mark_response(response.headers_mut(), req.version(), &status.to_string());
+            return response;
         }
         Cached::Validate(hit, reason) => (Some(hit), reason),
         Cached::Nothing(reason) => (None, reason),
@@ -209,7 +224,7 @@ async fn revalidated(
     upstream: &Upstream<'_>,
 ) -> HttpResponse {
     let now = SystemTime::now();
-    let Some(head) =
+    let Some(revalidated) =
         revalidate::updated_head(&hit.head, req.headers(), not_modified.headers(), now)
     else {
         let key = hit.head.key.clone();
@@ -223,7 +238,8 @@ async fn revalidated(
     };
     let mut status = CacheStatus::forward(reason);
     status.fwd_status = Some(StatusCode::NOT_MODIFIED.as_u16());
-    if policy::is_storable(&head.policy, now) {
+    let head = revalidated.head;
+    if revalidated.storable {
         status.stored = true;
         status.ttl = Some(head.policy.time_to_live(now).as_secs());
         state.cache.do_send(UpdateHead(head.clone()));

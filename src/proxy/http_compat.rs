@@ -4,16 +4,15 @@
 use actix_web::http::header::HeaderMap;
 use actix_web::http::StatusCode;
 
+use crate::cache::directives;
 use crate::cache::key::VaryValues;
 use crate::cache::CacheKey;
 
-/// Request headers the caching decision reads besides the `Vary`-named ones.
-const POLICY_REQUEST_HEADERS: [&str; 2] = ["cache-control", "pragma"];
-
 /// The request as `CachePolicy` sees it: the normalised host and URL of the
-/// key, the request's cache directives, `Authorization` only as a presence
-/// (its value is never stored), and the normalised `Vary` values, so the
-/// policy and caje's variant selection always agree.
+/// key, the request's cache directives as caje reads them (see
+/// `cache::directives`), `Authorization` only as a presence (its value is
+/// never stored), and the normalised `Vary` values, so the policy and caje's
+/// variant selection always agree.
 pub fn policy_request(
     key: &CacheKey,
     request_headers: &HeaderMap,
@@ -23,12 +22,12 @@ pub fn policy_request(
     if let Ok(host) = http1::HeaderValue::from_str(&key.host) {
         headers.insert(http1::header::HOST, host);
     }
-    for name in POLICY_REQUEST_HEADERS {
-        for value in request_headers.get_all(name) {
-            if let Ok(value) = http1::HeaderValue::from_bytes(value.as_bytes()) {
-                headers.append(name, value);
-            }
-        }
+    let cache_control = directives::request(request_headers).to_field();
+    if let (false, Ok(value)) = (
+        cache_control.is_empty(),
+        http1::HeaderValue::from_str(&cache_control),
+    ) {
+        headers.insert(http1::header::CACHE_CONTROL, value);
     }
     if request_headers.contains_key("authorization") {
         headers.insert(
@@ -52,11 +51,22 @@ pub fn policy_request(
     parts
 }
 
-/// An origin response's status and headers as `CachePolicy` sees them.
+/// An origin response's status and headers as `CachePolicy` sees them:
+/// `Cache-Control` replaced by the directives caje reads (`CDN-Cache-Control`
+/// first, in which case `Expires` and `Pragma` are ignored too).
 pub fn policy_response(status: StatusCode, response_headers: &HeaderMap) -> http1::response::Parts {
     let mut parts = http1::Response::new(()).into_parts().0;
     parts.status = http1::StatusCode::from_u16(status.as_u16()).unwrap_or_default();
+    let (directives, targeted) = directives::response(response_headers);
     for (name, value) in response_headers {
+        let replaced = match name.as_str() {
+            "cache-control" | "cdn-cache-control" => true,
+            "expires" | "pragma" => targeted,
+            _ => false,
+        };
+        if replaced {
+            continue;
+        }
         let pair = (
             http1::HeaderName::from_bytes(name.as_str().as_bytes()),
             http1::HeaderValue::from_bytes(value.as_bytes()),
@@ -64,6 +74,10 @@ pub fn policy_response(status: StatusCode, response_headers: &HeaderMap) -> http
         if let (Ok(name), Ok(value)) = pair {
             parts.headers.append(name, value);
         }
+    }
+    let field = directives.to_field();
+    if let (false, Ok(value)) = (field.is_empty(), http1::HeaderValue::from_str(&field)) {
+        parts.headers.insert(http1::header::CACHE_CONTROL, value);
     }
     parts
 }

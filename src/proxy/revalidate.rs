@@ -55,6 +55,13 @@ fn matches(head: &EntryHead, not_modified: &HeaderMap) -> bool {
     true
 }
 
+/// A stored response after the origin's 304.
+pub struct Revalidated {
+    pub head: EntryHead,
+    /// Whether it may still be stored (the 304 may forbid it now).
+    pub storable: bool,
+}
+
 /// The stored head updated by a 304, or `None` when the 304 is about
 /// another response than the stored one.
 pub fn updated_head(
@@ -62,7 +69,7 @@ pub fn updated_head(
     request_headers: &HeaderMap,
     not_modified: &HeaderMap,
     now: SystemTime,
-) -> Option<EntryHead> {
+) -> Option<Revalidated> {
     if !matches(stored, not_modified) {
         return None;
     }
@@ -102,12 +109,14 @@ pub fn updated_head(
         now,
         policy::options(),
     );
-    Some(EntryHead {
+    let storable = policy::is_storable(&policy, now, &policy_headers);
+    let head = EntryHead {
         headers,
         policy,
         stored_at_ms: now
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as u64),
         ..stored.clone()
-    })
+    };
+    Some(Revalidated { head, storable })
 }

@@ -34,7 +34,7 @@ pub fn storable_head(
         now,
         policy::options(),
     );
-    if !policy::is_storable(&policy, now) {
+    if !policy::is_storable(&policy, now, origin.headers()) {
         return None;
     }
     let ttl = policy.time_to_live(now).as_secs();

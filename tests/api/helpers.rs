@@ -80,6 +80,8 @@ static CHUNK: [u8; 64 * 1024] = [b'x'; 64 * 1024];
 /// - `/weak/...`: like `/etag/60/...` with `ETag: W/"w1"`
 /// - `/lastmod/{secs}/...`: a fixed `Last-Modified`; 304 to `If-Modified-Since` at or after it
 /// - `/changing/{secs}/...`: `ETag: "v<n>"`, a new one every time: never 304
+/// - `/headers/...?name=value&…`: 200 with those response header fields
+/// - `/etag-nc/...`: like `/etag/`, with `Cache-Control: no-cache`
 /// - `/write?status=&location=&content_location=`: that status (200 by
 ///   default) with those `Location` / `Content-Location` fields
 pub async fn spawn_origin() -> TestOrigin {
@@ -178,6 +180,35 @@ async fn origin_handler(
             lines.push(String::new());
             lines.push(String::from_utf8_lossy(&body).into_owned());
             HttpResponse::Ok().body(lines.join("\n"))
+        }
+        ["headers", ..] => {
+            let query: Vec<(String, String)> =
+                serde_urlencoded::from_str(req.query_string()).unwrap_or_default();
+            let mut response = HttpResponse::Ok();
+            for (name, value) in query {
+                response.append_header((name, value));
+            }
+            response.body(text)
+        }
+        ["etag-nc", ..] => {
+            let asked = req
+                .headers()
+                .get("if-none-match")
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|v| v.contains("\"v1\""));
+            let mut response = if asked {
+                HttpResponse::NotModified()
+            } else {
+                HttpResponse::Ok()
+            };
+            response
+                .insert_header(("cache-control", "no-cache"))
+                .insert_header(("etag", "\"v1\""));
+            if asked {
+                response.finish()
+            } else {
+                response.body(text)
+            }
         }
         ["etag", secs, ..] | ["weak", secs, ..] => {
             let tag = if segments[0] == "weak" {

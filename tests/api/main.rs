@@ -5,6 +5,7 @@ mod admin;
 mod caching;
 mod cli;
 mod deploy;
+mod directives;
 mod helpers;
 mod invalidation;
 mod litefs;

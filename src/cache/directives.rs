@@ -1,0 +1,186 @@
+//! Cache directives as caje reads them, before `http-cache-semantics` sees
+//! them: names are case-insensitive (RFC 9111 §5.2), `CDN-Cache-Control`
+//! takes precedence over `Cache-Control` and `Expires` (RFC 9213 §2.2), and
+//! a request's `Pragma: no-cache` counts only without `Cache-Control`
+//! (RFC 9111 §5.4).
+
+use actix_web::http::header::HeaderMap;
+
+/// Directives of one message, names lower-cased, in order.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Directives(Vec<(String, Option<String>)>);
+
+impl Directives {
+    /// Parses `Cache-Control`-style field values.
+    pub fn parse<'a>(values: impl IntoIterator<Item = &'a str>) -> Self {
+        let mut directives = Vec::new();
+        for value in values {
+            for member in value.split(',') {
+                let (name, arg) = match member.split_once('=') {
+                    Some((name, arg)) => (name, Some(arg.trim().trim_matches('"').to_owned())),
+                    None => (member, None),
+                };
+                let name = name.trim().to_ascii_lowercase();
+                if !name.is_empty() {
+                    directives.push((name, arg));
+                }
+            }
+        }
+        Self(directives)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub fn has(&self, name: &str) -> bool {
+        self.0.iter().any(|(n, _)| n == name)
+    }
+
+    /// A delta-seconds argument (the first occurrence); `None` when absent
+    /// or not a number.
+    pub fn seconds(&self, name: &str) -> Option<u64> {
+        self.0
+            .iter()
+            .find(|(n, _)| n == name)
+            .and_then(|(_, arg)| arg.as_deref())
+            .and_then(|arg| arg.parse().ok())
+    }
+
+    /// The directives as one normalised field value.
+    pub fn to_field(&self) -> String {
+        let members: Vec<String> = self
+            .0
+            .iter()
+            .map(|(name, arg)| match arg {
+                Some(arg) => format!("{name}={arg}"),
+                None => name.clone(),
+            })
+            .collect();
+        members.join(", ")
+    }
+}
+
+fn field_values<'a>(headers: &'a HeaderMap, name: &str) -> Vec<&'a str> {
+    headers
+        .get_all(name)
+        .filter_map(|v| v.to_str().ok())
+        .collect()
+}
+
+/// A `CDN-Cache-Control` value is used only when it is a valid, non-empty
+/// dictionary: lower-case keys (Structured Fields), token or quoted values.
+fn valid_targeted(values: &[&str]) -> bool {
+    let members: Vec<&str> = values
+        .iter()
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .collect();
+    !members.is_empty()
+        && members.iter().all(|member| {
+            let (key, value) = member.split_once('=').unwrap_or((member, ""));
+            let key_ok = key.starts_with(|c: char| c.is_ascii_lowercase() || c == '*')
+                && key
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "_-.*".contains(c));
+            let value_ok = value.is_empty()
+                || (value.len() >= 2 && value.starts_with('"') && value.ends_with('"'))
+                || value
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-.:/*!#$%&'+^_`|~".contains(c));
+            key_ok && value_ok
+        })
+}
+
+/// The response's cache directives for caje, and whether they came from
+/// `CDN-Cache-Control` (then `Cache-Control` and `Expires` are ignored).
+pub fn response(headers: &HeaderMap) -> (Directives, bool) {
+    let targeted = field_values(headers, "cdn-cache-control");
+    if valid_targeted(&targeted) {
+        return (Directives::parse(targeted), true);
+    }
+    (
+        Directives::parse(field_values(headers, "cache-control")),
+        false,
+    )
+}
+
+/// The request's cache directives, with `Pragma: no-cache` standing for
+/// `Cache-Control: no-cache` when there is no `Cache-Control`.
+pub fn request(headers: &HeaderMap) -> Directives {
+    let directives = Directives::parse(field_values(headers, "cache-control"));
+    if !headers.contains_key("cache-control")
+        && field_values(headers, "pragma")
+            .iter()
+            .any(|p| p.to_ascii_lowercase().contains("no-cache"))
+    {
+        return Directives::parse(["no-cache"]);
+    }
+    directives
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use actix_web::http::header::{HeaderName, HeaderValue};
+
+    fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (k, v) in pairs {
+            map.append(
+                HeaderName::from_bytes(k.as_bytes()).expect("name"),
+                HeaderValue::from_str(v).expect("value"),
+            );
+        }
+        map
+    }
+
+    #[test]
+    fn names_are_case_insensitive_and_values_unquoted() {
+        let d = Directives::parse([
+            "Max-Age=60, PUBLIC",
+            "s-maxage=\"30\", no-cache=\"set-cookie\"",
+        ]);
+        assert_eq!(d.seconds("max-age"), Some(60));
+        assert_eq!(d.seconds("s-maxage"), Some(30));
+        assert!(d.has("public") && d.has("no-cache"));
+        assert_eq!(d.seconds("public"), None);
+        assert_eq!(
+            d.to_field(),
+            "max-age=60, public, s-maxage=30, no-cache=set-cookie"
+        );
+        assert_eq!(Directives::parse(["max-age=soon"]).seconds("max-age"), None);
+    }
+
+    #[test]
+    fn cdn_cache_control_takes_precedence_when_valid() {
+        let h = headers(&[
+            ("cache-control", "no-store"),
+            ("cdn-cache-control", "max-age=60"),
+        ]);
+        let (d, targeted) = response(&h);
+        assert!(targeted);
+        assert_eq!(d.seconds("max-age"), Some(60));
+        assert!(!d.has("no-store"));
+        for invalid in ["", "Max-Age=60", "max-age=60, ??", "max-age=\"60"] {
+            let h = headers(&[
+                ("cache-control", "max-age=5"),
+                ("cdn-cache-control", invalid),
+            ]);
+            let (d, targeted) = response(&h);
+            assert!(!targeted, "{invalid:?}");
+            assert_eq!(d.seconds("max-age"), Some(5));
+        }
+    }
+
+    #[test]
+    fn pragma_counts_only_without_cache_control() {
+        assert!(request(&headers(&[("pragma", "no-cache")])).has("no-cache"));
+        let both = request(&headers(&[
+            ("pragma", "no-cache"),
+            ("cache-control", "max-age=60"),
+        ]));
+        assert!(!both.has("no-cache"));
+        assert!(request(&headers(&[])).is_empty());
+    }
+}
