@@ -73,6 +73,7 @@ struct RawSettings {
     manifest_batch_window: Option<Spanned<String>>,
     halt_timeout: Option<Spanned<String>>,
     populate_interval: Option<Spanned<String>>,
+    stale_if_error: Option<Spanned<String>>,
     populate_concurrency: Option<Spanned<usize>>,
     populate_rate: Option<Spanned<u32>>,
     #[serde(default)]
@@ -123,6 +124,9 @@ pub struct Settings {
     pub populate_concurrency: usize,
     /// Populator requests per second to any one origin.
     pub populate_rate: u32,
+    /// How long past freshness a stored response may be served when its
+    /// origin fails, if the response itself says nothing (`stale-if-error`).
+    pub stale_if_error: Duration,
     pub origins: Vec<Origin>,
     pub admin_token: Option<String>,
 }
@@ -151,6 +155,7 @@ impl Settings {
             populate_interval: DEFAULT_POPULATE_INTERVAL,
             populate_concurrency: DEFAULT_POPULATE_CONCURRENCY,
             populate_rate: DEFAULT_POPULATE_RATE,
+            stale_if_error: Duration::ZERO,
             origins,
             admin_token: None,
         }
@@ -237,6 +242,13 @@ impl Settings {
                 message,
             })
         };
+        // Zero is a meaningful value here ("off"), unlike for the other durations.
+        let duration_or_zero = |key: &str, value: &Option<Spanned<String>>| match value {
+            Some(v) if v.get_ref().trim() == "0" || v.get_ref().trim() == "0s" => {
+                Ok(Duration::ZERO)
+            }
+            other => duration(key, other, Duration::ZERO),
+        };
         let manifest_batch_window = duration(
             "manifest_batch_window",
             &raw.manifest_batch_window,
@@ -252,6 +264,7 @@ impl Settings {
             &raw.populate_interval,
             DEFAULT_POPULATE_INTERVAL,
         )?;
+        let stale_if_error = duration_or_zero("stale_if_error", &raw.stale_if_error)?;
         let at_least_one = |key: &str, value: Option<(usize, std::ops::Range<usize>)>| match value {
             Some((0, span)) => Err(ConfigError::Invalid {
                 file: file.to_owned(),
@@ -290,6 +303,7 @@ impl Settings {
             populate_interval,
             populate_concurrency,
             populate_rate,
+            stale_if_error,
             origins,
             admin_token: None,
         })

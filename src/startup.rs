@@ -134,11 +134,11 @@ impl Application {
         };
         let listener = TcpListener::bind(settings.listen).map_err(listen_error)?;
         let port = listener.local_addr().map_err(listen_error)?.port();
-        let state = web::Data::new(ProxyState {
-            settings: settings.clone(),
-            cache: cache.clone(),
-            metrics: metrics.proxy.clone(),
-        });
+        let state = web::Data::new(ProxyState::new(
+            settings.clone(),
+            cache.clone(),
+            metrics.proxy.clone(),
+        ));
         let admin_state = web::Data::new(AdminState {
             settings: settings.clone(),
             cache: cache.clone(),

@@ -19,7 +19,7 @@ use actix_web::http::header::HeaderMap;
 use bytes::Bytes;
 use futures_util::Stream;
 use tokio::io::AsyncReadExt;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 
 use super::manifest_batcher::{ManifestBatcher, RecordPage};
 use super::Mailbox;
@@ -302,16 +302,18 @@ impl CacheStore {
             vary_names: msg.head.vary.iter().map(|(n, _)| n.clone()).collect(),
             info: EntryInfo::from_head(&msg.head, 0),
         };
+        let (committed_tx, committed) = oneshot::channel();
         ctx.spawn(
             fut::wrap_future::<_, Self>(writer).map(move |joined, act, _| {
                 let written = joined.unwrap_or(Err(WriteError::Aborted));
-                act.finish_store(pending, written);
+                let _ = committed_tx.send(act.finish_store(pending, written));
             }),
         );
-        Ok(StoreSink { tx })
+        Ok(StoreSink { tx, committed })
     }
 
-    fn finish_store(&mut self, pending: PendingEntry, written: Result<u64, WriteError>) {
+    /// Commits a written entry; `true` when it is in place.
+    fn finish_store(&mut self, pending: PendingEntry, written: Result<u64, WriteError>) -> bool {
         let body_len = match written {
             Ok(len) => len,
             Err(e) => {
@@ -323,14 +325,14 @@ impl CacheStore {
                 } else {
                     tracing::debug!(reason = %e, "cache write abandoned");
                 }
-                return;
+                return false;
             }
         };
         if let Err(e) = self.commit(&pending) {
             let _ = fs::remove_file(&pending.tmp);
             self.metrics.io_errors.inc();
             tracing::warn!(error = %e, "cannot move cache entry into place");
-            return;
+            return false;
         }
         let vk = pending.vk;
         let url = self.index.entry(vk.primary).or_default();
@@ -370,6 +372,7 @@ impl CacheStore {
         if let Some(on_store) = &self.on_store {
             on_store.do_send(RecordPage { key });
         }
+        true
     }
 
     fn commit(&self, pending: &PendingEntry) -> io::Result<()> {
@@ -760,9 +763,10 @@ enum SinkMessage {
 }
 
 /// Where a response body being served is copied to disk. Dropping it
-/// without [`StoreSink::finish`] abandons the entry.
+/// without [`StoreSink::finish`] or [`StoreSink::commit`] abandons the entry.
 pub struct StoreSink {
     tx: mpsc::Sender<SinkMessage>,
+    committed: oneshot::Receiver<bool>,
 }
 
 impl StoreSink {
@@ -771,9 +775,18 @@ impl StoreSink {
         self.tx.send(SinkMessage::Chunk(chunk)).await.is_ok()
     }
 
-    /// The body is complete: commit the entry.
+    /// The body is complete: commit the entry, without waiting for it.
     pub async fn finish(self) {
         let _ = self.tx.send(SinkMessage::Finish).await;
+    }
+
+    /// The body is complete: commit the entry and wait until it is in place
+    /// (lookups then find it); `true` when it was stored.
+    pub async fn commit(self) -> bool {
+        if self.tx.send(SinkMessage::Finish).await.is_err() {
+            return false;
+        }
+        self.committed.await.unwrap_or(false)
     }
 }
 

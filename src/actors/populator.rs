@@ -22,8 +22,7 @@ use super::Mailbox;
 use crate::cache::CacheKey;
 use crate::config::{Origin, Settings};
 use crate::metrics::{ActorMeter, PopulatorMetrics};
-use crate::proxy::body::tee;
-use crate::proxy::{forward, store};
+use crate::proxy::store;
 
 /// The longest a failing origin is left alone.
 const MAX_BACKOFF: Duration = Duration::from_secs(300);
@@ -297,22 +296,9 @@ impl Runner {
                 response.status()
             )));
         }
-        let passed_on = forward::response_headers(response.headers());
-        let no_request_headers = HeaderMap::new();
-        let Some((head, _ttl)) =
-            store::storable_head(key, &no_request_headers, &response, &passed_on)
-        else {
-            return Ok(false);
-        };
-        let len = store::content_length(response.headers());
-        let Some(sink) = store::begin_store(&self.cache, head, len).await else {
-            return Ok(false);
-        };
-        let mut body = std::pin::pin!(tee(response, Some(sink), len));
-        while let Some(chunk) = body.next().await {
-            chunk.map_err(|e| OriginFailure(format!("origin {} body: {e}", origin.upstream)))?;
-        }
-        Ok(true)
+        store::store_fully(&self.cache, key, &HeaderMap::new(), response)
+            .await
+            .map_err(|e| OriginFailure(format!("origin {} body: {e}", origin.upstream)))
     }
 }
 

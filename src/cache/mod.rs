@@ -7,6 +7,7 @@ pub mod entry;
 pub mod key;
 pub mod policy;
 pub mod range;
+pub mod stale;
 pub mod status;
 
 pub use entry::{EntryError, EntryHead};

@@ -42,14 +42,14 @@ pub struct CacheStatus {
     pub fwd: Option<Forward>,
     pub fwd_status: Option<u16>,
     pub stored: bool,
-    /// Remaining freshness in seconds.
-    pub ttl: Option<u64>,
+    /// Remaining freshness in seconds, negative once stale.
+    pub ttl: Option<i64>,
     /// Why, when the cache answered itself without a stored response.
     pub detail: Option<&'static str>,
 }
 
 impl CacheStatus {
-    pub fn hit(ttl: u64) -> Self {
+    pub fn hit(ttl: i64) -> Self {
         Self {
             hit: true,
             ttl: Some(ttl),

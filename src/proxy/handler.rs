@@ -3,7 +3,8 @@
 //! origin, and streams the origin's answer to the client (and, when
 //! storable, to the store).
 
-use std::sync::Arc;
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
 use std::time::{Instant, SystemTime};
 
 use actix_web::http::header;
@@ -17,11 +18,11 @@ use super::body::tee;
 use super::origin::{self, Upstream};
 use super::respond::{self, plain, with_body};
 use super::store::{begin_store, content_length, storable_head};
-use super::{forward, http_compat, invalidate, revalidate};
+use super::{forward, http_compat, invalidate, refresh, revalidate};
 use crate::actors::cache_store::{CacheStore, Hit, Lookup, LookupResult, Purge, UpdateHead};
 use crate::actors::Mailbox;
 use crate::admin::auth::AdminAuth;
-use crate::cache::{directives, CacheKey, CacheStatus, Forward};
+use crate::cache::{directives, stale, CacheKey, CacheStatus, EntryHead, Forward};
 use crate::config::{normalize_host, Settings};
 use crate::metrics::ProxyMetrics;
 
@@ -30,6 +31,19 @@ pub struct ProxyState {
     pub settings: Arc<Settings>,
     pub cache: Mailbox<CacheStore>,
     pub metrics: ProxyMetrics,
+    /// URLs being refreshed in the background (stale-while-revalidate).
+    pub refreshing: Mutex<HashSet<CacheKey>>,
+}
+
+impl ProxyState {
+    pub fn new(settings: Arc<Settings>, cache: Mailbox<CacheStore>, metrics: ProxyMetrics) -> Self {
+        Self {
+            settings,
+            cache,
+            metrics,
+            refreshing: Mutex::default(),
+        }
+    }
 }
 
 /// Stored entries are keyed by `GET`: a `HEAD` is answered from them too.
@@ -83,7 +97,7 @@ pub async fn proxy(
             root_span.record("cache_status", "hit");
             state.metrics.requests.with_label_values(&["hit"]).inc();
             let now = SystemTime::now();
-            let ttl = hit.head.policy.time_to_live(now).as_secs();
+            let ttl = stale::signed_ttl(&hit.head.policy, hit.head.stored_at_ms, now);
             let Hit { head, body } = *hit;
             return respond::from_cache(
                 &req,
@@ -93,6 +107,28 @@ pub async fn proxy(
                 &CacheStatus::hit(ttl),
                 &state.metrics,
             );
+        }
+        // Stale within stale-while-revalidate: sent now, refreshed after.
+        Cached::Validate(hit, Forward::Stale) if within_swr(&hit.head) => {
+            root_span.record("cache_status", "hit");
+            state.metrics.requests.with_label_values(&["hit"]).inc();
+            let now = SystemTime::now();
+            let ttl = stale::signed_ttl(&hit.head.policy, hit.head.stored_at_ms, now);
+            let Hit { head, body } = *hit;
+            let status = CacheStatus {
+                detail: Some("stale-while-revalidate"),
+                ..CacheStatus::hit(ttl)
+            };
+            let response = respond::from_cache(&req, &head, body, now, &status, &state.metrics);
+            refresh::spawn(
+                req.clone(),
+                state.clone(),
+                client.clone(),
+                origin.clone(),
+                raw_host.clone(),
+                head,
+            );
+            return response;
         }
         // Nothing usable without the origin, which this client rules out.
         Cached::Validate(..) | Cached::Nothing(_) if only_if_cached => {
@@ -128,6 +164,18 @@ pub async fn proxy(
     let response = origin::send(&req, Some(payload), &upstream, validators.as_ref()).await;
     root_span.record("origin_ms", started.elapsed().as_millis() as u64);
     origin::record(&state.metrics, origin, started.elapsed(), &response);
+    // The origin failed: a stale copy within stale-if-error is better.
+    let failed_status = match &response {
+        Ok(r) if r.status().is_server_error() => Some(r.status().as_u16()),
+        Ok(_) => None,
+        Err(_) => Some(0),
+    };
+    let stale = match (failed_status, stale) {
+        (Some(failed), Some(hit)) if within_sie(&hit.head, state.settings.stale_if_error) => {
+            return serve_stale_on_error(&req, &state, *hit, reason, failed);
+        }
+        (_, stale) => stale,
+    };
     let response = match response {
         Ok(response) => response,
         Err(e) => return origin::failure(origin, &e),
@@ -143,6 +191,44 @@ pub async fn proxy(
         }
         _ => relay(&req, &state, key, reason, response).await,
     }
+}
+
+fn staleness(head: &EntryHead) -> std::time::Duration {
+    stale::staleness(&head.policy, head.stored_at_ms, SystemTime::now())
+}
+
+/// Whether a stale entry may be sent while it is refreshed.
+fn within_swr(head: &EntryHead) -> bool {
+    let rules = stale::rules(head);
+    !rules.forbidden && staleness(head) <= rules.while_revalidate
+}
+
+/// Whether a stale entry may stand in for a failed origin: within the
+/// response's `stale-if-error`, or else the configured default.
+fn within_sie(head: &EntryHead, default: std::time::Duration) -> bool {
+    let rules = stale::rules(head);
+    !rules.forbidden && staleness(head) <= rules.if_error.unwrap_or(default)
+}
+
+/// Sends a stale entry because the origin failed (`failed` is its 5xx
+/// status, or 0 when it could not be reached at all).
+fn serve_stale_on_error(
+    req: &HttpRequest,
+    state: &ProxyState,
+    hit: Hit,
+    reason: Forward,
+    failed: u16,
+) -> HttpResponse {
+    let now = SystemTime::now();
+    let Hit { head, body } = hit;
+    let status = CacheStatus {
+        fwd_status: (failed != 0).then_some(failed),
+        ttl: Some(stale::signed_ttl(&head.policy, head.stored_at_ms, now)),
+        detail: Some("stale-if-error"),
+        ..CacheStatus::forward(reason)
+    };
+    tracing::warn!(host = %head.key.host, path = %head.key.path_and_query, failed, "origin failed; served a stale copy");
+    respond::from_cache(req, &head, body, now, &status, &state.metrics)
 }
 
 /// `PURGE` on a proxied URL drops every stored variant of it on this node.
@@ -241,7 +327,7 @@ async fn revalidated(
     let head = revalidated.head;
     if revalidated.storable {
         status.stored = true;
-        status.ttl = Some(head.policy.time_to_live(now).as_secs());
+        status.ttl = Some(head.policy.time_to_live(now).as_secs() as i64);
         state.cache.do_send(UpdateHead(head.clone()));
     } else {
         // The origin now forbids keeping it: this answer is the last one.
@@ -268,7 +354,7 @@ async fn relay(
     let sink = if *req.method() == Method::GET {
         match storable_head(&key, req.headers(), &origin, &headers) {
             Some((head, ttl)) => {
-                cache_status.ttl = Some(ttl);
+                cache_status.ttl = Some(ttl as i64);
                 begin_store(&state.cache, head, content_length).await
             }
             None => None,

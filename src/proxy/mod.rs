@@ -8,6 +8,7 @@ mod handler;
 pub mod http_compat;
 mod invalidate;
 mod origin;
+mod refresh;
 mod respond;
 mod revalidate;
 pub mod store;

@@ -4,9 +4,10 @@
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use actix_web::http::header::{self, HeaderMap};
+use futures_util::StreamExt;
 use http_cache_semantics::CachePolicy;
 
-use super::http_compat;
+use super::{forward, http_compat};
 use crate::actors::cache_store::{BeginStore, CacheStore, StoreSink};
 use crate::actors::Mailbox;
 use crate::cache::key::{self, VaryValues};
@@ -70,6 +71,33 @@ pub async fn begin_store(
             None
         }
     }
+}
+
+/// Stores a whole origin response when allowed, reading its body to the
+/// end (for fetches nobody waits on: the populator, background refreshes).
+/// `Ok(true)` once it is stored and lookups find it.
+pub async fn store_fully(
+    cache: &Mailbox<CacheStore>,
+    key: &CacheKey,
+    request_headers: &HeaderMap,
+    response: awc::ClientResponse,
+) -> Result<bool, awc::error::PayloadError> {
+    let passed_on = forward::response_headers(response.headers());
+    let Some((head, _ttl)) = storable_head(key, request_headers, &response, &passed_on) else {
+        return Ok(false);
+    };
+    let len = content_length(response.headers());
+    let Some(sink) = begin_store(cache, head, len).await else {
+        return Ok(false);
+    };
+    let mut body = std::pin::pin!(response);
+    while let Some(chunk) = body.next().await {
+        let chunk = chunk?;
+        if !sink.write(chunk).await {
+            return Ok(false);
+        }
+    }
+    Ok(sink.commit().await)
 }
 
 /// The `Content-Length` an origin announced.

@@ -81,6 +81,8 @@ static CHUNK: [u8; 64 * 1024] = [b'x'; 64 * 1024];
 /// - `/lastmod/{secs}/...`: a fixed `Last-Modified`; 304 to `If-Modified-Since` at or after it
 /// - `/changing/{secs}/...`: `ETag: "v<n>"`, a new one every time: never 304
 /// - `/headers/...?name=value&…`: 200 with those response header fields
+///   (after `x-delay-ms` milliseconds when that is one of them)
+/// - `/flaky/...?cc=…`: first a 200 with `Cache-Control: <cc>`, then 500s
 /// - `/etag-nc/...`: like `/etag/`, with `Cache-Control: no-cache`
 /// - `/write?status=&location=&content_location=`: that status (200 by
 ///   default) with those `Location` / `Content-Location` fields
@@ -184,12 +186,29 @@ async fn origin_handler(
         ["headers", ..] => {
             let query: Vec<(String, String)> =
                 serde_urlencoded::from_str(req.query_string()).unwrap_or_default();
+            let delay = query
+                .iter()
+                .find(|(name, _)| name == "x-delay-ms")
+                .and_then(|(_, ms)| ms.parse().ok())
+                .unwrap_or(0);
+            actix_web::rt::time::sleep(Duration::from_millis(delay)).await;
             let mut response = HttpResponse::Ok();
             for (name, value) in query {
                 response.append_header((name, value));
             }
             response.body(text)
         }
+        ["flaky", ..] if n == 1 => {
+            let query: HashMap<String, String> =
+                serde_urlencoded::from_str(req.query_string()).unwrap_or_default();
+            HttpResponse::Ok()
+                .insert_header((
+                    "cache-control",
+                    query.get("cc").cloned().unwrap_or_default(),
+                ))
+                .body(text)
+        }
+        ["flaky", ..] => HttpResponse::InternalServerError().body(text),
         ["etag-nc", ..] => {
             let asked = req
                 .headers()
@@ -400,6 +419,9 @@ async fn spawn_node(
     settings.database = dir.path().join("manifest.db");
     settings.litefs = caje::config::LiteFsMode::Off;
     settings.workers = Some(2);
+    // The populator runs only when a test asks: a run at a random moment
+    // would fetch pages behind the test's back.
+    settings.populate_interval = Duration::from_secs(3600);
     adjust(&mut settings);
     let app = Application::build(settings).await.expect("caje starts");
     let port = app.port();

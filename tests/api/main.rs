@@ -13,5 +13,6 @@ mod manifest;
 mod multinode;
 mod populator;
 mod proxying;
+mod stale;
 mod storage;
 mod validation;

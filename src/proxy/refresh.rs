@@ -1,0 +1,78 @@
+//! Background refreshes for stale-while-revalidate: the stale copy is sent
+//! at once and the origin asked afterwards, once per URL at a time.
+
+use std::time::{Instant, SystemTime};
+
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest};
+
+use super::handler::ProxyState;
+use super::origin::{self, Upstream};
+use super::{revalidate, store};
+use crate::actors::cache_store::{Purge, UpdateHead};
+use crate::cache::EntryHead;
+use crate::config::Origin;
+
+/// Starts refreshing `head`'s entry unless a refresh of it is under way.
+pub fn spawn(
+    req: HttpRequest,
+    state: web::Data<ProxyState>,
+    client: web::Data<awc::Client>,
+    origin: Origin,
+    raw_host: String,
+    head: EntryHead,
+) {
+    let started = state
+        .refreshing
+        .lock()
+        .map(|mut keys| keys.insert(head.key.clone()))
+        .unwrap_or(false);
+    if !started {
+        return;
+    }
+    actix_web::rt::spawn(async move {
+        let upstream = Upstream {
+            origin: &origin,
+            raw_host: &raw_host,
+            client: &client,
+        };
+        refresh(&req, &state, &upstream, &head).await;
+        if let Ok(mut keys) = state.refreshing.lock() {
+            keys.remove(&head.key);
+        }
+    });
+}
+
+#[tracing::instrument(name = "proxy.refresh", skip_all, fields(host = %head.key.host, path = %head.key.path_and_query))]
+async fn refresh(req: &HttpRequest, state: &ProxyState, upstream: &Upstream<'_>, head: &EntryHead) {
+    let validators = revalidate::validators(head);
+    let started = Instant::now();
+    let response = origin::send(req, None, upstream, Some(&validators)).await;
+    origin::record(
+        &state.metrics,
+        upstream.origin,
+        started.elapsed(),
+        &response,
+    );
+    let response = match response {
+        Ok(response) => response,
+        Err(error) => {
+            tracing::warn!(%error, "background refresh failed");
+            return;
+        }
+    };
+    if response.status() == StatusCode::NOT_MODIFIED {
+        let now = SystemTime::now();
+        match revalidate::updated_head(head, req.headers(), response.headers(), now) {
+            Some(updated) if updated.storable => state.cache.do_send(UpdateHead(updated.head)),
+            Some(_) => state.cache.do_send(Purge(head.key.clone())),
+            None => {
+                tracing::warn!("the origin's 304 is about another response; kept the stale one")
+            }
+        }
+        return;
+    }
+    if let Err(error) = store::store_fully(&state.cache, &head.key, req.headers(), response).await {
+        tracing::warn!(%error, "background refresh body failed");
+    }
+}
