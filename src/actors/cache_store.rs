@@ -449,6 +449,17 @@ impl EntryBody {
         let reader = tokio::fs::File::from_std(self.file).take(self.len);
         tokio_util::io::ReaderStream::with_capacity(reader, READ_CHUNK)
     }
+
+    /// `len` bytes of the body from byte `first` (a range request).
+    pub fn into_range_stream(
+        mut self,
+        first: u64,
+        len: u64,
+    ) -> io::Result<impl Stream<Item = Result<Bytes, io::Error>> + 'static> {
+        self.file.seek(SeekFrom::Current(first as i64))?;
+        self.len = len.min(self.len.saturating_sub(first));
+        Ok(self.into_stream())
+    }
 }
 
 impl Handler<Lookup> for CacheStore {

@@ -13,6 +13,7 @@ use futures_util::StreamExt;
 use super::forward;
 use crate::actors::cache_store::EntryBody;
 use crate::cache::conditional::{self, Preconditions, Validators};
+use crate::cache::range::{self, RangeAnswer};
 use crate::cache::{CacheStatus, EntryHead};
 use crate::metrics::ProxyMetrics;
 
@@ -80,17 +81,61 @@ pub fn from_cache(
         }
     }
     response.insert_header((header::AGE, head.policy.age(now).as_secs()));
-    let mut response = if not_modified {
-        response.finish()
+    let ranges = if stored_status == StatusCode::OK && *req.method() == Method::GET {
+        if !head.headers.iter().any(|(n, _)| n == "accept-ranges") {
+            response.insert_header((header::ACCEPT_RANGES, "bytes"));
+        }
+        range::answer(
+            text(header::RANGE),
+            text(header::IF_RANGE),
+            body.len(),
+            validators.etag,
+            validators.last_modified,
+        )
     } else {
-        let len = Some(body.len());
-        let sent = metrics.body_bytes.with_label_values(&["cache"]);
-        let stream = body.into_stream().inspect(move |chunk| {
-            if let Ok(chunk) = chunk {
-                sent.inc_by(chunk.len() as u64);
+        RangeAnswer::Full
+    };
+    let sent = metrics.body_bytes.with_label_values(&["cache"]);
+    let count = move |chunk: &Result<bytes::Bytes, std::io::Error>| {
+        if let Ok(chunk) = chunk {
+            sent.inc_by(chunk.len() as u64);
+        }
+    };
+    let complete_len = body.len();
+    let mut response = match ranges {
+        _ if not_modified => response.finish(),
+        RangeAnswer::Unsatisfiable => {
+            response.status(StatusCode::RANGE_NOT_SATISFIABLE);
+            response.insert_header((
+                header::CONTENT_RANGE,
+                range::unsatisfied_content_range(complete_len),
+            ));
+            response.finish()
+        }
+        RangeAnswer::Partial(part) => match body.into_range_stream(part.first, part.len()) {
+            Ok(stream) => {
+                response.status(StatusCode::PARTIAL_CONTENT);
+                response.insert_header((header::CONTENT_RANGE, part.content_range(complete_len)));
+                response.body(SizedStream::new(part.len(), stream.inspect(count)))
             }
-        });
-        with_body(response, stored_status, req.method(), len, stream)
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot seek in a stored body");
+                return plain(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "caje: cannot read the stored response\n",
+                );
+            }
+        },
+        RangeAnswer::Full => {
+            let stream = body.into_stream().inspect(count);
+            with_body(
+                response,
+                stored_status,
+                req.method(),
+                Some(complete_len),
+                stream,
+            )
+        }
     };
     forward::mark_response(response.headers_mut(), req.version(), &status.to_string());
     response

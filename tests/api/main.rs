@@ -13,6 +13,7 @@ mod manifest;
 mod multinode;
 mod populator;
 mod proxying;
+mod ranges;
 mod stale;
 mod storage;
 mod validation;
