@@ -74,6 +74,7 @@ struct RawSettings {
     halt_timeout: Option<Spanned<String>>,
     populate_interval: Option<Spanned<String>>,
     stale_if_error: Option<Spanned<String>>,
+    coalesce_timeout: Option<Spanned<String>>,
     populate_concurrency: Option<Spanned<usize>>,
     populate_rate: Option<Spanned<u32>>,
     #[serde(default)]
@@ -104,6 +105,7 @@ pub const DEFAULT_BATCH_WINDOW: Duration = Duration::from_millis(100);
 const DEFAULT_POPULATE_INTERVAL: Duration = Duration::from_secs(30);
 const DEFAULT_POPULATE_CONCURRENCY: usize = 4;
 const DEFAULT_POPULATE_RATE: u32 = 10;
+const DEFAULT_COALESCE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Validated settings for one caje node.
 #[derive(Debug, Clone)]
@@ -127,6 +129,9 @@ pub struct Settings {
     /// How long past freshness a stored response may be served when its
     /// origin fails, if the response itself says nothing (`stale-if-error`).
     pub stale_if_error: Duration,
+    /// How long a request for a URL already being fetched waits for that
+    /// fetch before asking the origin itself.
+    pub coalesce_timeout: Duration,
     pub origins: Vec<Origin>,
     pub admin_token: Option<String>,
 }
@@ -156,6 +161,7 @@ impl Settings {
             populate_concurrency: DEFAULT_POPULATE_CONCURRENCY,
             populate_rate: DEFAULT_POPULATE_RATE,
             stale_if_error: Duration::ZERO,
+            coalesce_timeout: DEFAULT_COALESCE_TIMEOUT,
             origins,
             admin_token: None,
         }
@@ -265,6 +271,11 @@ impl Settings {
             DEFAULT_POPULATE_INTERVAL,
         )?;
         let stale_if_error = duration_or_zero("stale_if_error", &raw.stale_if_error)?;
+        let coalesce_timeout = duration(
+            "coalesce_timeout",
+            &raw.coalesce_timeout,
+            DEFAULT_COALESCE_TIMEOUT,
+        )?;
         let at_least_one = |key: &str, value: Option<(usize, std::ops::Range<usize>)>| match value {
             Some((0, span)) => Err(ConfigError::Invalid {
                 file: file.to_owned(),
@@ -304,6 +315,7 @@ impl Settings {
             populate_concurrency,
             populate_rate,
             stale_if_error,
+            coalesce_timeout,
             origins,
             admin_token: None,
         })

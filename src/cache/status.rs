@@ -42,6 +42,8 @@ pub struct CacheStatus {
     pub fwd: Option<Forward>,
     pub fwd_status: Option<u16>,
     pub stored: bool,
+    /// Answered with another request's response (request coalescing).
+    pub collapsed: bool,
     /// Remaining freshness in seconds, negative once stale.
     pub ttl: Option<i64>,
     /// Why, when the cache answered itself without a stored response.
@@ -88,6 +90,9 @@ impl fmt::Display for CacheStatus {
         }
         if self.stored {
             f.write_str("; stored")?;
+        }
+        if self.collapsed {
+            f.write_str("; collapsed")?;
         }
         if let Some(ttl) = self.ttl {
             write!(f, "; ttl={ttl}")?;

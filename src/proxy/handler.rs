@@ -12,9 +12,11 @@ use actix_web::http::{Method, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
 use futures_util::StreamExt;
 use http_cache_semantics::BeforeRequest;
+use tokio::sync::watch;
 use tracing_actix_web::RootSpan;
 
 use super::body::tee;
+use super::coalesce::{self, Coalescer, Flight, Outcome, Role};
 use super::origin::{self, Upstream};
 use super::respond::{self, plain, with_body};
 use super::store::{begin_store, content_length, storable_head};
@@ -33,6 +35,7 @@ pub struct ProxyState {
     pub metrics: ProxyMetrics,
     /// URLs being refreshed in the background (stale-while-revalidate).
     pub refreshing: Mutex<HashSet<CacheKey>>,
+    pub coalescer: Arc<Coalescer>,
 }
 
 impl ProxyState {
@@ -42,6 +45,7 @@ impl ProxyState {
             cache,
             metrics,
             refreshing: Mutex::default(),
+            coalescer: Arc::default(),
         }
     }
 }
@@ -147,6 +151,29 @@ pub async fn proxy(
         Cached::Validate(hit, reason) => (Some(hit), reason),
         Cached::Nothing(reason) => (None, reason),
     };
+    // A miss joins any fetch of the same URL already under way.
+    let miss = matches!(reason, Forward::UriMiss | Forward::VaryMiss | Forward::Miss);
+    let role = if miss && *req.method() == Method::GET {
+        state.coalescer.join(&key)
+    } else {
+        Role::Alone
+    };
+    let flight = match role {
+        Role::Leader(flight) => Some(flight),
+        Role::Alone => None,
+        Role::Follower(leader) => {
+            if let Some(response) = collapsed(&req, &state, &key, reason, leader).await {
+                root_span.record("cache_status", "collapsed");
+                state
+                    .metrics
+                    .requests
+                    .with_label_values(&["collapsed"])
+                    .inc();
+                return response;
+            }
+            None
+        }
+    };
     let outcome = CacheStatus::forward(reason).outcome();
     root_span.record("cache_status", outcome);
     state.metrics.requests.with_label_values(&[outcome]).inc();
@@ -189,7 +216,7 @@ pub async fn proxy(
         Some(hit) if validators.is_some() && response.status() == StatusCode::NOT_MODIFIED => {
             revalidated(&req, &state, *hit, reason, response, &upstream).await
         }
-        _ => relay(&req, &state, key, reason, response).await,
+        _ => relay(&req, &state, key, reason, response, flight).await,
     }
 }
 
@@ -229,6 +256,40 @@ fn serve_stale_on_error(
     };
     tracing::warn!(host = %head.key.host, path = %head.key.path_and_query, failed, "origin failed; served a stale copy");
     respond::from_cache(req, &head, body, now, &status, &state.metrics)
+}
+
+/// Waits for the fetch this request joined; once its response is stored,
+/// answers from the cache. `None` when the request must fetch itself.
+async fn collapsed(
+    req: &HttpRequest,
+    state: &ProxyState,
+    key: &CacheKey,
+    reason: Forward,
+    leader: watch::Receiver<Option<Outcome>>,
+) -> Option<HttpResponse> {
+    let outcome = coalesce::wait(leader, state.settings.coalesce_timeout).await;
+    if outcome != Some(Outcome::Stored) {
+        return None;
+    }
+    let Cached::Fresh(hit) = lookup(req, state, key).await else {
+        return None;
+    };
+    let now = SystemTime::now();
+    let Hit { head, body } = *hit;
+    let status = CacheStatus {
+        fwd_status: Some(head.status),
+        collapsed: true,
+        ttl: Some(stale::signed_ttl(&head.policy, head.stored_at_ms, now)),
+        ..CacheStatus::forward(reason)
+    };
+    Some(respond::from_cache(
+        req,
+        &head,
+        body,
+        now,
+        &status,
+        &state.metrics,
+    ))
 }
 
 /// `PURGE` on a proxied URL drops every stored variant of it on this node.
@@ -318,7 +379,7 @@ async fn revalidated(
         let again = origin::send(req, None, upstream, None).await;
         origin::record(&state.metrics, upstream.origin, started.elapsed(), &again);
         return match again {
-            Ok(response) => relay(req, state, key, reason, response).await,
+            Ok(response) => relay(req, state, key, reason, response, None).await,
             Err(e) => origin::failure(upstream.origin, &e),
         };
     };
@@ -344,6 +405,7 @@ async fn relay(
     key: CacheKey,
     reason: Forward,
     origin: awc::ClientResponse,
+    flight: Option<Flight>,
 ) -> HttpResponse {
     let status = origin.status();
     let headers = forward::response_headers(origin.headers());
@@ -363,13 +425,24 @@ async fn relay(
         None
     };
     cache_status.stored = sink.is_some();
-    let sink = match (sink, content_length) {
+    let (sink, flight) = match (sink, content_length, flight) {
         // Nothing will flow through an empty body: its entry is complete now.
-        (Some(sink), Some(0)) => {
-            sink.finish().await;
-            None
+        (Some(sink), Some(0), flight) => {
+            let stored = sink.commit().await;
+            if let Some(flight) = flight {
+                flight.finish(if stored {
+                    Outcome::Stored
+                } else {
+                    Outcome::NotStored
+                });
+            }
+            (None, None)
         }
-        (sink, _) => sink,
+        (None, _, Some(flight)) => {
+            flight.finish(Outcome::NotStored);
+            (None, None)
+        }
+        (sink, _, flight) => (sink, flight),
     };
 
     let mut response = HttpResponse::build(status);
@@ -377,7 +450,7 @@ async fn relay(
         response.append_header((name.clone(), value.clone()));
     }
     let sent = state.metrics.body_bytes.with_label_values(&["origin"]);
-    let stream = tee(origin, sink, content_length).inspect(move |chunk| {
+    let stream = tee(origin, sink, content_length, flight).inspect(move |chunk| {
         if let Ok(chunk) = chunk {
             sent.inc_by(chunk.len() as u64);
         }

@@ -3,6 +3,7 @@
 //! allows it.
 
 pub mod body;
+mod coalesce;
 pub mod forward;
 mod handler;
 pub mod http_compat;

@@ -4,6 +4,7 @@
 mod admin;
 mod caching;
 mod cli;
+mod coalescing;
 mod deploy;
 mod directives;
 mod helpers;

@@ -1,0 +1,185 @@
+//! Request coalescing: concurrent misses for one URL send one request to
+//! the origin. The first becomes the leader; the others wait (bounded) for
+//! its response to be stored and are then answered from the cache. When the
+//! response turns out not storable, the URL is remembered as uncacheable
+//! for a while, so later misses go straight to the origin instead of
+//! queueing behind each other (Varnish's hit-for-miss).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::sync::watch;
+
+use crate::cache::CacheKey;
+
+/// How long a URL whose response could not be stored skips coalescing.
+const HIT_FOR_MISS: Duration = Duration::from_secs(10);
+
+/// How a leader's fetch ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Stored: followers find it in the cache.
+    Stored,
+    /// Not stored (not storable, or the fetch failed): followers fetch themselves.
+    NotStored,
+}
+
+#[derive(Default)]
+struct Inner {
+    flights: HashMap<CacheKey, watch::Receiver<Option<Outcome>>>,
+    uncacheable: HashMap<CacheKey, Instant>,
+}
+
+#[derive(Default)]
+pub struct Coalescer {
+    inner: Mutex<Inner>,
+}
+
+/// What a missing request does.
+pub enum Role {
+    /// Fetch, and report through the flight.
+    Leader(Flight),
+    /// Wait for the leader's outcome.
+    Follower(watch::Receiver<Option<Outcome>>),
+    /// Fetch alone: the URL is known to be uncacheable.
+    Alone,
+}
+
+impl Coalescer {
+    pub fn join(self: &Arc<Self>, key: &CacheKey) -> Role {
+        let Ok(mut inner) = self.inner.lock() else {
+            return Role::Alone;
+        };
+        let now = Instant::now();
+        inner.uncacheable.retain(|_, until| *until > now);
+        if inner.uncacheable.contains_key(key) {
+            return Role::Alone;
+        }
+        if let Some(rx) = inner.flights.get(key) {
+            return Role::Follower(rx.clone());
+        }
+        let (tx, rx) = watch::channel(None);
+        inner.flights.insert(key.clone(), rx);
+        Role::Leader(Flight {
+            key: key.clone(),
+            tx,
+            coalescer: Arc::clone(self),
+        })
+    }
+}
+
+/// A leader's fetch in progress. Dropped without an outcome (the fetch
+/// failed or the client went away), it releases its followers to fetch.
+pub struct Flight {
+    key: CacheKey,
+    tx: watch::Sender<Option<Outcome>>,
+    coalescer: Arc<Coalescer>,
+}
+
+impl Flight {
+    pub fn finish(self, outcome: Outcome) {
+        if outcome == Outcome::NotStored {
+            if let Ok(mut inner) = self.coalescer.inner.lock() {
+                inner
+                    .uncacheable
+                    .insert(self.key.clone(), Instant::now() + HIT_FOR_MISS);
+            }
+        }
+        let _ = self.tx.send(Some(outcome));
+    }
+}
+
+impl Drop for Flight {
+    fn drop(&mut self) {
+        if let Ok(mut inner) = self.coalescer.inner.lock() {
+            inner.flights.remove(&self.key);
+        }
+        self.tx.send_if_modified(|outcome| {
+            let unset = outcome.is_none();
+            if unset {
+                *outcome = Some(Outcome::NotStored);
+            }
+            unset
+        });
+    }
+}
+
+/// Waits for a leader's outcome, at most `timeout`; `None` when it did
+/// not come in time.
+pub async fn wait(mut rx: watch::Receiver<Option<Outcome>>, timeout: Duration) -> Option<Outcome> {
+    let outcome = tokio::time::timeout(timeout, rx.wait_for(Option::is_some)).await;
+    match outcome {
+        Ok(Ok(outcome)) => *outcome,
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key() -> CacheKey {
+        CacheKey::new("GET", "a", "/x")
+    }
+
+    #[actix_web::test]
+    async fn followers_get_the_leaders_outcome() {
+        let coalescer = Arc::new(Coalescer::default());
+        let Role::Leader(flight) = coalescer.join(&key()) else {
+            panic!("the first is the leader")
+        };
+        let Role::Follower(rx) = coalescer.join(&key()) else {
+            panic!("the second follows")
+        };
+        flight.finish(Outcome::Stored);
+        assert_eq!(
+            wait(rx, Duration::from_secs(1)).await,
+            Some(Outcome::Stored)
+        );
+        assert!(
+            matches!(coalescer.join(&key()), Role::Leader(_)),
+            "the flight is over"
+        );
+    }
+
+    #[actix_web::test]
+    async fn an_abandoned_flight_releases_followers_and_not_storable_skips_coalescing() {
+        let coalescer = Arc::new(Coalescer::default());
+        let Role::Leader(flight) = coalescer.join(&key()) else {
+            panic!("leader")
+        };
+        let Role::Follower(rx) = coalescer.join(&key()) else {
+            panic!("follower")
+        };
+        drop(flight);
+        assert_eq!(
+            wait(rx, Duration::from_secs(1)).await,
+            Some(Outcome::NotStored)
+        );
+        assert!(
+            matches!(coalescer.join(&key()), Role::Leader(_)),
+            "abandoned is not uncacheable"
+        );
+
+        let coalescer = Arc::new(Coalescer::default());
+        let Role::Leader(flight) = coalescer.join(&key()) else {
+            panic!("leader")
+        };
+        flight.finish(Outcome::NotStored);
+        assert!(
+            matches!(coalescer.join(&key()), Role::Alone),
+            "hit-for-miss"
+        );
+    }
+
+    #[actix_web::test]
+    async fn waiting_is_bounded() {
+        let coalescer = Arc::new(Coalescer::default());
+        let _leader = coalescer.join(&key());
+        let Role::Follower(rx) = coalescer.join(&key()) else {
+            panic!("follower")
+        };
+        assert_eq!(wait(rx, Duration::from_millis(20)).await, None);
+    }
+}
