@@ -75,6 +75,7 @@ struct RawSettings {
     populate_interval: Option<Spanned<String>>,
     stale_if_error: Option<Spanned<String>>,
     coalesce_timeout: Option<Spanned<String>>,
+    purge_poll_interval: Option<Spanned<String>>,
     populate_concurrency: Option<Spanned<usize>>,
     populate_rate: Option<Spanned<u32>>,
     #[serde(default)]
@@ -106,6 +107,7 @@ const DEFAULT_POPULATE_INTERVAL: Duration = Duration::from_secs(30);
 const DEFAULT_POPULATE_CONCURRENCY: usize = 4;
 const DEFAULT_POPULATE_RATE: u32 = 10;
 const DEFAULT_COALESCE_TIMEOUT: Duration = Duration::from_secs(10);
+const DEFAULT_PURGE_POLL: Duration = Duration::from_secs(2);
 
 /// Validated settings for one caje node.
 #[derive(Debug, Clone)]
@@ -132,6 +134,8 @@ pub struct Settings {
     /// How long a request for a URL already being fetched waits for that
     /// fetch before asking the origin itself.
     pub coalesce_timeout: Duration,
+    /// How often a node applies purges logged by any node.
+    pub purge_poll_interval: Duration,
     pub origins: Vec<Origin>,
     pub admin_token: Option<String>,
 }
@@ -162,6 +166,7 @@ impl Settings {
             populate_rate: DEFAULT_POPULATE_RATE,
             stale_if_error: Duration::ZERO,
             coalesce_timeout: DEFAULT_COALESCE_TIMEOUT,
+            purge_poll_interval: DEFAULT_PURGE_POLL,
             origins,
             admin_token: None,
         }
@@ -271,6 +276,11 @@ impl Settings {
             DEFAULT_POPULATE_INTERVAL,
         )?;
         let stale_if_error = duration_or_zero("stale_if_error", &raw.stale_if_error)?;
+        let purge_poll_interval = duration(
+            "purge_poll_interval",
+            &raw.purge_poll_interval,
+            DEFAULT_PURGE_POLL,
+        )?;
         let coalesce_timeout = duration(
             "coalesce_timeout",
             &raw.coalesce_timeout,
@@ -316,6 +326,7 @@ impl Settings {
             populate_rate,
             stale_if_error,
             coalesce_timeout,
+            purge_poll_interval,
             origins,
             admin_token: None,
         })

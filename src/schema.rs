@@ -11,3 +11,16 @@ diesel::table! {
         times_stored -> BigInt,
     }
 }
+
+diesel::table! {
+    purges (id) {
+        id -> Integer,
+        kind -> Text,
+        host -> Text,
+        target -> Text,
+        soft -> Bool,
+        created_at -> BigInt,
+    }
+}
+
+diesel::allow_tables_to_appear_in_same_query!(pages, purges);

@@ -14,6 +14,7 @@ use crate::actors::cache_store::CacheStore;
 use crate::actors::manifest::{self, LiteFsWrites, Manifest, ManifestError};
 use crate::actors::manifest_batcher::ManifestBatcher;
 use crate::actors::populator::Populator;
+use crate::actors::purge_sync::PurgeSync;
 use crate::actors::Mailbox;
 use crate::admin::{self, auth::AdminAuth, AdminState};
 use crate::config::Settings;
@@ -110,11 +111,19 @@ impl Application {
             }),
             actors.meter("cache_store"),
         );
+        // Background work (populating, applying purges) shares one thread.
+        let background = Arbiter::new().handle();
+        PurgeSync::start_in_arbiter(&background, {
+            let (cache_dir, manifest, cache) =
+                (settings.cache_dir.clone(), manifest.clone(), cache.clone());
+            let interval = settings.purge_poll_interval;
+            move |_| PurgeSync::new(cache_dir, manifest, cache, interval)
+        });
         let populator = {
             let (settings, cache, manifest) = (settings.clone(), cache.clone(), manifest.clone());
             let (populator_metrics, meter) = (metrics.populator.clone(), actors.meter("populator"));
             Mailbox::new(
-                Populator::start_in_arbiter(&Arbiter::new().handle(), move |_| {
+                Populator::start_in_arbiter(&background, move |_| {
                     Populator::new(
                         settings,
                         cache,
@@ -137,6 +146,7 @@ impl Application {
         let state = web::Data::new(ProxyState::new(
             settings.clone(),
             cache.clone(),
+            manifest.clone(),
             metrics.proxy.clone(),
         ));
         let admin_state = web::Data::new(AdminState {

@@ -49,6 +49,9 @@ pub struct EntryInfo {
     pub stored_at_ms: u64,
     /// When it stops being fresh, in milliseconds since the Unix epoch.
     pub fresh_until_ms: u64,
+    pub tags: Vec<String>,
+    /// Soft-purged: must be revalidated before it is used again.
+    pub invalidated: bool,
 }
 
 impl EntryInfo {
@@ -60,11 +63,13 @@ impl EntryInfo {
             size,
             stored_at_ms: head.stored_at_ms,
             fresh_until_ms: head.stored_at_ms.saturating_add(ttl.as_millis() as u64),
+            tags: head.tags.clone(),
+            invalidated: head.invalidated,
         }
     }
 
     pub fn is_fresh(&self, now_ms: u64) -> bool {
-        self.fresh_until_ms > now_ms
+        !self.invalidated && self.fresh_until_ms > now_ms
     }
 }
 
@@ -265,6 +270,22 @@ impl CacheStore {
             }
         }
         None
+    }
+
+    fn variants_of(&self, key: &CacheKey) -> Vec<VariantKey> {
+        let primary = key.primary_hash();
+        self.index
+            .get(&primary)
+            .map(|url| {
+                url.variants
+                    .keys()
+                    .map(|variant| VariantKey {
+                        primary,
+                        variant: *variant,
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
     }
 
     fn variant_keys(&self) -> Vec<VariantKey> {
@@ -542,6 +563,24 @@ impl Handler<UpdateHead> for CacheStore {
         let _span = tracing::debug_span!("cache_store.update_head", host = %msg.0.key.host, path = %msg.0.key.path_and_query).entered();
         let head = msg.0;
         let vk = VariantKey::new(&head.key, &head.vary);
+        self.rewrite(vk, ctx, move |old| {
+            if old.key != head.key || old.vary != head.vary {
+                return Err(EntryError::KeyMismatch);
+            }
+            Ok(head)
+        });
+    }
+}
+
+impl CacheStore {
+    /// Rewrites a stored entry's head with `edit`, keeping its body, on the
+    /// blocking pool; the index follows when the new file is in place.
+    fn rewrite(
+        &mut self,
+        vk: VariantKey,
+        ctx: &mut Context<Self>,
+        edit: impl FnOnce(EntryHead) -> Result<EntryHead, EntryError> + Send + 'static,
+    ) {
         let known = self
             .index
             .get(&vk.primary)
@@ -550,55 +589,87 @@ impl Handler<UpdateHead> for CacheStore {
             return;
         }
         let (path, tmp) = (self.path_for(&vk), self.next_tmp_path());
-        let info = EntryInfo::from_head(&head, 0);
-        let job = tokio::task::spawn_blocking(move || rewrite_head(&path, &tmp, &head));
+        let job = tokio::task::spawn_blocking(move || rewrite_head(&path, &tmp, edit));
         ctx.spawn(
             fut::wrap_future::<_, Self>(job).map(move |done, act, _| match done {
-                Ok(Ok(size)) => act.add_variant(
+                Ok(Ok((head, size))) => act.add_variant(
                     vk,
                     Variant {
                         size,
-                        info: Some(EntryInfo { size, ..info }),
+                        info: Some(EntryInfo::from_head(&head, size)),
                     },
                 ),
                 Ok(Err(e)) => act.discard_broken(&vk, &e),
                 Err(e) => {
                     act.metrics.io_errors.inc();
-                    tracing::warn!(error = %e, "cannot update a cache entry's head");
+                    tracing::warn!(error = %e, "cannot rewrite a cache entry's head");
                 }
             }),
         );
     }
+
+    /// Every stored variant carrying `tag` (reading heads not known yet).
+    fn tagged(&mut self, tag: &str) -> Vec<VariantKey> {
+        let keys = self.variant_keys();
+        keys.into_iter()
+            .filter(|vk| {
+                self.info_of(vk)
+                    .is_some_and(|info| info.tags.iter().any(|t| t == tag))
+            })
+            .collect()
+    }
+
+    /// Drops `keys` (a hard purge) or marks them for revalidation (soft).
+    fn purge_variants(&mut self, keys: &[VariantKey], soft: bool, ctx: &mut Context<Self>) {
+        for vk in keys {
+            self.metrics.removed.inc();
+            if soft {
+                if let Some(info) = self
+                    .index
+                    .get_mut(&vk.primary)
+                    .and_then(|url| url.variants.get_mut(&vk.variant))
+                    .and_then(|v| v.info.as_mut())
+                {
+                    info.invalidated = true;
+                }
+                self.rewrite(*vk, ctx, |mut head| {
+                    head.invalidated = true;
+                    Ok(head)
+                });
+            } else {
+                self.remove(vk);
+            }
+        }
+    }
 }
 
-/// Runs on the blocking pool: writes `head` and the old body to `tmp`, then
-/// renames it over the entry; returns the new file's size.
+/// Runs on the blocking pool: writes the edited head and the old body to
+/// `tmp`, then renames it over the entry; returns the new head and size.
 fn rewrite_head(
     path: &std::path::Path,
     tmp: &std::path::Path,
-    head: &EntryHead,
-) -> Result<u64, EntryError> {
+    edit: impl FnOnce(EntryHead) -> Result<EntryHead, EntryError>,
+) -> Result<(EntryHead, u64), EntryError> {
     let mut old = File::open(path)?;
     let len = old.metadata()?.len();
     let decoded = entry::decode_head(&mut io::BufReader::new(&mut old), len)?;
-    if decoded.head.key != head.key || decoded.head.vary != head.vary {
-        return Err(EntryError::KeyMismatch);
-    }
     old.seek(SeekFrom::Start(decoded.body_offset))?;
-    let head_bytes = entry::encode_head(head)?;
+    let body_len = decoded.body_len;
+    let head = edit(decoded.head)?;
+    let head_bytes = entry::encode_head(&head)?;
     let written = (|| -> Result<(), EntryError> {
         let mut out = BufWriter::with_capacity(READ_CHUNK, File::create(tmp)?);
         out.write_all(&head_bytes)?;
-        let copied = io::copy(&mut (&mut old).take(decoded.body_len), &mut out)?;
-        if copied != decoded.body_len {
+        let copied = io::copy(&mut (&mut old).take(body_len), &mut out)?;
+        if copied != body_len {
             return Err(EntryError::Length {
-                expected: decoded.body_len,
+                expected: body_len,
                 actual: copied,
             });
         }
         let mut file = out.into_inner().map_err(|e| e.into_error())?;
         file.seek(SeekFrom::Start(BODY_LEN_OFFSET))?;
-        file.write_all(&decoded.body_len.to_le_bytes())?;
+        file.write_all(&body_len.to_le_bytes())?;
         fs::rename(tmp, path)?;
         Ok(())
     })();
@@ -606,7 +677,7 @@ fn rewrite_head(
         let _ = fs::remove_file(tmp);
     }
     written?;
-    Ok(entry::PREFIX_LEN + head_bytes.len() as u64 + decoded.body_len)
+    Ok((head, entry::PREFIX_LEN + head_bytes.len() as u64 + body_len))
 }
 
 /// Which of these URLs this node holds a fresh copy of (any variant).
@@ -680,23 +751,52 @@ pub struct Purge(pub CacheKey);
 impl Handler<Purge> for CacheStore {
     type Result = usize;
 
-    fn handle(&mut self, msg: Purge, _ctx: &mut Self::Context) -> usize {
+    fn handle(&mut self, msg: Purge, ctx: &mut Self::Context) -> usize {
         let _handling = self.meter.handling("purge");
         let _span = tracing::info_span!("cache_store.purge", host = %msg.0.host, path = %msg.0.path_and_query).entered();
-        let primary = msg.0.primary_hash();
-        let variants: Vec<Hash> = self
-            .index
-            .get(&primary)
-            .map(|url| url.variants.keys().copied().collect())
-            .unwrap_or_default();
-        for variant in &variants {
-            self.metrics.removed.inc();
-            self.remove(&VariantKey {
-                primary,
-                variant: *variant,
-            });
-        }
-        variants.len()
+        let keys = self.variants_of(&msg.0);
+        self.purge_variants(&keys, false, ctx);
+        keys.len()
+    }
+}
+
+/// Marks every stored variant of a URL for revalidation before its next
+/// use (a soft purge); answers how many there were.
+#[derive(Message)]
+#[rtype(result = "usize")]
+pub struct SoftPurge(pub CacheKey);
+
+impl Handler<SoftPurge> for CacheStore {
+    type Result = usize;
+
+    fn handle(&mut self, msg: SoftPurge, ctx: &mut Self::Context) -> usize {
+        let _handling = self.meter.handling("soft_purge");
+        let _span = tracing::info_span!("cache_store.soft_purge", host = %msg.0.host, path = %msg.0.path_and_query).entered();
+        let keys = self.variants_of(&msg.0);
+        self.purge_variants(&keys, true, ctx);
+        keys.len()
+    }
+}
+
+/// Purges every stored response carrying a tag, hard or soft; answers how
+/// many there were.
+#[derive(Message)]
+#[rtype(result = "usize")]
+pub struct PurgeTag {
+    pub tag: String,
+    pub soft: bool,
+}
+
+impl Handler<PurgeTag> for CacheStore {
+    type Result = usize;
+
+    fn handle(&mut self, msg: PurgeTag, ctx: &mut Self::Context) -> usize {
+        let _handling = self.meter.handling("purge_tag");
+        let _span =
+            tracing::info_span!("cache_store.purge_tag", tag = %msg.tag, soft = msg.soft).entered();
+        let keys = self.tagged(&msg.tag);
+        self.purge_variants(&keys, msg.soft, ctx);
+        keys.len()
     }
 }
 

@@ -5,6 +5,7 @@ pub mod cache_store;
 pub mod manifest;
 pub mod manifest_batcher;
 pub mod populator;
+pub mod purge_sync;
 
 use actix::dev::{Request, ToEnvelope};
 use actix::{Actor, Addr, Handler, Message};

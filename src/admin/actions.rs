@@ -7,9 +7,10 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::AdminState;
-use crate::actors::cache_store::{Clear, Purge};
-use crate::actors::manifest::ClearPages;
+use crate::actors::cache_store::Clear;
+use crate::actors::manifest::{ClearPages, PurgeTarget};
 use crate::actors::populator::RunNow;
+use crate::actors::purge_sync::purge_everywhere;
 use crate::cache::CacheKey;
 
 fn unavailable(actor: &str, error: impl std::fmt::Display) -> HttpResponse {
@@ -47,13 +48,18 @@ pub async fn populate(state: web::Data<AdminState>) -> HttpResponse {
 
 #[derive(Deserialize)]
 pub struct PurgeRequest {
-    /// The absolute URL whose stored responses to drop, e.g.
+    /// The absolute URL whose stored responses to purge, e.g.
     /// `http://www.example.com/page?x=1`.
-    url: String,
+    url: Option<String>,
+    /// Or a tag the origin gave responses (`Surrogate-Key`, `Cache-Tag`).
+    tag: Option<String>,
+    /// Mark for revalidation instead of dropping.
+    #[serde(default)]
+    soft: bool,
 }
 
-/// `POST /_caje/purge` with `url` (JSON or form): drops that URL's stored
-/// responses on this node.
+/// `POST /_caje/purge` with `url` or `tag`, and `soft` (JSON or form):
+/// purges here at once and logs the purge for every node.
 pub async fn purge(
     req: HttpRequest,
     state: web::Data<AdminState>,
@@ -69,22 +75,32 @@ pub async fn purge(
     } else {
         serde_urlencoded::from_bytes(&body).map_err(|e| e.to_string())
     };
-    let url = match parsed {
-        Ok(request) => request.url,
-        Err(e) => {
-            return HttpResponse::BadRequest().json(json!({
-                "error": format!("expected a url, as JSON {{\"url\": …}} or a form field: {e}")
-            }))
-        }
+    let bad = |message: String| {
+        HttpResponse::build(StatusCode::BAD_REQUEST).json(json!({ "error": message }))
     };
-    let key = match purge_key(&state, &url) {
-        Ok(key) => key,
-        Err(message) => {
-            return HttpResponse::build(StatusCode::BAD_REQUEST).json(json!({ "error": message }))
-        }
+    let request = match parsed {
+        Ok(request) => request,
+        Err(e) => return bad(format!("expected {{\"url\": …}} or {{\"tag\": …}}: {e}")),
     };
-    match state.cache.send(Purge(key)).await {
-        Ok(purged) => HttpResponse::Ok().json(json!({ "url": url, "purged": purged })),
+    let (target, named) = match (request.url, request.tag) {
+        (Some(url), None) => match purge_key(&state, &url) {
+            Ok(key) => (PurgeTarget::Url(key), json!({ "url": url })),
+            Err(message) => return bad(message),
+        },
+        (None, Some(tag)) if !tag.trim().is_empty() => (
+            PurgeTarget::Tag(tag.trim().to_owned()),
+            json!({ "tag": tag.trim() }),
+        ),
+        _ => return bad("give exactly one of url and tag".to_owned()),
+    };
+    match purge_everywhere(&state.cache, &state.manifest, target, request.soft).await {
+        Ok(report) => {
+            let mut answer = named;
+            answer["soft"] = json!(request.soft);
+            answer["purged"] = json!(report.purged);
+            answer["logged"] = json!(report.logged);
+            HttpResponse::Ok().json(answer)
+        }
         Err(e) => unavailable("cache store", e),
     }
 }

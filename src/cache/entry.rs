@@ -15,7 +15,9 @@ use serde::{Deserialize, Serialize};
 
 use super::key::{CacheKey, VaryValues};
 
-pub const FORMAT_VERSION: u16 = 1;
+/// Version 2 added purge tags and the soft-purge mark; a version-1 entry
+/// is a miss, removed on first use.
+pub const FORMAT_VERSION: u16 = 2;
 const MAGIC: [u8; 4] = *b"CAJE";
 pub const PREFIX_LEN: u64 = 4 + 2 + 4 + 8;
 /// Offset of the body length in the prefix, patched when the body is complete.
@@ -35,6 +37,10 @@ pub struct EntryHead {
     pub policy: CachePolicy,
     /// When the response was received, in milliseconds since the Unix epoch.
     pub stored_at_ms: u64,
+    /// Purge tags the origin gave it (`Surrogate-Key`, `Cache-Tag`).
+    pub tags: Vec<String>,
+    /// Soft-purged: kept, but must be revalidated before it is used again.
+    pub invalidated: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -147,6 +153,8 @@ mod tests {
                 policy::options(),
             ),
             stored_at_ms: 1,
+            tags: vec!["t1".into()],
+            invalidated: false,
         }
     }
 

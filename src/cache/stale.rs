@@ -92,6 +92,8 @@ mod tests {
             stored_at_ms: stored_at
                 .duration_since(UNIX_EPOCH)
                 .map_or(0, |d| d.as_millis() as u64),
+            tags: vec![],
+            invalidated: false,
         }
     }
 

@@ -22,6 +22,8 @@ use super::respond::{self, plain, with_body};
 use super::store::{begin_store, content_length, storable_head};
 use super::{forward, http_compat, invalidate, refresh, revalidate};
 use crate::actors::cache_store::{CacheStore, Hit, Lookup, LookupResult, Purge, UpdateHead};
+use crate::actors::manifest::{Manifest, PurgeTarget};
+use crate::actors::purge_sync::purge_everywhere;
 use crate::actors::Mailbox;
 use crate::admin::auth::AdminAuth;
 use crate::cache::{directives, stale, CacheKey, CacheStatus, EntryHead, Forward};
@@ -32,6 +34,7 @@ use crate::metrics::ProxyMetrics;
 pub struct ProxyState {
     pub settings: Arc<Settings>,
     pub cache: Mailbox<CacheStore>,
+    pub manifest: Mailbox<Manifest>,
     pub metrics: ProxyMetrics,
     /// URLs being refreshed in the background (stale-while-revalidate).
     pub refreshing: Mutex<HashSet<CacheKey>>,
@@ -39,10 +42,16 @@ pub struct ProxyState {
 }
 
 impl ProxyState {
-    pub fn new(settings: Arc<Settings>, cache: Mailbox<CacheStore>, metrics: ProxyMetrics) -> Self {
+    pub fn new(
+        settings: Arc<Settings>,
+        cache: Mailbox<CacheStore>,
+        manifest: Mailbox<Manifest>,
+        metrics: ProxyMetrics,
+    ) -> Self {
         Self {
             settings,
             cache,
+            manifest,
             metrics,
             refreshing: Mutex::default(),
             coalescer: Arc::default(),
@@ -224,10 +233,11 @@ fn staleness(head: &EntryHead) -> std::time::Duration {
     stale::staleness(&head.policy, head.stored_at_ms, SystemTime::now())
 }
 
-/// Whether a stale entry may be sent while it is refreshed.
+/// Whether a stale entry may be sent while it is refreshed (never a
+/// soft-purged one: it must be validated first).
 fn within_swr(head: &EntryHead) -> bool {
     let rules = stale::rules(head);
-    !rules.forbidden && staleness(head) <= rules.while_revalidate
+    !head.invalidated && !rules.forbidden && staleness(head) <= rules.while_revalidate
 }
 
 /// Whether a stale entry may stand in for a failed origin: within the
@@ -292,7 +302,8 @@ async fn collapsed(
     ))
 }
 
-/// `PURGE` on a proxied URL drops every stored variant of it on this node.
+/// `PURGE` on a proxied URL drops every stored variant of it, here at once
+/// and on every node through the purge log.
 async fn purge(
     req: &HttpRequest,
     state: &ProxyState,
@@ -302,11 +313,14 @@ async fn purge(
     if let Err(refused) = auth.check(req) {
         return refused.error_response();
     }
-    match state.cache.send(Purge(key)).await {
-        Ok(0) => plain(StatusCode::NOT_FOUND, "caje: nothing stored for that URL\n"),
-        Ok(n) => plain(
+    match purge_everywhere(&state.cache, &state.manifest, PurgeTarget::Url(key), false).await {
+        Ok(report) if report.purged == 0 => plain(
+            StatusCode::NOT_FOUND,
+            "caje: nothing stored for that URL here (the purge goes to every node)\n",
+        ),
+        Ok(report) => plain(
             StatusCode::OK,
-            format!("caje: purged {n} stored response(s)\n"),
+            format!("caje: purged {} stored response(s)\n", report.purged),
         ),
         Err(e) => {
             tracing::error!(error = %e, "cache store is not answering");
@@ -348,6 +362,9 @@ async fn lookup(req: &HttpRequest, state: &ProxyState, key: &CacheKey) -> Cached
         }
     };
     let now = SystemTime::now();
+    if hit.head.invalidated {
+        return Cached::Validate(hit, Forward::Stale);
+    }
     let policy_request = http_compat::policy_request(key, req.headers(), &hit.head.vary);
     match hit.head.policy.before_request(&policy_request, now) {
         BeforeRequest::Fresh(_) => Cached::Fresh(hit),

@@ -113,6 +113,8 @@ pub fn updated_head(
     let head = EntryHead {
         headers,
         policy,
+        // Validated again: no longer soft-purged.
+        invalidated: false,
         stored_at_ms: now
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as u64),

@@ -45,6 +45,8 @@ pub fn storable_head(
         .map(|(name, value)| (name.as_str().to_owned(), value.as_bytes().to_vec()))
         .collect();
     let head = EntryHead {
+        tags: purge_tags(response_headers),
+        invalidated: false,
         key: key.clone(),
         vary,
         status: origin.status().as_u16(),
@@ -55,6 +57,28 @@ pub fn storable_head(
             .map_or(0, |d| d.as_millis() as u64),
     };
     Some((head, ttl))
+}
+
+/// Purge tags from `Surrogate-Key` (space-separated) and `Cache-Tag`
+/// (comma-separated), without duplicates.
+pub fn purge_tags(response_headers: &HeaderMap) -> Vec<String> {
+    let surrogate = response_headers
+        .get_all("surrogate-key")
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split_ascii_whitespace());
+    let cache_tag = response_headers
+        .get_all("cache-tag")
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim);
+    let mut tags: Vec<String> = surrogate
+        .chain(cache_tag)
+        .filter(|t| !t.is_empty())
+        .map(str::to_owned)
+        .collect();
+    tags.sort();
+    tags.dedup();
+    tags
 }
 
 /// Starts an entry; `None` when the store cannot (it counts and logs why).

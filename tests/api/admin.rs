@@ -129,7 +129,10 @@ async fn purge_by_url_and_by_method() {
             Some(json!({ "url": url })),
         )
         .await;
-    assert_eq!(reply.json(), json!({ "url": url, "purged": 1 }));
+    assert_eq!(
+        reply.json(),
+        json!({ "url": url, "purged": 1, "soft": false, "logged": true })
+    );
     assert!(app
         .get("/cache/p2?q=1")
         .await

@@ -14,6 +14,7 @@ mod manifest;
 mod multinode;
 mod populator;
 mod proxying;
+mod purging;
 mod ranges;
 mod stale;
 mod storage;
