@@ -185,6 +185,17 @@ async fn response_directives_decide_what_is_stored() {
             None,
         ),
         ("/headers/h?cache-control=public".into(), false, None),
+        // An invalid value gives no freshness; of duplicates the first counts.
+        (
+            "/headers/i?cache-control=max-age%3Dsoon".into(),
+            false,
+            None,
+        ),
+        (
+            "/headers/j?cache-control=max-age%3D60%2C%20max-age%3D5".into(),
+            true,
+            Some("ttl=60"),
+        ),
     ];
     for (path, storable, ttl) in &cases {
         let reply = app.get(path).await;
@@ -219,5 +230,33 @@ async fn a_no_cache_response_is_stored_and_revalidated_on_every_use() {
             reply.cache_status()
         );
         assert_eq!(origin.counter.get(path), n, "each use asked the origin");
+    }
+}
+
+#[actix_web::test]
+async fn responses_to_authorized_requests_are_stored_only_when_the_origin_allows() {
+    let origin = spawn_origin().await;
+    let app = spawn_app(&origin).await;
+    let auth = [("authorization", "Bearer secret")];
+    let cases = [
+        ("/headers/auth1?cache-control=max-age%3D60", false),
+        (
+            "/headers/auth2?cache-control=public%2C%20max-age%3D60",
+            true,
+        ),
+        ("/headers/auth3?cache-control=s-maxage%3D60", true),
+        (
+            "/headers/auth4?cache-control=must-revalidate%2C%20max-age%3D60",
+            true,
+        ),
+    ];
+    for (path, storable) in cases {
+        let reply = app.get_with(path, &auth).await;
+        assert_eq!(
+            reply.cache_status().contains("stored"),
+            storable,
+            "{path}: {}",
+            reply.cache_status()
+        );
     }
 }
