@@ -122,18 +122,7 @@ pub fn request(headers: &HeaderMap) -> Directives {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use actix_web::http::header::{HeaderName, HeaderValue};
-
-    fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
-        let mut map = HeaderMap::new();
-        for (k, v) in pairs {
-            map.append(
-                HeaderName::from_bytes(k.as_bytes()).expect("name"),
-                HeaderValue::from_str(v).expect("value"),
-            );
-        }
-        map
-    }
+    use crate::cache::test_headers as headers;
 
     #[test]
     fn names_are_case_insensitive_and_values_unquoted() {

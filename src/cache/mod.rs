@@ -13,3 +13,17 @@ pub mod status;
 pub use entry::{EntryError, EntryHead};
 pub use key::{CacheKey, VariantKey};
 pub use status::{CacheStatus, Forward};
+
+/// Header maps from name-value pairs, for the unit tests of this module.
+#[cfg(test)]
+pub(crate) fn test_headers(pairs: &[(&str, &str)]) -> actix_web::http::header::HeaderMap {
+    use actix_web::http::header::{HeaderMap, HeaderName, HeaderValue};
+    let mut map = HeaderMap::new();
+    for (name, value) in pairs {
+        map.append(
+            HeaderName::from_bytes(name.as_bytes()).expect("header name"),
+            HeaderValue::from_str(value).expect("header value"),
+        );
+    }
+    map
+}

@@ -37,21 +37,10 @@ pub fn is_storable(policy: &CachePolicy, now: SystemTime, response_headers: &Hea
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cache::test_headers as map;
     use crate::cache::CacheKey;
     use crate::proxy::http_compat;
-    use actix_web::http::header::{HeaderName, HeaderValue};
     use actix_web::http::StatusCode;
-
-    fn map(pairs: &[(&str, &str)]) -> HeaderMap {
-        let mut headers = HeaderMap::new();
-        for (k, v) in pairs {
-            headers.append(
-                HeaderName::from_bytes(k.as_bytes()).expect("name"),
-                HeaderValue::from_str(v).expect("value"),
-            );
-        }
-        headers
-    }
 
     /// The decision as the proxy makes it, through the same boundary.
     fn storable(request: &[(&str, &str)], response: &[(&str, &str)]) -> bool {
