@@ -47,6 +47,11 @@ impl Directives {
             .and_then(|arg| arg.parse().ok())
     }
 
+    /// The same directives but `name`.
+    pub fn without(&self, name: &str) -> Self {
+        Self(self.0.iter().filter(|(n, _)| n != name).cloned().collect())
+    }
+
     /// The directives as one normalised field value.
     pub fn to_field(&self) -> String {
         let members: Vec<String> = self

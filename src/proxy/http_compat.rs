@@ -75,7 +75,18 @@ pub fn policy_response(status: StatusCode, response_headers: &HeaderMap) -> http
             parts.headers.append(name, value);
         }
     }
-    let field = directives.to_field();
+    // For a shared cache proxy-revalidate means must-revalidate, and
+    // s-maxage implies it (RFC 9111 §5.2.2.8, §5.2.2.10). The library reads
+    // only must-revalidate for stale use, and takes proxy-revalidate as
+    // "never fresh", so it is handed must-revalidate instead.
+    let revalidate = directives.has("proxy-revalidate") || directives.has("s-maxage");
+    let mut field = directives.without("proxy-revalidate").to_field();
+    if revalidate && !directives.has("must-revalidate") {
+        if !field.is_empty() {
+            field.push_str(", ");
+        }
+        field.push_str("must-revalidate");
+    }
     if let (false, Ok(value)) = (field.is_empty(), http1::HeaderValue::from_str(&field)) {
         parts.headers.insert(http1::header::CACHE_CONTROL, value);
     }

@@ -85,10 +85,21 @@ async fn max_stale_accepts_a_stale_entry_unless_it_must_be_revalidated() {
     let app = spawn_app(&origin).await;
     let plain = "/max-age/1/ms";
     let strict = "/headers/strict?cache-control=max-age%3D1%2C%20must-revalidate";
+    let proxy = "/headers/proxy?cache-control=max-age%3D1%2C%20proxy-revalidate";
+    let shared = "/headers/shared?cache-control=s-maxage%3D1";
     stored(&app, plain, 1).await;
     stored(&app, strict, 2).await;
-    stale(&app, plain).await;
-    stale(&app, strict).await;
+    stored(&app, proxy, 3).await;
+    stored(&app, shared, 4).await;
+    for path in [plain, strict, proxy, shared] {
+        stale(&app, path).await;
+    }
+    // proxy-revalidate (and s-maxage, which implies it) bind a shared cache
+    // like must-revalidate.
+    for path in [proxy, shared] {
+        let refused = app.get_with(path, &[("cache-control", "max-stale")]).await;
+        assert!(!hit(&refused), "{path}: {}", refused.cache_status());
+    }
 
     let accepted = app
         .get_with(plain, &[("cache-control", "max-stale=3600")])
