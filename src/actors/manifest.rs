@@ -696,3 +696,27 @@ impl Handler<LastPurgeId> for Manifest {
         result
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_write_refused_as_read_only_is_recognised() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("manifest.db");
+        let litefs = LiteFsWrites::new(LiteFsMode::Off, &path, Duration::from_secs(1));
+        prepare(&path, &litefs).expect("prepared");
+        // SQLite itself refuses, as on a LiteFS replica written without HALT.
+        let mut read_only =
+            SqliteConnection::establish(&format!("file:{}?mode=ro", path.display()))
+                .expect("open read-only");
+        let visit = PageVisit::now(CacheKey::new("GET", "a", "/x"));
+        let refused = ManifestError::from(
+            upsert(&mut read_only, &[visit]).expect_err("a read-only database refuses"),
+        );
+        assert!(refused.is_read_only(), "{refused}");
+        let other = ManifestError::from(diesel::result::Error::NotFound);
+        assert!(!other.is_read_only());
+    }
+}
