@@ -174,11 +174,9 @@ admin token: $token $token_note
      curl -i http://localhost:$a/fast        # Cache-Status: caje; fwd=uri-miss; ...; stored
 
 2. Watch the page reach the other nodes within ~5 s. In a browser, log in
-   with the token on each (one host name per node: browsers share cookies
-   between ports of the same host, so use localhost for one and 127.0.0.1
-   for the other):
+   with the token on each (each node keeps its own session cookie):
      http://localhost:$b/_caje/list
-     http://127.0.0.1:$c/_caje/list
+     http://localhost:$c/_caje/list
    or with curl:
      curl -s -H 'Accept: application/json' -H "Authorization: Bearer $token" http://localhost:$b/_caje/list
 
