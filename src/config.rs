@@ -76,6 +76,7 @@ struct RawSettings {
     stale_if_error: Option<Spanned<String>>,
     coalesce_timeout: Option<Spanned<String>>,
     purge_poll_interval: Option<Spanned<String>>,
+    max_size: Option<Spanned<String>>,
     populate_concurrency: Option<Spanned<usize>>,
     populate_rate: Option<Spanned<u32>>,
     #[serde(default)]
@@ -136,6 +137,8 @@ pub struct Settings {
     pub coalesce_timeout: Duration,
     /// How often a node applies purges logged by any node.
     pub purge_poll_interval: Duration,
+    /// Bound on the file cache's total size in bytes; `None`: unbounded.
+    pub max_size: Option<u64>,
     pub origins: Vec<Origin>,
     pub admin_token: Option<String>,
 }
@@ -167,6 +170,7 @@ impl Settings {
             stale_if_error: Duration::ZERO,
             coalesce_timeout: DEFAULT_COALESCE_TIMEOUT,
             purge_poll_interval: DEFAULT_PURGE_POLL,
+            max_size: None,
             origins,
             admin_token: None,
         }
@@ -276,6 +280,26 @@ impl Settings {
             DEFAULT_POPULATE_INTERVAL,
         )?;
         let stale_if_error = duration_or_zero("stale_if_error", &raw.stale_if_error)?;
+        let max_size = match &raw.max_size {
+            None => None,
+            Some(text) => Some(
+                text.get_ref()
+                    .trim()
+                    .parse::<bytesize::ByteSize>()
+                    .map(|size| size.as_u64())
+                    .ok()
+                    .filter(|&bytes| bytes > 0)
+                    .ok_or_else(|| ConfigError::Invalid {
+                        file: file.to_owned(),
+                        line: line_of(text.span().start),
+                        key: Some("max_size".to_owned()),
+                        message: format!(
+                            "{:?} is not a size like \"10 GiB\" or \"500MB\"",
+                            text.get_ref()
+                        ),
+                    })?,
+            ),
+        };
         let purge_poll_interval = duration(
             "purge_poll_interval",
             &raw.purge_poll_interval,
@@ -327,6 +351,7 @@ impl Settings {
             stale_if_error,
             coalesce_timeout,
             purge_poll_interval,
+            max_size,
             origins,
             admin_token: None,
         })
@@ -476,6 +501,17 @@ timeout = "5s"
             .unwrap_err()
             .to_string();
         assert!(err.contains("line 1: key `halt_timeout`"), "{err}");
+        let sized =
+            Settings::parse("c.toml", &format!("max_size = \"2 MiB\"\n{GOOD}")).expect("valid");
+        assert_eq!(sized.max_size, Some(2 * 1024 * 1024));
+        assert_eq!(
+            Settings::parse("c.toml", GOOD).expect("valid").max_size,
+            None
+        );
+        let err = Settings::parse("c.toml", &format!("max_size = \"lots\"\n{GOOD}"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("line 1: key `max_size`"), "{err}");
     }
 
     #[test]

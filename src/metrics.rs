@@ -189,6 +189,9 @@ pub struct CacheMetrics {
     pub io_errors: IntCounter,
     pub temp_files_cleaned: IntCounter,
     pub removed: IntCounter,
+    pub evictions: IntCounter,
+    /// The configured bound (0: none).
+    pub max_bytes: IntGauge,
 }
 
 impl CacheMetrics {
@@ -221,6 +224,14 @@ impl CacheMetrics {
             removed: r.counter(
                 "caje_cache_removed_total",
                 "Entries removed by purge, clear or replacement of their variants.",
+            )?,
+            evictions: r.counter(
+                "caje_cache_evictions_total",
+                "Entries evicted (least recently used first) to keep within max_size.",
+            )?,
+            max_bytes: r.gauge(
+                "caje_cache_max_bytes",
+                "The configured bound on the cache's entries (0: unbounded).",
             )?,
         })
     }

@@ -100,14 +100,21 @@ impl Application {
             .start(),
             actors.meter("manifest_batcher"),
         );
-        let (cache_dir, cache_metrics, cache_meter) = (
+        let (cache_dir, max_size, cache_metrics, cache_meter) = (
             settings.cache_dir.clone(),
+            settings.max_size,
             metrics.cache.clone(),
             actors.meter("cache_store"),
         );
         let cache = Mailbox::new(
             CacheStore::start_in_arbiter(&Arbiter::new().handle(), move |_| {
-                CacheStore::new(cache_dir, cache_metrics, cache_meter, Some(batcher))
+                CacheStore::new(
+                    cache_dir,
+                    max_size,
+                    cache_metrics,
+                    cache_meter,
+                    Some(batcher),
+                )
             }),
             actors.meter("cache_store"),
         );

@@ -24,6 +24,7 @@ use tokio::sync::{mpsc, oneshot};
 use super::manifest_batcher::{ManifestBatcher, RecordPage};
 use super::Mailbox;
 use crate::cache::entry::{self, DecodedEntry, EntryError, EntryHead, BODY_LEN_OFFSET};
+use crate::cache::eviction::Evictor;
 use crate::cache::key::{self, CacheKey, Hash, VariantKey};
 use crate::metrics::{ActorMeter, CacheMetrics};
 
@@ -97,6 +98,7 @@ pub struct CacheStore {
     root: PathBuf,
     tmp_dir: PathBuf,
     index: HashMap<Hash, UrlEntry>,
+    evictor: Evictor,
     metrics: CacheMetrics,
     meter: ActorMeter,
     on_store: Option<Mailbox<ManifestBatcher>>,
@@ -104,18 +106,24 @@ pub struct CacheStore {
 }
 
 impl CacheStore {
-    /// `on_store` is told of every committed entry (the manifest records it).
+    /// `on_store` is told of every committed entry (the manifest records it);
+    /// `max_bytes` bounds the entries' total size (least recently used go).
     pub fn new(
         root: PathBuf,
+        max_bytes: Option<u64>,
         metrics: CacheMetrics,
         meter: ActorMeter,
         on_store: Option<Mailbox<ManifestBatcher>>,
     ) -> Self {
         let tmp_dir = root.join("tmp");
+        metrics
+            .max_bytes
+            .set(max_bytes.map_or(0, |m| i64::try_from(m).unwrap_or(i64::MAX)));
         Self {
             root,
             tmp_dir,
             index: HashMap::new(),
+            evictor: Evictor::new(max_bytes),
             metrics,
             meter,
             on_store,
@@ -135,6 +143,7 @@ impl CacheStore {
         self.root.join(&name[..2]).join(name)
     }
 
+    /// Indexes an entry, then evicts what the bound requires.
     fn add_variant(&mut self, vk: VariantKey, variant: Variant) {
         let size = variant.size;
         let url = self.index.entry(vk.primary).or_default();
@@ -143,6 +152,10 @@ impl CacheStore {
             None => self.metrics.entries.inc(),
         }
         self.metrics.bytes.add(size as i64);
+        for victim in self.evictor.added(vk, size) {
+            self.metrics.evictions.inc();
+            self.remove(&victim);
+        }
     }
 
     /// Removes leftovers of interrupted writes and indexes every entry by name.
@@ -154,6 +167,7 @@ impl CacheStore {
                 self.metrics.temp_files_cleaned.inc();
             }
         }
+        let mut found = Vec::new();
         for shard in fs::read_dir(&self.root)? {
             let shard = shard?;
             let shard_name = shard.file_name();
@@ -173,9 +187,15 @@ impl CacheStore {
                 else {
                     continue;
                 };
-                let size = file.metadata()?.len();
-                self.add_variant(vk, Variant { size, info: None });
+                let metadata = file.metadata()?;
+                let modified = metadata.modified().unwrap_or(UNIX_EPOCH);
+                found.push((modified, vk, metadata.len()));
             }
+        }
+        // Oldest first: the last written are kept when the bound bites.
+        found.sort_by_key(|(modified, _, _)| *modified);
+        for (_, vk, size) in found {
+            self.add_variant(vk, Variant { size, info: None });
         }
         Ok(())
     }
@@ -193,6 +213,7 @@ impl CacheStore {
 
     /// Drops an entry from the index and the disk.
     fn remove(&mut self, vk: &VariantKey) {
+        self.evictor.removed(vk);
         if let Some(url) = self.index.get_mut(&vk.primary) {
             if let Some(old) = url.variants.remove(&vk.variant) {
                 self.metrics.entries.dec();
@@ -510,6 +531,7 @@ impl Handler<Lookup> for CacheStore {
             }
             Ok((decoded, file)) => {
                 self.metrics.hits.inc();
+                self.evictor.used(&vk);
                 LookupResult::Found(Box::new(Hit {
                     head: decoded.head,
                     body: EntryBody {

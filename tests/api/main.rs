@@ -7,6 +7,7 @@ mod cli;
 mod coalescing;
 mod deploy;
 mod directives;
+mod eviction;
 mod helpers;
 mod invalidation;
 mod litefs;
