@@ -206,8 +206,11 @@ pub async fn proxy(
         Ok(_) => None,
         Err(_) => Some(0),
     };
+    // Not when the client asked for validation itself (request no-cache).
     let stale = match (failed_status, stale) {
-        (Some(failed), Some(hit)) if within_sie(&hit.head, state.settings.stale_if_error) => {
+        (Some(failed), Some(hit))
+            if reason == Forward::Stale && within_sie(&hit.head, state.settings.stale_if_error) =>
+        {
             return serve_stale_on_error(&req, &state, *hit, reason, failed);
         }
         (_, stale) => stale,
