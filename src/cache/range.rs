@@ -12,6 +12,7 @@
 //! ignore the Range header field"). That keeps the response path one body
 //! slice and leaves nothing to amplify.
 
+use super::conditional::EntityTag;
 use std::cmp::Ordering;
 
 /// More range-specs than this and the `Range` header is ignored: no real
@@ -125,20 +126,13 @@ pub fn answer(
 fn if_range_matches(validator: &str, etag: Option<&str>, last_modified: Option<&str>) -> bool {
     let validator = validator.trim();
     if validator.starts_with('"') || validator.starts_with("W/") {
-        return is_strong_etag(validator)
-            && etag
-                .is_some_and(|stored| is_strong_etag(stored.trim()) && stored.trim() == validator);
+        return match (EntityTag::parse(validator), etag.and_then(EntityTag::parse)) {
+            (Some(asked), Some(stored)) => asked.strong_eq(&stored),
+            _ => false,
+        };
     }
     httpdate::parse_http_date(validator).is_ok()
         && last_modified.is_some_and(|stored| stored.trim() == validator)
-}
-
-/// A strong entity-tag: `"` then tag characters then `"`, no `W/` prefix.
-fn is_strong_etag(tag: &str) -> bool {
-    tag.len() >= 2
-        && tag.starts_with('"')
-        && tag.ends_with('"')
-        && !tag[1..tag.len() - 1].contains('"')
 }
 
 /// One byte range-spec as written, before the representation's length is
