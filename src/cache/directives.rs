@@ -52,18 +52,30 @@ impl Directives {
         Self(self.0.iter().filter(|(n, _)| n != name).cloned().collect())
     }
 
-    /// The directives as one normalised field value.
+    /// The directives as one normalised field value. An argument that is not
+    /// a token is quoted, so that [`Directives::parse`] (and
+    /// `http-cache-semantics`) read back exactly this argument: unquoted,
+    /// `max-age=" 60"` would be read as a valid `60`.
     pub fn to_field(&self) -> String {
         let members: Vec<String> = self
             .0
             .iter()
             .map(|(name, arg)| match arg {
-                Some(arg) => format!("{name}={arg}"),
+                Some(arg) if is_token(arg) => format!("{name}={arg}"),
+                Some(arg) => format!("{name}=\"{arg}\""),
                 None => name.clone(),
             })
             .collect();
         members.join(", ")
     }
+}
+
+/// RFC 9110 §5.6.2 `token`.
+fn is_token(text: &str) -> bool {
+    !text.is_empty()
+        && text
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c))
 }
 
 fn field_values<'a>(headers: &'a HeaderMap, name: &str) -> Vec<&'a str> {

@@ -9,11 +9,13 @@
 //! byte: the writer fills it in then, before renaming the file into place.
 
 use std::io::Read;
+use std::time::{Duration, UNIX_EPOCH};
 
 use http_cache_semantics::CachePolicy;
 use serde::{Deserialize, Serialize};
 
 use super::key::{CacheKey, VaryValues};
+use super::policy;
 
 /// Version 2 added purge tags and the soft-purge mark; a version-1 entry
 /// is a miss, removed on first use.
@@ -57,6 +59,9 @@ pub enum EntryError {
     Length { expected: u64, actual: u64 },
     #[error("entry holds another key than its file name says")]
     KeyMismatch,
+    /// caje clamps `Age` before building a policy, so only damage gives this.
+    #[error("entry policy has an Age of {0} s")]
+    AgeTooLarge(u64),
     #[error("reading entry: {0}")]
     Io(#[from] std::io::Error),
 }
@@ -119,7 +124,13 @@ pub fn decode_head(reader: &mut impl Read, file_len: u64) -> Result<DecodedEntry
     }
     let mut head = vec![0u8; head_len as usize];
     reader.read_exact(&mut head)?;
-    let head = postcard::from_bytes(&head)?;
+    let head: EntryHead = postcard::from_bytes(&head)?;
+    // At the epoch the policy's age is its `Age` alone (it was stored later),
+    // so this reads it without the addition a huge one would overflow.
+    let age = head.policy.age(UNIX_EPOCH);
+    if age > Duration::from_secs(policy::MAX_AGE_SECONDS) {
+        return Err(EntryError::AgeTooLarge(age.as_secs()));
+    }
     Ok(DecodedEntry {
         head,
         body_offset,
@@ -208,5 +219,24 @@ mod tests {
         let unfinished = encode_head(&head).expect("encodes");
         assert!(decode_head(&mut &unfinished[..], unfinished.len() as u64).is_err());
         assert!(decode_head(&mut &b"CA"[..], 2).is_err());
+    }
+
+    #[test]
+    fn refuses_an_age_caje_never_stores() {
+        let mut head = sample_head();
+        // Built without `http_compat`, which would have clamped the Age.
+        let req = http1::Request::get("/x").body(()).expect("request");
+        let res = http1::Response::builder()
+            .header("cache-control", "max-age=60")
+            .header("age", u64::MAX.to_string())
+            .body(())
+            .expect("response");
+        let now = std::time::SystemTime::now();
+        head.policy = CachePolicy::new_options(&req, &res, now, policy::options());
+        let bytes = with_body(&head, b"x");
+        assert!(matches!(
+            decode_head(&mut &bytes[..], bytes.len() as u64),
+            Err(EntryError::AgeTooLarge(_))
+        ));
     }
 }

@@ -62,11 +62,13 @@ pub fn staleness(policy: &CachePolicy, stored_at_ms: u64, now: SystemTime) -> Du
 
 /// Remaining freshness in whole seconds, negative once stale (RFC 9211 `ttl`).
 pub fn signed_ttl(policy: &CachePolicy, stored_at_ms: u64, now: SystemTime) -> i64 {
+    // Saturating: `as i64` would turn a max-age near u64::MAX negative.
+    let seconds = |d: Duration| i64::try_from(d.as_secs()).unwrap_or(i64::MAX);
     let ttl = policy.time_to_live(now);
     if !ttl.is_zero() {
-        return ttl.as_secs() as i64;
+        return seconds(ttl);
     }
-    -(staleness(policy, stored_at_ms, now).as_secs() as i64)
+    -seconds(staleness(policy, stored_at_ms, now))
 }
 
 #[cfg(test)]

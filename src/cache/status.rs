@@ -5,6 +5,9 @@ use std::fmt;
 /// Name caje reports itself under in `Cache-Status`.
 pub const CACHE_NAME: &str = "caje";
 
+/// The largest magnitude of a Structured Field integer (RFC 8941 §3.3.1).
+pub const MAX_SF_INTEGER: i64 = 999_999_999_999_999;
+
 /// Why a request went forward to the origin (RFC 9211 §2.2 `fwd`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Forward {
@@ -95,6 +98,9 @@ impl fmt::Display for CacheStatus {
             f.write_str("; collapsed")?;
         }
         if let Some(ttl) = self.ttl {
+            // A Structured Field integer has at most 15 digits (RFC 8941
+            // §3.3.1); an origin can ask for a longer max-age.
+            let ttl = ttl.clamp(-MAX_SF_INTEGER, MAX_SF_INTEGER);
             write!(f, "; ttl={ttl}")?;
         }
         if let Some(detail) = self.detail {

@@ -4,9 +4,9 @@
 use actix_web::http::header::HeaderMap;
 use actix_web::http::StatusCode;
 
-use crate::cache::directives;
 use crate::cache::key::VaryValues;
 use crate::cache::CacheKey;
+use crate::cache::{directives, policy};
 
 /// The request as `CachePolicy` sees it: the normalised host and URL of the
 /// key, the request's cache directives as caje reads them (see
@@ -67,9 +67,14 @@ pub fn policy_response(status: StatusCode, response_headers: &HeaderMap) -> http
         if replaced {
             continue;
         }
+        let value = if name == "age" && age_too_large(value.as_bytes()) {
+            Ok(http1::HeaderValue::from(policy::MAX_AGE_SECONDS))
+        } else {
+            http1::HeaderValue::from_bytes(value.as_bytes())
+        };
         let pair = (
             http1::HeaderName::from_bytes(name.as_str().as_bytes()),
-            http1::HeaderValue::from_bytes(value.as_bytes()),
+            value,
         );
         if let (Ok(name), Ok(value)) = pair {
             parts.headers.append(name, value);
@@ -91,6 +96,18 @@ pub fn policy_response(status: StatusCode, response_headers: &HeaderMap) -> http
         parts.headers.insert(http1::header::CACHE_CONTROL, value);
     }
     parts
+}
+
+/// Whether an `Age` value is a number (of any length) above
+/// [`policy::MAX_AGE_SECONDS`], to be taken as that bound.
+fn age_too_large(value: &[u8]) -> bool {
+    let digits = value.trim_ascii();
+    !digits.is_empty()
+        && digits.iter().all(u8::is_ascii_digit)
+        && std::str::from_utf8(digits)
+            .ok()
+            .and_then(|d| d.parse::<u64>().ok())
+            .is_none_or(|n| n > policy::MAX_AGE_SECONDS)
 }
 
 #[cfg(test)]
