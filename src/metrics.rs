@@ -190,6 +190,8 @@ pub struct CacheMetrics {
     pub temp_files_cleaned: IntCounter,
     pub removed: IntCounter,
     pub evictions: IntCounter,
+    pub memory_hits: IntCounter,
+    pub memory_bytes: IntGauge,
     /// The configured bound (0: none).
     pub max_bytes: IntGauge,
 }
@@ -228,6 +230,14 @@ impl CacheMetrics {
             evictions: r.counter(
                 "caje_cache_evictions_total",
                 "Entries evicted (least recently used first) to keep within max_size.",
+            )?,
+            memory_hits: r.counter(
+                "caje_cache_memory_hits_total",
+                "Hits served from the memory tier, without a message to the store or a file read.",
+            )?,
+            memory_bytes: r.gauge(
+                "caje_cache_memory_bytes",
+                "Bytes held by the memory tier (bodies, headers and overhead).",
             )?,
             max_bytes: r.gauge(
                 "caje_cache_max_bytes",
@@ -323,6 +333,7 @@ impl PopulatorMetrics {
 pub struct ManifestMetrics {
     pub rows_written: IntCounter,
     pub write_errors: IntCounter,
+    pub write_retries: IntCounter,
     pub batches: IntCounter,
     pub batch_rows: Histogram,
     pub halt_acquisitions: IntCounter,
@@ -344,6 +355,10 @@ impl ManifestMetrics {
             write_errors: r.counter(
                 "caje_manifest_write_errors_total",
                 "Manifest write batches that failed (their rows are kept for the next batch).",
+            )?,
+            write_retries: r.counter(
+                "caje_manifest_write_retries_total",
+                "Writes of rows kept from failed manifest writes, retried with backoff.",
             )?,
             batches: r.counter(
                 "caje_manifest_batches_total",

@@ -6,19 +6,22 @@
 //! its `Vary` names and variants) is rebuilt from file names at start, without
 //! reading bodies, so a miss never touches the disk. What a variant is (its
 //! key and freshness) is known from the moment it is stored, or read from its
-//! head the first time it is needed after a restart.
+//! head the first time it is needed after a restart. Small entries that are
+//! hit are also held in the memory tier, which the store alone fills and
+//! empties, and which request handlers read without a message.
 
 use std::collections::HashMap;
 use std::fs::{self, File};
 use std::io::{self, BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use actix::prelude::*;
 use actix_web::http::header::HeaderMap;
 use bytes::Bytes;
+use futures_util::future::Either;
 use futures_util::Stream;
-use tokio::io::AsyncReadExt;
 use tokio::sync::{mpsc, oneshot};
 
 use super::manifest_batcher::{ManifestBatcher, RecordPage};
@@ -26,12 +29,13 @@ use super::Mailbox;
 use crate::cache::entry::{self, DecodedEntry, EntryError, EntryHead, BODY_LEN_OFFSET};
 use crate::cache::eviction::Evictor;
 use crate::cache::key::{self, CacheKey, Hash, VariantKey};
+use crate::cache::memory_tier::{HotEntry, MemoryTier};
 use crate::metrics::{ActorMeter, CacheMetrics};
 
 /// Chunks in flight between a response being streamed and its file.
 const SINK_CHUNKS: usize = 16;
 /// Read size when streaming a stored body.
-const READ_CHUNK: usize = 64 * 1024;
+const READ_CHUNK: usize = 256 * 1024;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CacheStoreError {
@@ -99,6 +103,7 @@ pub struct CacheStore {
     tmp_dir: PathBuf,
     index: HashMap<Hash, UrlEntry>,
     evictor: Evictor,
+    memory: Arc<MemoryTier>,
     metrics: CacheMetrics,
     meter: ActorMeter,
     on_store: Option<Mailbox<ManifestBatcher>>,
@@ -107,10 +112,12 @@ pub struct CacheStore {
 
 impl CacheStore {
     /// `on_store` is told of every committed entry (the manifest records it);
-    /// `max_bytes` bounds the entries' total size (least recently used go).
+    /// `max_bytes` bounds the entries' total size (least recently used go);
+    /// `memory` is the tier of small hot entries this store keeps current.
     pub fn new(
         root: PathBuf,
         max_bytes: Option<u64>,
+        memory: Arc<MemoryTier>,
         metrics: CacheMetrics,
         meter: ActorMeter,
         on_store: Option<Mailbox<ManifestBatcher>>,
@@ -124,6 +131,7 @@ impl CacheStore {
             tmp_dir,
             index: HashMap::new(),
             evictor: Evictor::new(max_bytes),
+            memory,
             metrics,
             meter,
             on_store,
@@ -145,6 +153,10 @@ impl CacheStore {
 
     /// Indexes an entry, then evicts what the bound requires.
     fn add_variant(&mut self, vk: VariantKey, variant: Variant) {
+        self.memory.remove(&vk.primary);
+        for used in self.memory.take_used() {
+            self.evictor.used(&used);
+        }
         let size = variant.size;
         let url = self.index.entry(vk.primary).or_default();
         match url.variants.insert(vk.variant, variant) {
@@ -213,6 +225,7 @@ impl CacheStore {
 
     /// Drops an entry from the index and the disk.
     fn remove(&mut self, vk: &VariantKey) {
+        self.memory.remove(&vk.primary);
         self.evictor.removed(vk);
         if let Some(url) = self.index.get_mut(&vk.primary) {
             if let Some(old) = url.variants.remove(&vk.variant) {
@@ -329,7 +342,15 @@ impl CacheStore {
         let vk = VariantKey::new(&msg.head.key, &msg.head.vary);
         let head_bytes = entry::encode_head(&msg.head)?;
         let tmp = self.next_tmp_path();
-        let mut file = File::create(&tmp)?;
+        let mut file = match File::create(&tmp) {
+            // `tmp/` could not be made at start (the directory was read-only
+            // then) or was removed since: storing resumes once it can be made.
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                fs::create_dir_all(&self.tmp_dir)?;
+                File::create(&tmp)?
+            }
+            created => created?,
+        };
         if let Err(e) = file.write_all(&head_bytes) {
             let _ = fs::remove_file(&tmp);
             return Err(e.into());
@@ -441,7 +462,10 @@ impl Actor for CacheStore {
             ),
             Err(e) => {
                 self.metrics.io_errors.inc();
-                tracing::error!(error = %e, "cannot read the cache directory; starting empty");
+                tracing::error!(
+                    error = %e,
+                    "cannot prepare the cache directory; starting empty, storing nothing while it is unusable"
+                );
             }
         }
     }
@@ -468,39 +492,67 @@ pub enum LookupResult {
 }
 
 pub struct Hit {
-    pub head: EntryHead,
+    pub head: Arc<EntryHead>,
     pub body: EntryBody,
 }
 
-/// An open stored body, read in chunks on tokio's blocking pool.
-pub struct EntryBody {
-    file: File,
-    len: u64,
+impl Hit {
+    /// A hit on an entry of the memory tier.
+    pub fn from_memory(entry: &HotEntry) -> Self {
+        Self {
+            head: entry.head.clone(),
+            body: EntryBody::Memory(entry.body.clone()),
+        }
+    }
+}
+
+/// A stored body: an open file, read in chunks on tokio's blocking pool,
+/// or a body the memory tier holds.
+pub enum EntryBody {
+    File { file: File, len: u64 },
+    Memory(Bytes),
 }
 
 impl EntryBody {
     pub fn len(&self) -> u64 {
-        self.len
+        match self {
+            Self::File { len, .. } => *len,
+            Self::Memory(bytes) => bytes.len() as u64,
+        }
     }
 
     pub fn is_empty(&self) -> bool {
-        self.len == 0
+        self.len() == 0
     }
 
     pub fn into_stream(self) -> impl Stream<Item = Result<Bytes, io::Error>> + 'static {
-        let reader = tokio::fs::File::from_std(self.file).take(self.len);
-        tokio_util::io::ReaderStream::with_capacity(reader, READ_CHUNK)
+        match self {
+            Self::File { file, len } => Either::Left(file_stream(file, len)),
+            Self::Memory(bytes) => Either::Right(futures_util::stream::iter([Ok(bytes)])),
+        }
     }
 
     /// `len` bytes of the body from byte `first` (a range request).
     pub fn into_range_stream(
-        mut self,
+        self,
         first: u64,
         len: u64,
     ) -> io::Result<impl Stream<Item = Result<Bytes, io::Error>> + 'static> {
-        self.file.seek(SeekFrom::Current(first as i64))?;
-        self.len = len.min(self.len.saturating_sub(first));
-        Ok(self.into_stream())
+        Ok(match self {
+            Self::File { mut file, len: all } => {
+                file.seek(SeekFrom::Current(first as i64))?;
+                Self::File {
+                    file,
+                    len: len.min(all.saturating_sub(first)),
+                }
+            }
+            Self::Memory(bytes) => {
+                let start = (first as usize).min(bytes.len());
+                let end = start.saturating_add(len as usize).min(bytes.len());
+                Self::Memory(bytes.slice(start..end))
+            }
+        }
+        .into_stream())
     }
 }
 
@@ -530,15 +582,29 @@ impl Handler<Lookup> for CacheStore {
                 LookupResult::Broken
             }
             Ok((decoded, file)) => {
-                self.metrics.hits.inc();
                 self.evictor.used(&vk);
-                LookupResult::Found(Box::new(Hit {
-                    head: decoded.head,
-                    body: EntryBody {
+                let head = Arc::new(decoded.head);
+                if !self.memory.admits(decoded.body_len) {
+                    self.metrics.hits.inc();
+                    let body = EntryBody::File {
                         file,
                         len: decoded.body_len,
-                    },
-                }))
+                    };
+                    return LookupResult::Found(Box::new(Hit { head, body }));
+                }
+                match read_whole(file, decoded.body_len) {
+                    Ok(body) => {
+                        self.metrics.hits.inc();
+                        let entry = HotEntry { head, body };
+                        let hit = Hit::from_memory(&entry);
+                        self.memory.insert(vk, entry);
+                        LookupResult::Found(Box::new(hit))
+                    }
+                    Err(e) => {
+                        self.discard_broken(&vk, &EntryError::Io(e));
+                        LookupResult::Broken
+                    }
+                }
             }
             Err(e) => {
                 self.discard_broken(&vk, &e);
@@ -546,6 +612,37 @@ impl Handler<Lookup> for CacheStore {
             }
         }
     }
+}
+
+/// `len` bytes of `file` in chunks read on the blocking pool, each straight
+/// into the buffer that is sent (`tokio::fs::File` would copy every chunk
+/// once more through a buffer of its own).
+fn file_stream(file: File, len: u64) -> impl Stream<Item = Result<Bytes, io::Error>> + 'static {
+    futures_util::stream::try_unfold((file, len), |(file, left)| async move {
+        if left == 0 {
+            return Ok(None);
+        }
+        let want = left.min(READ_CHUNK as u64);
+        let (file, chunk) = tokio::task::spawn_blocking(move || {
+            let mut chunk = Vec::with_capacity(want as usize);
+            (&file).take(want).read_to_end(&mut chunk)?;
+            Ok::<_, io::Error>((file, chunk))
+        })
+        .await
+        .map_err(io::Error::other)??;
+        if chunk.is_empty() {
+            return Err(io::ErrorKind::UnexpectedEof.into());
+        }
+        let left = left - chunk.len() as u64;
+        Ok(Some((Bytes::from(chunk), (file, left))))
+    })
+}
+
+/// Reads a small body whole, for the memory tier.
+fn read_whole(mut file: File, len: u64) -> io::Result<Bytes> {
+    let mut body = vec![0; len as usize];
+    file.read_exact(&mut body)?;
+    Ok(Bytes::from(body))
 }
 
 /// Starts storing a response; the body is then fed through the returned sink.
@@ -610,6 +707,7 @@ impl CacheStore {
         if !known {
             return;
         }
+        self.memory.remove(&vk.primary);
         let (path, tmp) = (self.path_for(&vk), self.next_tmp_path());
         let job = tokio::task::spawn_blocking(move || rewrite_head(&path, &tmp, edit));
         ctx.spawn(

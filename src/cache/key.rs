@@ -109,7 +109,8 @@ impl VariantKey {
     }
 }
 
-fn variant_hash(vary: &VaryValues) -> Hash {
+/// Hash of a request's vary values: what selects a variant under a URL.
+pub fn variant_hash(vary: &VaryValues) -> Hash {
     let mut h = blake3::Hasher::new();
     for (name, value) in vary {
         h.update(&(name.len() as u64).to_le_bytes());

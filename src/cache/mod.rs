@@ -6,6 +6,7 @@ pub mod directives;
 pub mod entry;
 pub mod eviction;
 pub mod key;
+pub mod memory_tier;
 pub mod policy;
 pub mod range;
 pub mod stale;

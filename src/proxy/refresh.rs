@@ -1,6 +1,7 @@
 //! Background refreshes for stale-while-revalidate: the stale copy is sent
 //! at once and the origin asked afterwards, once per URL at a time.
 
+use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
 use actix_web::http::StatusCode;
@@ -20,7 +21,7 @@ pub fn spawn(
     client: web::Data<awc::Client>,
     origin: Origin,
     raw_host: String,
-    head: EntryHead,
+    head: Arc<EntryHead>,
 ) {
     let started = state
         .refreshing
@@ -72,7 +73,14 @@ async fn refresh(req: &HttpRequest, state: &ProxyState, upstream: &Upstream<'_>,
         }
         return;
     }
-    if let Err(error) = store::store_fully(&state.cache, &head.key, req.headers(), response).await {
+    let stored = store::store_fully(
+        &state.cache,
+        &head.key,
+        req.headers(),
+        response,
+        upstream.origin.cache_set_cookie,
+    );
+    if let Err(error) = stored.await {
         tracing::warn!(%error, "background refresh body failed");
     }
 }

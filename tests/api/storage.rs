@@ -3,7 +3,8 @@
 
 use std::io::Write;
 
-use caje::actors::cache_store::GetCacheStats;
+use caje::actors::cache_store::{GetCacheStats, Purge};
+use caje::cache::CacheKey;
 use futures_util::StreamExt;
 
 use crate::helpers::{eventually, spawn_app, spawn_origin, CajeProcess, HOST};
@@ -159,4 +160,41 @@ async fn a_body_larger_than_memory_allows_is_streamed_on_miss_and_hit() {
         peak_mib < MIB / 2,
         "caje's peak RSS was {peak_mib} MiB for an {MIB} MiB body"
     );
+}
+
+#[actix_web::test]
+async fn small_hot_entries_are_served_from_memory_until_their_url_changes() {
+    let origin = spawn_origin().await;
+    let app = spawn_app(&origin).await;
+    let memory_hits = || app.metrics.cache.memory_hits.get();
+    app.get("/cache/hot").await;
+    app.stored(1).await;
+    // The first hit reads the file and fills the memory tier; the second
+    // is answered from memory.
+    for _ in 0..2 {
+        let hit = app.get("/cache/hot").await;
+        assert_eq!(hit.body, "/cache/hot #1");
+        assert!(hit.cache_status().starts_with("caje; hit"));
+    }
+    assert_eq!(memory_hits(), 1);
+    let ranged = app.get_with("/cache/hot", &[("range", "bytes=1-5")]).await;
+    assert_eq!((ranged.status, ranged.body.as_str()), (206, "cache"));
+    assert_eq!(memory_hits(), 2);
+
+    // A purge goes through the store, which forgets the URL in memory too.
+    let key = CacheKey::new("GET", HOST, "/cache/hot");
+    app.cache.send(Purge(key)).await.expect("store answers");
+    let after = app.get("/cache/hot").await;
+    assert_eq!(after.body, "/cache/hot #2");
+    assert!(after.cache_status().starts_with("caje; fwd=uri-miss"));
+    assert_eq!(origin.counter.get("/cache/hot"), 2);
+
+    // Bodies over `memory_cache_max_object` are always read from the file.
+    for _ in 0..3 {
+        assert_eq!(app.get("/big/1").await.body.len(), 1024 * 1024);
+    }
+    assert_eq!(memory_hits(), 2);
+    assert_eq!(app.metrics.cache.memory_bytes.get(), 0);
+    app.get("/cache/hot").await;
+    assert!(app.metrics.cache.memory_bytes.get() > 0);
 }
