@@ -10,6 +10,7 @@ pub mod http_compat;
 mod invalidate;
 mod origin;
 mod refresh;
+mod request_checks;
 mod respond;
 mod revalidate;
 pub mod store;

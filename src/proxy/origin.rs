@@ -7,10 +7,11 @@ use std::time::Duration;
 use actix_web::body::SizedStream;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::http::StatusCode;
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{HttpRequest, HttpResponse};
 use awc::error::{ConnectError, SendRequestError};
 
 use super::forward::{self, ClientInfo};
+use super::request_checks::LimitedBody;
 use super::respond::plain;
 use super::store::content_length;
 use crate::config::Origin;
@@ -52,7 +53,7 @@ pub struct Upstream<'a> {
 /// client sent one.
 pub async fn send(
     req: &HttpRequest,
-    body: Option<web::Payload>,
+    body: Option<LimitedBody>,
     upstream: &Upstream<'_>,
     revalidate: Option<&Revalidate>,
 ) -> Result<awc::ClientResponse, SendRequestError> {

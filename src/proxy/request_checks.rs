@@ -1,0 +1,343 @@
+//! Checks on what a client asks before anything goes to an origin: which
+//! host the request is for (the absolute-form target's authority wins over
+//! `Host`, RFC 9112 §3.2.2), whether its path is one the origin cannot read
+//! differently from the cache key, and whether its body fits the limit.
+//!
+//! Framing (`Content-Length` with `Transfer-Encoding`, duplicate
+//! `Content-Length` or `Host`, oversized heads) is refused earlier by
+//! actix-http's parser, before a handler runs.
+
+use std::cell::RefCell;
+use std::convert::Infallible;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::task::{ready, Context, Poll};
+
+use actix_web::body::SizedStream;
+use actix_web::error::PayloadError;
+use actix_web::http::header::{self, HeaderMap};
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse};
+use bytes::Bytes;
+use futures_util::Stream;
+
+use super::respond::plain;
+use super::store::content_length;
+
+/// Longer than any DNS name (253) with a port: nothing real is refused.
+const MAX_HOST_LEN: usize = 255;
+
+/// Why a request is answered by caje itself, without asking the origin.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Refused {
+    #[error("the request names no host")]
+    NoHost,
+    #[error("the request's host is not a valid host name")]
+    BadHost,
+    #[error("the request target is not an http URL or a path")]
+    NotHttp,
+    #[error("the request target is not a path")]
+    NotAPath,
+    #[error("the path has an invalid percent-encoding")]
+    BadPercentEncoding,
+    #[error("the path has a \".\" or \"..\" segment")]
+    DotSegment,
+    #[error("the path has an encoded NUL")]
+    EncodedNul,
+    #[error("the request body is larger than {limit} bytes")]
+    BodyTooLarge { limit: u64 },
+}
+
+impl Refused {
+    fn status(&self) -> StatusCode {
+        match self {
+            Self::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            _ => StatusCode::BAD_REQUEST,
+        }
+    }
+
+    pub fn response(&self) -> HttpResponse {
+        plain(self.status(), format!("caje: {self}\n"))
+    }
+}
+
+/// The host a request is for, as the client wrote it: the authority of an
+/// absolute-form target (or of an HTTP/2 request), else `Host`. Forwarding
+/// headers from the client are never consulted.
+pub fn target_host(req: &HttpRequest) -> Result<String, Refused> {
+    let uri = req.uri();
+    let host = match uri.authority() {
+        // An authority-form target (CONNECT) has no scheme: caje is no tunnel.
+        Some(authority) if matches!(uri.scheme_str(), Some("http" | "https")) => authority.as_str(),
+        Some(_) => return Err(Refused::NotHttp),
+        None => match req.headers().get(header::HOST) {
+            Some(value) => value.to_str().map_err(|_| Refused::BadHost)?,
+            None => return Err(Refused::NoHost),
+        },
+    };
+    if host.is_empty() {
+        return Err(Refused::NoHost);
+    }
+    if !valid_host(host) {
+        return Err(Refused::BadHost);
+    }
+    Ok(host.to_owned())
+}
+
+/// The checks on a routed request's target and declared body size.
+pub fn check(req: &HttpRequest, max_body: u64) -> Result<(), Refused> {
+    check_path(req.uri().path())?;
+    check_body_length(req.headers(), max_body)
+}
+
+/// A host name or IP literal with an optional port; no user info, spaces or
+/// anything DNS could not hold.
+fn valid_host(host: &str) -> bool {
+    if host.len() > MAX_HOST_LEN {
+        return false;
+    }
+    let (name_ok, port) = match host.strip_prefix('[') {
+        Some(rest) => match rest.split_once(']') {
+            Some((literal, port)) => (
+                !literal.is_empty()
+                    && literal
+                        .bytes()
+                        .all(|b| b.is_ascii_hexdigit() || b == b':' || b == b'.'),
+                port,
+            ),
+            None => return false,
+        },
+        None => {
+            let (name, port) = host.split_at(host.find(':').unwrap_or(host.len()));
+            (
+                !name.is_empty()
+                    && name
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_')),
+                port,
+            )
+        }
+    };
+    let port_ok = match port.strip_prefix(':') {
+        None => port.is_empty(),
+        // RFC 3986 allows an empty port.
+        Some("") => true,
+        Some(digits) => digits.bytes().all(|b| b.is_ascii_digit()) && digits.parse::<u16>().is_ok(),
+    };
+    name_ok && port_ok
+}
+
+/// The path is forwarded byte for byte and is the cache key as it is, so
+/// `%2F` stays distinct from `/`. What is refused is what an origin could
+/// resolve to another resource than the key names: dot segments, also
+/// percent-encoded or hidden behind an encoded `/` or a `\`, invalid
+/// percent-encoding (origins decode it differently) and encoded NUL. One
+/// pass, no allocation: it runs before every cache hit.
+fn check_path(path: &str) -> Result<(), Refused> {
+    if !path.starts_with('/') {
+        return Err(Refused::NotAPath);
+    }
+    let hex = |b: Option<&u8>| b.and_then(|&b| (b as char).to_digit(16));
+    let bytes = path.as_bytes();
+    let mut i = 0;
+    // The decoded piece since the last separator: its length, and whether
+    // it is all dots.
+    let (mut length, mut dots) = (0, true);
+    loop {
+        let byte = match bytes.get(i) {
+            None => None,
+            Some(b'%') => {
+                let (high, low) = (hex(bytes.get(i + 1)), hex(bytes.get(i + 2)));
+                let (Some(high), Some(low)) = (high, low) else {
+                    return Err(Refused::BadPercentEncoding);
+                };
+                i += 3;
+                Some((high * 16 + low) as u8)
+            }
+            Some(&b) => {
+                i += 1;
+                Some(b)
+            }
+        };
+        match byte {
+            None | Some(b'/' | b'\\') => {
+                if dots && (length == 1 || length == 2) {
+                    return Err(Refused::DotSegment);
+                }
+                if byte.is_none() {
+                    return Ok(());
+                }
+                (length, dots) = (0, true);
+            }
+            Some(0) => return Err(Refused::EncodedNul),
+            Some(b) => {
+                length += 1;
+                dots &= b == b'.';
+            }
+        }
+    }
+}
+
+/// A declared `Content-Length` over the limit is refused before the origin
+/// is asked; a chunked body is counted by [`LimitedBody`] as it streams.
+fn check_body_length(headers: &HeaderMap, limit: u64) -> Result<(), Refused> {
+    match content_length(headers) {
+        Some(length) if length > limit => Err(Refused::BodyTooLarge { limit }),
+        _ => Ok(()),
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BodyError {
+    #[error("reading the request body: {0}")]
+    Client(#[from] PayloadError),
+    #[error("the request body is larger than {0} bytes")]
+    TooLarge(u64),
+}
+
+/// The client's body on its way to the origin, ended with an error (which
+/// aborts the origin request) instead of the chunk that would pass the
+/// limit; the rest is left unread in the [`Overflow`].
+pub struct LimitedBody {
+    payload: Option<web::Payload>,
+    limit: u64,
+    received: u64,
+    overflow: Overflow,
+}
+
+impl LimitedBody {
+    pub fn new(payload: web::Payload, limit: u64) -> (Self, Overflow) {
+        let overflow = Overflow::default();
+        let body = Self {
+            payload: Some(payload),
+            limit,
+            received: 0,
+            overflow: overflow.clone(),
+        };
+        (body, overflow)
+    }
+}
+
+impl Stream for LimitedBody {
+    type Item = Result<Bytes, BodyError>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let Some(payload) = self.payload.as_mut() else {
+            return Poll::Ready(None);
+        };
+        let chunk = match ready!(Pin::new(payload).poll_next(cx)) {
+            Some(Ok(chunk)) => chunk,
+            Some(Err(e)) => return Poll::Ready(Some(Err(e.into()))),
+            None => return Poll::Ready(None),
+        };
+        self.received += chunk.len() as u64;
+        if self.received > self.limit {
+            *self.overflow.0.borrow_mut() = self.payload.take();
+            return Poll::Ready(Some(Err(BodyError::TooLarge(self.limit))));
+        }
+        Poll::Ready(Some(Ok(chunk)))
+    }
+}
+
+/// The unread rest of a body that passed the limit, once it did.
+#[derive(Clone, Default)]
+pub struct Overflow(Rc<RefCell<Option<web::Payload>>>);
+
+impl Overflow {
+    pub fn happened(&self) -> bool {
+        self.0.borrow().is_some()
+    }
+
+    /// The 413. It holds the rest of the body until it is sent: actix-http
+    /// then closes the connection, where for a dropped chunked body it
+    /// would read (drain) the rest, however long, to keep the connection.
+    pub fn response(&self, limit: u64) -> HttpResponse {
+        let message = Bytes::from(format!("caje: {}\n", Refused::BodyTooLarge { limit }));
+        let length = message.len() as u64;
+        let body = Unread {
+            message: Some(message),
+            _rest: self.0.borrow_mut().take(),
+        };
+        HttpResponse::build(StatusCode::PAYLOAD_TOO_LARGE)
+            .content_type("text/plain; charset=utf-8")
+            .force_close()
+            .body(SizedStream::new(length, body))
+    }
+}
+
+/// A response body that keeps the request's unread body alive while it is sent.
+struct Unread {
+    message: Option<Bytes>,
+    _rest: Option<web::Payload>,
+}
+
+impl Stream for Unread {
+    type Item = Result<Bytes, Infallible>;
+
+    fn poll_next(mut self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        Poll::Ready(self.message.take().map(Ok))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hosts() {
+        for good in [
+            "site.test",
+            "Site.Test:8080",
+            "a_b.test:",
+            "[::1]:3001",
+            "[::ffff:127.0.0.1]",
+            "127.0.0.1",
+        ] {
+            assert!(valid_host(good), "{good}");
+        }
+        for bad in [
+            "a b",
+            "user@site.test",
+            "site.test:port",
+            "site.test:70000",
+            "site.test:80:80",
+            ":80",
+            "[::1",
+            "[]",
+            "[::1]x",
+            "site.test\t",
+            &"a".repeat(MAX_HOST_LEN + 1),
+        ] {
+            assert!(!valid_host(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn paths() {
+        for good in [
+            "/", "/a/b", "/a%2Fb", "/a%2e", "/...", "/.a/..b/", "/a/.../b", "/100%25",
+        ] {
+            assert_eq!(check_path(good), Ok(()), "{good}");
+        }
+        for (bad, why) in [
+            ("*", Refused::NotAPath),
+            ("/a%zz", Refused::BadPercentEncoding),
+            ("/a%2", Refused::BadPercentEncoding),
+            ("/a%+f", Refused::BadPercentEncoding),
+            ("/a/../b", Refused::DotSegment),
+            ("/a/./b", Refused::DotSegment),
+            ("/a/..", Refused::DotSegment),
+            ("/a/%2e%2E/b", Refused::DotSegment),
+            ("/a/.%2e", Refused::DotSegment),
+            ("/a/..%2Fb", Refused::DotSegment),
+            ("/a/..%5Cb", Refused::DotSegment),
+            ("/a%00b", Refused::EncodedNul),
+            ("/a/%2e", Refused::DotSegment),
+            ("/a/%2e%2e%2fb", Refused::DotSegment),
+            ("/a\\..\\b", Refused::DotSegment),
+            ("/a/%%41", Refused::BadPercentEncoding),
+        ] {
+            assert_eq!(check_path(bad), Err(why), "{bad}");
+        }
+    }
+}
