@@ -167,3 +167,60 @@ pub async fn login(auth: web::Data<AdminAuth>, form: web::Form<LoginForm>) -> Ht
         .insert_header((header::LOCATION, "/_caje/list"))
         .finish()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use actix_web::test::TestRequest;
+
+    const TOKEN: &str = "0123456789abcdef";
+
+    fn bearer(value: &str) -> HttpRequest {
+        TestRequest::default()
+            .insert_header((header::AUTHORIZATION, format!("Bearer {value}")))
+            .to_http_request()
+    }
+
+    #[test]
+    fn only_the_exact_token_passes() {
+        let auth = AdminAuth::new(Some(TOKEN.to_owned()), 1);
+        assert!(auth.check(&bearer(TOKEN)).is_ok());
+        // Equal length, differing at the first, a middle and the last byte:
+        // the comparison (subtle's ct_eq) reads every byte, whichever differs.
+        for wrong in ["x123456789abcdef", "01234567x9abcdef", "0123456789abcdex"] {
+            assert_eq!(wrong.len(), TOKEN.len());
+            assert!(
+                matches!(auth.check(&bearer(wrong)), Err(AuthError::Unauthorized)),
+                "{wrong}"
+            );
+        }
+        for wrong in [
+            "",
+            "0123456789abcde",
+            "0123456789abcdef0",
+            "0123456789ABCDEF",
+        ] {
+            assert!(auth.check(&bearer(wrong)).is_err(), "{wrong:?}");
+        }
+        let as_cookie = TestRequest::default()
+            .cookie(Cookie::new(auth.cookie_name.clone(), TOKEN))
+            .to_http_request();
+        assert!(auth.check(&as_cookie).is_err(), "the token is no session");
+        let session = TestRequest::default()
+            .cookie(Cookie::new(
+                auth.cookie_name.clone(),
+                auth.session_value(TOKEN),
+            ))
+            .to_http_request();
+        assert!(auth.check(&session).is_ok());
+    }
+
+    #[test]
+    fn without_a_configured_token_nothing_passes() {
+        let auth = AdminAuth::new(None, 1);
+        assert!(matches!(
+            auth.check(&bearer("")),
+            Err(AuthError::NotConfigured)
+        ));
+    }
+}

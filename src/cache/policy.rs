@@ -7,6 +7,12 @@ use http_cache_semantics::{CacheOptions, CachePolicy};
 
 use super::directives;
 
+/// The largest `Age` a policy is built with: RFC 9111 §1.2.2 lets a cache
+/// take a larger delta-seconds as 2^31, and `http-cache-semantics` adds the
+/// time since storing to `Age` unchecked, so a value near `u64::MAX` would
+/// overflow (and panic) on the first hit.
+pub const MAX_AGE_SECONDS: u64 = 1 << 31;
+
 /// Shared-cache options with heuristics off: caje caches only what the origin
 /// gave explicit freshness to (`max-age`, `s-maxage` or `Expires`).
 pub fn options() -> CacheOptions {
@@ -32,6 +38,14 @@ pub fn is_storable(policy: &CachePolicy, now: SystemTime, response_headers: &Hea
     let has_validator =
         response_headers.contains_key("etag") || response_headers.contains_key("last-modified");
     has_validator && directives::response(response_headers).0.has("no-cache")
+}
+
+/// Whether the origin says a shared cache may keep this response for
+/// everyone (`public` or `s-maxage`), the opt-in a response with
+/// `Set-Cookie` needs.
+pub fn marked_public(response_headers: &HeaderMap) -> bool {
+    let (directives, _) = directives::response(response_headers);
+    directives.has("public") || directives.has("s-maxage")
 }
 
 #[cfg(test)]
@@ -96,6 +110,21 @@ mod tests {
             &auth,
             &[("cache-control", "must-revalidate, max-age=60")]
         ));
+    }
+
+    #[test]
+    fn public_or_s_maxage_mark_a_response_public() {
+        assert!(marked_public(&map(&[(
+            "cache-control",
+            "Public, max-age=60"
+        )])));
+        assert!(marked_public(&map(&[("cache-control", "s-maxage=60")])));
+        assert!(marked_public(&map(&[("cdn-cache-control", "public")])));
+        assert!(!marked_public(&map(&[("cache-control", "max-age=60")])));
+        assert!(!marked_public(&map(&[
+            ("cache-control", "public"),
+            ("cdn-cache-control", "max-age=60")
+        ])));
     }
 
     #[test]

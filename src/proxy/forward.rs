@@ -1,11 +1,36 @@
 //! Header rules for forwarding: hop-by-hop fields are removed both ways
 //! (RFC 9110 §7.6.1), and caje sets `Via` and `X-Forwarded-*` itself, so a
 //! client can never choose what the origin is told.
+//!
+//! Fields that make an origin believe in another host, URL, scheme, client
+//! or method than the one caje keys the response under are dropped: origins
+//! such as IIS, Symfony or Rails honour them, and a response built for a
+//! client's `X-Original-URL` or `X-Forwarded-Host` would be stored under the
+//! plain URL and served to everyone (cache poisoning).
 
 use std::net::SocketAddr;
 
 use actix_web::http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use actix_web::http::Version;
+
+/// Client fields that can change which resource, host, scheme, client or
+/// method an origin thinks it serves; every `X-Forwarded-*` too.
+const REWRITING: [&str; 10] = [
+    "forwarded",
+    "x-host",
+    "x-original-host",
+    "x-original-url",
+    "x-rewrite-url",
+    "x-http-method-override",
+    "x-http-method",
+    "x-method-override",
+    "x-real-ip",
+    "x-url-scheme",
+];
+
+fn is_rewriting(name: &HeaderName) -> bool {
+    REWRITING.contains(&name.as_str()) || name.as_str().starts_with("x-forwarded-")
+}
 
 fn is_hop_by_hop(name: &HeaderName) -> bool {
     matches!(
@@ -63,27 +88,12 @@ pub fn origin_request_headers(client: &HeaderMap, info: &ClientInfo<'_>) -> Head
     let x_forwarded_for = HeaderName::from_static("x-forwarded-for");
     let x_forwarded_host = HeaderName::from_static("x-forwarded-host");
     let x_forwarded_proto = HeaderName::from_static("x-forwarded-proto");
-    let mut out = end_to_end(
-        client,
-        &[
-            header::HOST,
-            header::CONTENT_LENGTH,
-            x_forwarded_for.clone(),
-            x_forwarded_host.clone(),
-            x_forwarded_proto.clone(),
-        ],
-    );
+    let mut out = end_to_end(client, &[header::HOST, header::CONTENT_LENGTH]);
+    out.retain(|name, _| !is_rewriting(name));
+    // caje faces clients directly: a client's own `X-Forwarded-For` chain is
+    // whatever it chose to write, so only the address caje saw is passed on.
     if let Some(peer) = info.peer {
-        let prior: Vec<&str> = client
-            .get_all(&x_forwarded_for)
-            .filter_map(|v| v.to_str().ok())
-            .collect();
-        let mut chain = prior.join(", ");
-        if !chain.is_empty() {
-            chain.push_str(", ");
-        }
-        chain.push_str(&peer.ip().to_string());
-        if let Ok(value) = HeaderValue::from_str(&chain) {
+        if let Ok(value) = HeaderValue::from_str(&peer.ip().to_string()) {
             out.insert(x_forwarded_for, value);
         }
     }

@@ -74,9 +74,12 @@ pub fn updated_head(
         return None;
     }
     let fresh = forward::response_headers(not_modified);
+    // A 304's cookie is for the client whose request it answers, never
+    // for the stored copy everyone gets.
     let replaced = |name: &str| {
         fresh.contains_key(name)
             && name != "age"
+            && name != "set-cookie"
             && !KEPT_FROM_STORED.iter().any(|kept| kept.as_str() == name)
     };
     let mut headers: Vec<(String, Vec<u8>)> = stored

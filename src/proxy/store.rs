@@ -15,33 +15,45 @@ use crate::cache::{policy, CacheKey, EntryHead};
 
 /// The entry head to store and its time to live, when RFC 9111 (as a shared
 /// cache) lets caje store this response and the origin gave it freshness.
-/// `response_headers` are the origin's headers as caje passes them on.
+/// `response_headers` are the origin's headers as caje passes them on;
+/// `cache_set_cookie` is the origin's setting of that name.
 pub fn storable_head(
     key: &CacheKey,
     request_headers: &HeaderMap,
     origin: &awc::ClientResponse,
     response_headers: &HeaderMap,
+    cache_set_cookie: bool,
 ) -> Option<(EntryHead, u64)> {
-    // Cookies belong to one user; a shared copy would hand them to everyone.
-    if response_headers.contains_key(header::SET_COOKIE) {
+    // Cookies belong to one user: such a response is shared only when the
+    // site allows it and the origin marks it public, and then without them.
+    let with_cookie = origin.headers().contains_key(header::SET_COOKIE);
+    if with_cookie && !(cache_set_cookie && policy::marked_public(origin.headers())) {
         return None;
     }
-    let names = key::vary_names(origin.headers())?;
+    let cookieless;
+    let origin_headers = if with_cookie {
+        cookieless = without_set_cookie(origin.headers());
+        &cookieless
+    } else {
+        origin.headers()
+    };
+    let names = key::vary_names(origin_headers)?;
     let vary: VaryValues = key::vary_values(&names, request_headers);
     let now = SystemTime::now();
+    // Judged (and serialized into the entry) without the cookie it will not keep.
     let policy = CachePolicy::new_options(
         &http_compat::policy_request(key, request_headers, &vary),
-        &http_compat::policy_response(origin.status(), origin.headers()),
+        &http_compat::policy_response(origin.status(), origin_headers),
         now,
         policy::options(),
     );
-    if !policy::is_storable(&policy, now, origin.headers()) {
+    if !policy::is_storable(&policy, now, origin_headers) {
         return None;
     }
     let ttl = policy.time_to_live(now).as_secs();
     let stored_headers = response_headers
         .iter()
-        .filter(|(name, _)| **name != header::AGE)
+        .filter(|(name, _)| **name != header::AGE && **name != header::SET_COOKIE)
         .map(|(name, value)| (name.as_str().to_owned(), value.as_bytes().to_vec()))
         .collect();
     let head = EntryHead {
@@ -57,6 +69,12 @@ pub fn storable_head(
             .map_or(0, |d| d.as_millis() as u64),
     };
     Some((head, ttl))
+}
+
+fn without_set_cookie(headers: &HeaderMap) -> HeaderMap {
+    let mut kept = headers.clone();
+    kept.remove(header::SET_COOKIE);
+    kept
 }
 
 /// Purge tags from `Surrogate-Key` (space-separated) and `Cache-Tag`
@@ -105,9 +123,16 @@ pub async fn store_fully(
     key: &CacheKey,
     request_headers: &HeaderMap,
     response: awc::ClientResponse,
+    cache_set_cookie: bool,
 ) -> Result<bool, awc::error::PayloadError> {
     let passed_on = forward::response_headers(response.headers());
-    let Some((head, _ttl)) = storable_head(key, request_headers, &response, &passed_on) else {
+    let Some((head, _ttl)) = storable_head(
+        key,
+        request_headers,
+        &response,
+        &passed_on,
+        cache_set_cookie,
+    ) else {
         return Ok(false);
     };
     let len = content_length(response.headers());

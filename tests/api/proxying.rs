@@ -91,10 +91,7 @@ async fn hop_by_hop_headers_are_removed_on_the_way_in() {
     }
     assert!(seen.contains("x-kept: yes"), "{seen}");
     assert!(seen.contains("via: 1.1 caje"), "{seen}");
-    assert!(
-        seen.contains("x-forwarded-for: 203.0.113.9, 127.0.0.1"),
-        "{seen}"
-    );
+    assert!(seen.contains("x-forwarded-for: 127.0.0.1\r\n"), "{seen}");
     assert!(
         seen.contains(&format!("x-forwarded-host: {HOST}")),
         "{seen}"
