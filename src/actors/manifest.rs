@@ -3,7 +3,7 @@
 //! replica each batch is one transaction under one HALT lock. It runs on its
 //! own thread (`SyncArbiter`) because diesel and the HALT lock block. A
 //! failure is logged and counted, never returned to a user's request, and
-//! the failed rows are kept for the next batch.
+//! the failed rows are kept and written again, with backoff, until they land.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -17,6 +17,7 @@ use diesel::sqlite::{Sqlite, SqliteConnection};
 use diesel::upsert::excluded;
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
 
+use super::Mailbox;
 use crate::cache::CacheKey;
 use crate::config::LiteFsMode;
 use crate::litefs::{self, HaltGuard, HaltLock, Lag, LiteFsError, Role};
@@ -29,6 +30,11 @@ pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations");
 const BUSY_TIMEOUT_MS: u32 = 5_000;
 /// Rows kept for retry after failed writes; past it the newest are dropped.
 const MAX_UNWRITTEN_ROWS: usize = 100_000;
+/// First wait before kept rows are written again after a failure; it
+/// doubles with each failure in a row, up to `MAX_RETRY_DELAY`, so a long
+/// outage (a locked database, a HALT that cannot be had) is not hammered.
+const FIRST_RETRY_DELAY: Duration = Duration::from_millis(250);
+const MAX_RETRY_DELAY: Duration = Duration::from_secs(30);
 /// How often start-up looks again at LiteFS's `.lag` while waiting for the
 /// initial replication.
 const REPLICATION_POLL: Duration = Duration::from_millis(250);
@@ -269,8 +275,12 @@ pub struct Manifest {
     conn: Option<SqliteConnection>,
     metrics: ManifestMetrics,
     meter: ActorMeter,
-    /// Rows of failed writes, written with the next batch.
+    /// Rows of failed writes, written with the next batch or retry.
     unwritten: HashMap<CacheKey, PageVisit>,
+    /// Wait before the next retry of `unwritten`.
+    retry_delay: Duration,
+    /// A `RetryUnwritten` is on its way: at most one at a time.
+    retry_scheduled: bool,
 }
 
 impl Manifest {
@@ -288,6 +298,8 @@ impl Manifest {
             metrics,
             meter,
             unwritten: HashMap::new(),
+            retry_delay: FIRST_RETRY_DELAY,
+            retry_scheduled: false,
         }
     }
 
@@ -424,7 +436,7 @@ pub struct WriteBatch(pub Vec<PageVisit>);
 impl Handler<WriteBatch> for Manifest {
     type Result = ();
 
-    fn handle(&mut self, msg: WriteBatch, _ctx: &mut Self::Context) {
+    fn handle(&mut self, msg: WriteBatch, ctx: &mut Self::Context) {
         let _handling = self.meter.handling("write_batch");
         let _span = tracing::debug_span!("manifest.write_batch", rows = msg.0.len()).entered();
         if self.unwritten.len() + msg.0.len() > MAX_UNWRITTEN_ROWS {
@@ -436,17 +448,67 @@ impl Handler<WriteBatch> for Manifest {
         } else {
             merge_visits(&mut self.unwritten, msg.0);
         }
+        self.write_unwritten("write_batch", ctx);
+    }
+}
+
+/// Writes the rows kept from failed writes again; sent by the actor to
+/// itself, with backoff, while a write keeps failing.
+#[derive(Message)]
+#[rtype(result = "()")]
+struct RetryUnwritten;
+
+impl Handler<RetryUnwritten> for Manifest {
+    type Result = ();
+
+    fn handle(&mut self, _msg: RetryUnwritten, ctx: &mut Self::Context) {
+        let _handling = self.meter.handling("retry_unwritten");
+        let _span =
+            tracing::debug_span!("manifest.retry_unwritten", rows = self.unwritten.len()).entered();
+        self.retry_scheduled = false;
+        if !self.unwritten.is_empty() {
+            self.metrics.write_retries.inc();
+            self.write_unwritten("retry_unwritten", ctx);
+        }
+    }
+}
+
+impl Manifest {
+    /// Writes the kept rows in one transaction. After a failure they stay
+    /// kept and a retry is scheduled, so they land once the database or the
+    /// HALT lock is free again even if no other page is stored meanwhile.
+    fn write_unwritten(&mut self, what: &'static str, ctx: &SyncContext<Self>) {
         if self.unwritten.is_empty() {
             return;
         }
         let rows: Vec<PageVisit> = self.unwritten.values().cloned().collect();
         match self.write_rows(&rows) {
-            Ok(()) => self.unwritten.clear(),
+            Ok(()) => {
+                self.unwritten.clear();
+                self.retry_delay = FIRST_RETRY_DELAY;
+            }
             Err(e) => {
                 self.metrics.write_errors.inc();
-                self.failed("write_batch", &e);
+                self.failed(what, &e);
+                self.schedule_retry(ctx);
             }
         }
+    }
+
+    /// Sends this actor a `RetryUnwritten` after the current backoff. A
+    /// `SyncContext` has no timers, so the system arbiter keeps the time.
+    fn schedule_retry(&mut self, ctx: &SyncContext<Self>) {
+        if self.retry_scheduled {
+            return;
+        }
+        let delay = self.retry_delay;
+        let me = Mailbox::new(ctx.address(), self.meter.clone());
+        // `false` only while the system shuts down: nothing is left to retry then.
+        self.retry_scheduled = System::current().arbiter().spawn(async move {
+            actix::clock::sleep(delay).await;
+            me.do_send(RetryUnwritten);
+        });
+        self.retry_delay = (delay * 2).min(MAX_RETRY_DELAY);
     }
 }
 

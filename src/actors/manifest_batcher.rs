@@ -53,6 +53,31 @@ impl Actor for ManifestBatcher {
     }
 }
 
+/// Writes the gathered rows now and answers once the `Manifest` has handled
+/// them: a stopping node sends it, since its actors are not stopped (so
+/// `stopping` does not run) before the process exits.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Flush;
+
+impl Handler<Flush> for ManifestBatcher {
+    type Result = ResponseFuture<()>;
+
+    fn handle(&mut self, _msg: Flush, _ctx: &mut Self::Context) -> Self::Result {
+        let _handling = self.meter.handling("flush");
+        self.flush();
+        // The writer handles its messages in order on one thread, so this
+        // empty batch is answered after the rows just sent; it also retries
+        // the rows of any earlier failed write.
+        let written = self.writer.send(WriteBatch(Vec::new()));
+        Box::pin(async move {
+            if let Err(e) = written.await {
+                tracing::warn!(error = %e, "manifest writer gone; pending rows lost at shutdown");
+            }
+        })
+    }
+}
+
 /// Records that a page was stored: inserts its row or touches it, soon.
 #[derive(Message)]
 #[rtype(result = "()")]
