@@ -16,7 +16,7 @@ use actix::prelude::*;
 use actix_web::http::header::{HeaderMap, HeaderName, HeaderValue, VIA};
 use futures_util::StreamExt;
 
-use super::cache_store::{CacheStore, HoldsFresh};
+use super::cache_store::{CacheStore, GetCacheStats, HoldsFresh};
 use super::manifest::{ListPages, Manifest, ManifestError};
 use super::Mailbox;
 use crate::cache::CacheKey;
@@ -26,6 +26,10 @@ use crate::proxy::store;
 
 /// The longest a failing origin is left alone.
 const MAX_BACKOFF: Duration = Duration::from_secs(300);
+/// Share of `max_size` above which a run queues nothing: filling a nearly
+/// full cache would only evict what traffic keeps there, and evicted pages
+/// would be fetched back by the next run, for ever.
+const FULL_PERCENT: u64 = 90;
 
 #[derive(Debug, thiserror::Error)]
 pub enum PopulateError {
@@ -42,6 +46,8 @@ pub struct PopulateReport {
     pub queued: Vec<String>,
     /// Missing pages already being fetched by an earlier run.
     pub already_in_flight: usize,
+    /// The cache is nearly at `max_size`, so nothing was queued.
+    pub cache_full: bool,
 }
 
 /// The populator's progress.
@@ -166,9 +172,20 @@ impl Runner {
             .send(HoldsFresh(keys.clone()))
             .await
             .map_err(|_| PopulateError::NotAnswering("cache store"))?;
+        let cache_full = match self.settings.max_size {
+            Some(max) => {
+                let stats = self
+                    .cache
+                    .send(GetCacheStats)
+                    .await
+                    .map_err(|_| PopulateError::NotAnswering("cache store"))?;
+                stats.bytes.saturating_mul(100) >= max.saturating_mul(FULL_PERCENT)
+            }
+            None => false,
+        };
         let mut queue = Vec::new();
         let mut already_in_flight = 0;
-        {
+        if !cache_full {
             let mut shared = self.shared.borrow_mut();
             for (key, held) in keys.into_iter().zip(held) {
                 if held {
@@ -188,10 +205,12 @@ impl Runner {
                 .map(|k| format!("http://{}{}", k.host, k.path_and_query))
                 .collect(),
             already_in_flight,
+            cache_full,
         };
         tracing::info!(
             queued = queue.len(),
             already_in_flight,
+            cache_full,
             "populator queued pages"
         );
         let concurrency = self.settings.populate_concurrency;
@@ -296,9 +315,15 @@ impl Runner {
                 response.status()
             )));
         }
-        store::store_fully(&self.cache, key, &HeaderMap::new(), response)
-            .await
-            .map_err(|e| OriginFailure(format!("origin {} body: {e}", origin.upstream)))
+        store::store_fully(
+            &self.cache,
+            key,
+            &HeaderMap::new(),
+            response,
+            origin.cache_set_cookie,
+        )
+        .await
+        .map_err(|e| OriginFailure(format!("origin {} body: {e}", origin.upstream)))
     }
 }
 

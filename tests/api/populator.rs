@@ -1,10 +1,14 @@
 //! The populator fetches what the manifest lists and this node lacks.
 
+use caje::actors::cache_store::Purge;
 use caje::actors::manifest::{PageVisit, WriteBatch};
 use caje::actors::populator::{GetStatus, RunNow};
+use caje::cache::CacheKey;
 use serde_json::json;
 
-use crate::helpers::{eventually, spawn_admin_app, spawn_app_with, spawn_origin, HOST, TOKEN};
+use crate::helpers::{
+    eventually, spawn_admin_app, spawn_app_in, spawn_app_with, spawn_origin, HOST, TOKEN,
+};
 
 #[actix_web::test]
 async fn populate_fetches_pages_this_node_lacks() {
@@ -128,4 +132,47 @@ async fn a_failing_origin_is_backed_off() {
         status.failed, 1,
         "the origin was not asked again while backing off"
     );
+}
+
+#[actix_web::test]
+async fn a_nearly_full_cache_is_not_populated() {
+    let origin = spawn_origin().await;
+    let dir = std::sync::Arc::new(tempfile::tempdir().expect("temp dir"));
+    let app = spawn_app_in(&origin, dir, |s| s.max_size = Some(1000 * 1024)).await;
+    // Another region stored a page this node lacks.
+    let key = caje::cache::CacheKey::new("GET", HOST, "/cache/elsewhere");
+    app.manifest
+        .send(WriteBatch(vec![PageVisit::now(key)]))
+        .await
+        .expect("write");
+    let run = || async {
+        app.populator
+            .send(RunNow)
+            .await
+            .expect("answer")
+            .expect("run")
+    };
+
+    app.get("/chunked/500?half").await;
+    app.stored(1).await;
+    // Half full: the page is queued (and fetched).
+    let half = run().await;
+    assert_eq!((half.queued.len(), half.cache_full), (1, false));
+    eventually(|| async {
+        let s = app.populator.send(GetStatus).await.expect("status");
+        (s.fetched == 1).then_some(())
+    })
+    .await;
+
+    // Past 90% of max_size: a run queues nothing, even for a missing page,
+    // so it never evicts what traffic keeps only to fetch it back later.
+    app.cache
+        .send(Purge(CacheKey::new("GET", HOST, "/cache/elsewhere")))
+        .await
+        .expect("purge");
+    app.get("/chunked/450?more").await;
+    app.stored(3).await;
+    let full = run().await;
+    assert_eq!((full.queued.len(), full.cache_full), (0, true));
+    assert_eq!(origin.counter.get("/cache/elsewhere"), 1);
 }
