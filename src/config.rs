@@ -76,9 +76,14 @@ struct RawSettings {
     stale_if_error: Option<Spanned<String>>,
     coalesce_timeout: Option<Spanned<String>>,
     purge_poll_interval: Option<Spanned<String>>,
+    shutdown_timeout: Option<Spanned<String>>,
     max_size: Option<Spanned<String>>,
+    memory_cache_size: Option<Spanned<String>>,
+    memory_cache_max_object: Option<Spanned<String>>,
     populate_concurrency: Option<Spanned<usize>>,
     populate_rate: Option<Spanned<u32>>,
+    max_request_body: Option<Spanned<String>>,
+    client_request_timeout: Option<Spanned<String>>,
     #[serde(default)]
     origin: Vec<RawOrigin>,
 }
@@ -89,6 +94,8 @@ struct RawOrigin {
     host: Spanned<String>,
     upstream: Spanned<String>,
     timeout: Option<Spanned<String>>,
+    #[serde(default)]
+    cache_set_cookie: bool,
 }
 
 fn default_listen() -> SocketAddr {
@@ -107,8 +114,16 @@ pub const DEFAULT_BATCH_WINDOW: Duration = Duration::from_millis(100);
 const DEFAULT_POPULATE_INTERVAL: Duration = Duration::from_secs(30);
 const DEFAULT_POPULATE_CONCURRENCY: usize = 4;
 const DEFAULT_POPULATE_RATE: u32 = 10;
+/// Larger request bodies get 413 (uploads through a CDN are rare and small).
+const DEFAULT_MAX_REQUEST_BODY: u64 = 10 * 1024 * 1024;
+/// How long a client may take to send a request head (actix-web's default).
+const DEFAULT_CLIENT_REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 const DEFAULT_COALESCE_TIMEOUT: Duration = Duration::from_secs(10);
 const DEFAULT_PURGE_POLL: Duration = Duration::from_secs(2);
+/// How long a stopping node lets requests in flight finish.
+const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(10);
+const DEFAULT_MEMORY_CACHE_SIZE: u64 = 32 * 1024 * 1024;
+const DEFAULT_MEMORY_CACHE_MAX_OBJECT: u64 = 256 * 1024;
 
 /// Validated settings for one caje node.
 #[derive(Debug, Clone)]
@@ -137,8 +152,19 @@ pub struct Settings {
     pub coalesce_timeout: Duration,
     /// How often a node applies purges logged by any node.
     pub purge_poll_interval: Duration,
+    /// How long requests in flight may finish after SIGTERM before they are
+    /// dropped (whole seconds; a fraction rounds up).
+    pub shutdown_timeout: Duration,
     /// Bound on the file cache's total size in bytes; `None`: unbounded.
     pub max_size: Option<u64>,
+    /// Bytes the memory tier of small hot entries may hold (0: off).
+    pub memory_cache_size: u64,
+    /// Largest body the memory tier holds.
+    pub memory_cache_max_object: u64,
+    /// Largest request body forwarded to an origin, in bytes.
+    pub max_request_body: u64,
+    /// How long a client may take to send a request head before it gets 408.
+    pub client_request_timeout: Duration,
     pub origins: Vec<Origin>,
     pub admin_token: Option<String>,
 }
@@ -151,6 +177,9 @@ pub struct Origin {
     /// `http://authority` of the origin server, without a trailing slash.
     pub upstream: String,
     pub timeout: Duration,
+    /// Whether a response with `Set-Cookie` that the origin marks `public`
+    /// or `s-maxage` may be stored (always without its `Set-Cookie`).
+    pub cache_set_cookie: bool,
 }
 
 impl Settings {
@@ -170,7 +199,12 @@ impl Settings {
             stale_if_error: Duration::ZERO,
             coalesce_timeout: DEFAULT_COALESCE_TIMEOUT,
             purge_poll_interval: DEFAULT_PURGE_POLL,
+            max_request_body: DEFAULT_MAX_REQUEST_BODY,
+            client_request_timeout: DEFAULT_CLIENT_REQUEST_TIMEOUT,
+            shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
             max_size: None,
+            memory_cache_size: DEFAULT_MEMORY_CACHE_SIZE,
+            memory_cache_max_object: DEFAULT_MEMORY_CACHE_MAX_OBJECT,
             origins,
             admin_token: None,
         }
@@ -244,6 +278,7 @@ impl Settings {
                 host,
                 upstream,
                 timeout,
+                cache_set_cookie: o.cache_set_cookie,
             });
         }
         let duration = |key: &str, value: &Option<Spanned<String>>, default: Duration| {
@@ -280,26 +315,40 @@ impl Settings {
             DEFAULT_POPULATE_INTERVAL,
         )?;
         let stale_if_error = duration_or_zero("stale_if_error", &raw.stale_if_error)?;
-        let max_size = match &raw.max_size {
-            None => None,
-            Some(text) => Some(
-                text.get_ref()
-                    .trim()
-                    .parse::<bytesize::ByteSize>()
-                    .map(|size| size.as_u64())
-                    .ok()
-                    .filter(|&bytes| bytes > 0)
-                    .ok_or_else(|| ConfigError::Invalid {
-                        file: file.to_owned(),
-                        line: line_of(text.span().start),
-                        key: Some("max_size".to_owned()),
-                        message: format!(
-                            "{:?} is not a size like \"10 GiB\" or \"500MB\"",
-                            text.get_ref()
-                        ),
-                    })?,
-            ),
+        let size = |key: &str, value: &Option<Spanned<String>>| -> Result<Option<u64>, _> {
+            let Some(text) = value else {
+                return Ok(None);
+            };
+            let parsed = match text.get_ref().trim() {
+                "0" => Some(0),
+                other => other.parse::<bytesize::ByteSize>().ok().map(|s| s.as_u64()),
+            };
+            parsed.map(Some).ok_or_else(|| ConfigError::Invalid {
+                file: file.to_owned(),
+                line: line_of(text.span().start),
+                key: Some(key.to_owned()),
+                message: format!(
+                    "{:?} is not a size like \"10 GiB\" or \"500MB\"",
+                    text.get_ref()
+                ),
+            })
         };
+        let max_size = match size("max_size", &raw.max_size)? {
+            Some(0) => {
+                return Err(ConfigError::Invalid {
+                    file: file.to_owned(),
+                    line: raw.max_size.as_ref().map_or(1, |s| line_of(s.span().start)),
+                    key: Some("max_size".to_owned()),
+                    message: "must be more than 0 (leave it out for an unbounded cache)".to_owned(),
+                })
+            }
+            other => other,
+        };
+        let memory_cache_size =
+            size("memory_cache_size", &raw.memory_cache_size)?.unwrap_or(DEFAULT_MEMORY_CACHE_SIZE);
+        let memory_cache_max_object =
+            size("memory_cache_max_object", &raw.memory_cache_max_object)?
+                .unwrap_or(DEFAULT_MEMORY_CACHE_MAX_OBJECT);
         let purge_poll_interval = duration(
             "purge_poll_interval",
             &raw.purge_poll_interval,
@@ -310,6 +359,11 @@ impl Settings {
             &raw.coalesce_timeout,
             DEFAULT_COALESCE_TIMEOUT,
         )?;
+        // Zero is meaningful: stop at once, dropping requests in flight.
+        let shutdown_timeout = match &raw.shutdown_timeout {
+            None => DEFAULT_SHUTDOWN_TIMEOUT,
+            value => duration_or_zero("shutdown_timeout", value)?,
+        };
         let at_least_one = |key: &str, value: Option<(usize, std::ops::Range<usize>)>| match value {
             Some((0, span)) => Err(ConfigError::Invalid {
                 file: file.to_owned(),
@@ -337,6 +391,14 @@ impl Settings {
                 .map(|r| (*r.get_ref() as usize, r.span())),
         )?
         .map_or(DEFAULT_POPULATE_RATE, |r| r as u32);
+        // Zero is meaningful: no request bodies at all.
+        let max_request_body =
+            size("max_request_body", &raw.max_request_body)?.unwrap_or(DEFAULT_MAX_REQUEST_BODY);
+        let client_request_timeout = duration(
+            "client_request_timeout",
+            &raw.client_request_timeout,
+            DEFAULT_CLIENT_REQUEST_TIMEOUT,
+        )?;
         Ok(Self {
             listen: raw.listen,
             cache_dir: raw.cache_dir,
@@ -348,10 +410,15 @@ impl Settings {
             populate_interval,
             populate_concurrency,
             populate_rate,
+            max_request_body,
+            client_request_timeout,
             stale_if_error,
             coalesce_timeout,
             purge_poll_interval,
+            shutdown_timeout,
             max_size,
+            memory_cache_size,
+            memory_cache_max_object,
             origins,
             admin_token: None,
         })
@@ -415,10 +482,16 @@ pub fn normalize_host(host: &str) -> String {
 }
 
 fn validate_host(host: &str) -> Result<String, String> {
-    let valid = !host.is_empty()
-        && host
+    // Brackets only around a whole IPv6 literal: `[a` could never match a
+    // request's Host once its port is dropped.
+    let name = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host);
+    let valid = !name.is_empty()
+        && name
             .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '[' | ']' | ':'));
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | ':'));
     if !valid {
         return Err(format!(
             "{host:?} is not a host name (write only the name, e.g. \"www.example.com\")"
@@ -512,6 +585,36 @@ timeout = "5s"
             .unwrap_err()
             .to_string();
         assert!(err.contains("line 1: key `max_size`"), "{err}");
+        let err = Settings::parse("c.toml", &format!("max_size = \"0\"\n{GOOD}"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("line 1: key `max_size`"), "{err}");
+        let memory = Settings::parse(
+            "c.toml",
+            &format!("memory_cache_size = \"0\"\nmemory_cache_max_object = \"1 KiB\"\n{GOOD}"),
+        )
+        .expect("valid");
+        assert_eq!(memory.memory_cache_size, 0);
+        assert_eq!(memory.memory_cache_max_object, 1024);
+        let err = Settings::parse("c.toml", &format!("\nmemory_cache_size = \"big\"\n{GOOD}"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("line 2: key `memory_cache_size`"), "{err}");
+    }
+
+    #[test]
+    fn shutdown_timeout_defaults_to_10s_and_may_be_zero() {
+        let parsed = |text: &str| Settings::parse("c.toml", &format!("{text}\n{GOOD}"));
+        let default = parsed("").expect("valid").shutdown_timeout;
+        assert_eq!(default, Duration::from_secs(10));
+        let set = parsed("shutdown_timeout = \"2m\"").expect("valid");
+        assert_eq!(set.shutdown_timeout, Duration::from_secs(120));
+        let zero = parsed("shutdown_timeout = \"0s\"").expect("valid");
+        assert_eq!(zero.shutdown_timeout, Duration::ZERO);
+        let err = parsed("shutdown_timeout = \"soon\"")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("line 1: key `shutdown_timeout`"), "{err}");
     }
 
     #[test]
@@ -566,9 +669,42 @@ timeout = "5s"
     }
 
     #[test]
+    fn cache_set_cookie_is_off_unless_set_per_origin() {
+        assert!(!Settings::parse("c.toml", GOOD).expect("valid").origins[0].cache_set_cookie);
+        let on = format!("{GOOD}cache_set_cookie = true\n");
+        assert!(Settings::parse("c.toml", &on).expect("valid").origins[0].cache_set_cookie);
+        let bad = format!("{GOOD}cache_set_cookie = \"yes\"\n");
+        let err = Settings::parse("c.toml", &bad).unwrap_err().to_string();
+        assert!(
+            err.contains("line 7") && err.contains("origin[0].cache_set_cookie"),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn host_normalization() {
         assert_eq!(normalize_host("LocalHost:3001"), "localhost");
         assert_eq!(normalize_host("[::1]:80"), "[::1]");
         assert_eq!(normalize_host("example.com"), "example.com");
+    }
+
+    #[test]
+    fn request_limits() {
+        let s = Settings::parse("c.toml", GOOD).expect("valid");
+        assert_eq!(s.max_request_body, 10 * 1024 * 1024);
+        assert_eq!(s.client_request_timeout, Duration::from_secs(5));
+        let text = format!("max_request_body = \"1 KiB\"\nclient_request_timeout = \"2s\"\n{GOOD}");
+        let s = Settings::parse("c.toml", &text).expect("valid");
+        assert_eq!(s.max_request_body, 1024);
+        assert_eq!(s.client_request_timeout, Duration::from_secs(2));
+        for (text, key) in [
+            ("max_request_body = \"huge\"", "max_request_body"),
+            ("client_request_timeout = \"0s\"", "client_request_timeout"),
+        ] {
+            let err = Settings::parse("c.toml", &format!("{text}\n{GOOD}"))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(&format!("line 1: key `{key}`")), "{err}");
+        }
     }
 }

@@ -96,6 +96,7 @@ async fn serve_demo() -> anyhow::Result<()> {
         host: "localhost".to_owned(),
         upstream: format!("http://{DEMO_ORIGIN}"),
         timeout: std::time::Duration::from_secs(30),
+        cache_set_cookie: false,
     }]);
     settings.apply_env(|var| std::env::var(var).ok())?;
     let token = match settings.admin_token.clone() {

@@ -12,11 +12,12 @@ use tracing_actix_web::TracingLogger;
 
 use crate::actors::cache_store::CacheStore;
 use crate::actors::manifest::{self, LiteFsWrites, Manifest, ManifestError};
-use crate::actors::manifest_batcher::ManifestBatcher;
+use crate::actors::manifest_batcher::{Flush, ManifestBatcher};
 use crate::actors::populator::Populator;
 use crate::actors::purge_sync::PurgeSync;
 use crate::actors::Mailbox;
 use crate::admin::{self, auth::AdminAuth, AdminState};
+use crate::cache::memory_tier::MemoryTier;
 use crate::config::Settings;
 use crate::metrics::Metrics;
 use crate::proxy::{proxy, ProxyState};
@@ -53,6 +54,7 @@ pub struct Application {
     manifest: Mailbox<Manifest>,
     populator: Mailbox<Populator>,
     metrics: Arc<Metrics>,
+    batcher: Mailbox<ManifestBatcher>,
 }
 
 impl Application {
@@ -100,9 +102,16 @@ impl Application {
             .start(),
             actors.meter("manifest_batcher"),
         );
-        let (cache_dir, max_size, cache_metrics, cache_meter) = (
+        let flushed_at_stop = batcher.clone();
+        let memory = Arc::new(MemoryTier::new(
+            settings.memory_cache_size,
+            settings.memory_cache_max_object,
+            metrics.cache.clone(),
+        ));
+        let (cache_dir, max_size, cache_memory, cache_metrics, cache_meter) = (
             settings.cache_dir.clone(),
             settings.max_size,
+            memory.clone(),
             metrics.cache.clone(),
             actors.meter("cache_store"),
         );
@@ -111,6 +120,7 @@ impl Application {
                 CacheStore::new(
                     cache_dir,
                     max_size,
+                    cache_memory,
                     cache_metrics,
                     cache_meter,
                     Some(batcher),
@@ -153,6 +163,7 @@ impl Application {
         let state = web::Data::new(ProxyState::new(
             settings.clone(),
             cache.clone(),
+            memory,
             manifest.clone(),
             metrics.proxy.clone(),
         ));
@@ -174,11 +185,18 @@ impl Application {
                 // awc::Client is !Send: one per worker, built here.
                 .app_data(web::Data::new(origin_client()))
                 .service(admin::scope())
+                .service(admin::lookalikes())
                 .default_service(web::to(proxy))
         });
         if let Some(workers) = settings.workers {
             server = server.workers(workers);
         }
+        // A client that trickles its request head gets 408 and is dropped.
+        server = server.client_request_timeout(settings.client_request_timeout);
+        // actix-web takes whole seconds: a fraction rounds up, never down to "drop at once".
+        let shutdown = settings.shutdown_timeout;
+        let shutdown_secs = shutdown.as_secs() + u64::from(shutdown.subsec_nanos() > 0);
+        server = server.shutdown_timeout(shutdown_secs);
         let server = server.listen(listener).map_err(listen_error)?.run();
         Ok(Self {
             port,
@@ -187,6 +205,7 @@ impl Application {
             manifest,
             populator,
             metrics,
+            batcher: flushed_at_stop,
         })
     }
 
@@ -210,8 +229,17 @@ impl Application {
         self.metrics.clone()
     }
 
+    /// Serves until SIGTERM (requests in flight finish, up to
+    /// `shutdown_timeout`) or SIGINT, then writes the manifest rows still
+    /// gathering: the process exits without stopping its actors.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.server.await
+        let served = self.server.await;
+        tracing::info!("stopped serving; writing the manifest rows still gathering");
+        if let Err(e) = self.batcher.send(Flush).await {
+            tracing::warn!(error = %e, "manifest batcher gone; pending rows lost at shutdown");
+        }
+        tracing::info!("shut down");
+        served
     }
 }
 

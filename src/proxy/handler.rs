@@ -18,6 +18,7 @@ use tracing_actix_web::RootSpan;
 use super::body::tee;
 use super::coalesce::{self, Coalescer, Flight, Outcome, Role};
 use super::origin::{self, Upstream};
+use super::request_checks::{self, LimitedBody};
 use super::respond::{self, plain, with_body};
 use super::store::{begin_store, content_length, storable_head};
 use super::{forward, http_compat, invalidate, refresh, revalidate};
@@ -26,6 +27,7 @@ use crate::actors::manifest::{Manifest, PurgeTarget};
 use crate::actors::purge_sync::purge_everywhere;
 use crate::actors::Mailbox;
 use crate::admin::auth::AdminAuth;
+use crate::cache::memory_tier::MemoryTier;
 use crate::cache::{directives, stale, CacheKey, CacheStatus, EntryHead, Forward};
 use crate::config::{normalize_host, Settings};
 use crate::metrics::ProxyMetrics;
@@ -34,6 +36,8 @@ use crate::metrics::ProxyMetrics;
 pub struct ProxyState {
     pub settings: Arc<Settings>,
     pub cache: Mailbox<CacheStore>,
+    /// Read here, without a message; the `CacheStore` keeps it current.
+    pub memory: Arc<MemoryTier>,
     pub manifest: Mailbox<Manifest>,
     pub metrics: ProxyMetrics,
     /// URLs being refreshed in the background (stale-while-revalidate).
@@ -45,12 +49,14 @@ impl ProxyState {
     pub fn new(
         settings: Arc<Settings>,
         cache: Mailbox<CacheStore>,
+        memory: Arc<MemoryTier>,
         manifest: Mailbox<Manifest>,
         metrics: ProxyMetrics,
     ) -> Self {
         Self {
             settings,
             cache,
+            memory,
             manifest,
             metrics,
             refreshing: Mutex::default(),
@@ -81,8 +87,9 @@ pub async fn proxy(
     auth: web::Data<AdminAuth>,
     root_span: RootSpan,
 ) -> HttpResponse {
-    let Some(raw_host) = request_host(&req) else {
-        return plain(StatusCode::BAD_REQUEST, "caje: the request names no host\n");
+    let raw_host = match request_checks::target_host(&req) {
+        Ok(host) => host,
+        Err(refused) => return refused.response(),
     };
     let Some(origin) = state.settings.origin_for(&raw_host) else {
         return plain(
@@ -93,6 +100,9 @@ pub async fn proxy(
             ),
         );
     };
+    if let Err(refused) = request_checks::check(&req, state.settings.max_request_body) {
+        return refused.response();
+    }
     let path_and_query = req.uri().path_and_query().map_or("/", |p| p.as_str());
     let key = CacheKey::new(STORED_METHOD, &origin.host, path_and_query);
     if req.method().as_str() == "PURGE" {
@@ -196,10 +206,14 @@ pub async fn proxy(
         raw_host: &raw_host,
         client: &client,
     };
+    let (body, overflow) = LimitedBody::new(payload, state.settings.max_request_body);
     let started = Instant::now();
-    let response = origin::send(&req, Some(payload), &upstream, validators.as_ref()).await;
+    let response = origin::send(&req, Some(body), &upstream, validators.as_ref()).await;
     root_span.record("origin_ms", started.elapsed().as_millis() as u64);
     origin::record(&state.metrics, origin, started.elapsed(), &response);
+    if overflow.happened() {
+        return overflow.response(state.settings.max_request_body);
+    }
     // The origin failed: a stale copy within stale-if-error is better.
     let failed_status = match &response {
         Ok(r) if r.status().is_server_error() => Some(r.status().as_u16()),
@@ -220,8 +234,11 @@ pub async fn proxy(
         Err(e) => return origin::failure(origin, &e),
     };
     if invalidate::invalidates(req.method(), response.status()) {
+        // Awaited: once this client has its answer, no hit (not even one
+        // from the memory tier, which bypasses the store's mailbox) may
+        // serve what it invalidated.
         for target in invalidate::targets(&key, response.headers()) {
-            state.cache.do_send(Purge(target));
+            let _ = state.cache.send(Purge(target)).await;
         }
     }
     match stale {
@@ -335,18 +352,10 @@ async fn purge(
     }
 }
 
-/// The host a request is for: its `Host` field, or the authority of an
-/// HTTP/2 request. Forwarding headers from the client are never consulted.
-fn request_host(req: &HttpRequest) -> Option<String> {
-    req.headers()
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .or_else(|| req.uri().authority().map(|a| a.as_str()))
-        .filter(|h| !h.is_empty())
-        .map(str::to_owned)
-}
-
 async fn lookup(req: &HttpRequest, state: &ProxyState, key: &CacheKey) -> Cached {
+    if let Some(hot) = state.memory.get(key, key.primary_hash(), req.headers()) {
+        return judge(req, key, Box::new(Hit::from_memory(&hot)));
+    }
     let found = state
         .cache
         .send(Lookup {
@@ -364,9 +373,24 @@ async fn lookup(req: &HttpRequest, state: &ProxyState, key: &CacheKey) -> Cached
             return Cached::Nothing(Forward::Miss);
         }
     };
+    judge(req, key, hit)
+}
+
+/// Whether a stored response may be sent as it is or must be validated.
+fn judge(req: &HttpRequest, key: &CacheKey, hit: Box<Hit>) -> Cached {
     let now = SystemTime::now();
     if hit.head.invalidated {
         return Cached::Validate(hit, Forward::Stale);
+    }
+    // The key and the `Vary` selection already match the stored request, so
+    // without request directives the policy's answer is its freshness alone;
+    // asking it in full would rebuild both requests and the response head.
+    if directives::request(req.headers()).is_empty() {
+        return if hit.head.policy.is_stale(now) {
+            Cached::Validate(hit, Forward::Stale)
+        } else {
+            Cached::Fresh(hit)
+        };
     }
     let policy_request = http_compat::policy_request(key, req.headers(), &hit.head.vary);
     match hit.head.policy.before_request(&policy_request, now) {
@@ -408,13 +432,20 @@ async fn revalidated(
     let head = revalidated.head;
     if revalidated.storable {
         status.stored = true;
-        status.ttl = Some(head.policy.time_to_live(now).as_secs() as i64);
+        status.ttl = Some(stale::signed_ttl(&head.policy, head.stored_at_ms, now));
         state.cache.do_send(UpdateHead(head.clone()));
     } else {
         // The origin now forbids keeping it: this answer is the last one.
         state.cache.do_send(Purge(head.key.clone()));
     }
-    respond::from_cache(req, &head, hit.body, now, &status, &state.metrics)
+    let mut response = respond::from_cache(req, &head, hit.body, now, &status, &state.metrics);
+    // The stored head never keeps a 304's cookies: they are this client's.
+    for cookie in not_modified.headers().get_all(header::SET_COOKIE) {
+        response
+            .headers_mut()
+            .append(header::SET_COOKIE, cookie.clone());
+    }
+    response
 }
 
 /// Streams the origin's response to the client, storing it on the way when
@@ -434,7 +465,11 @@ async fn relay(
     cache_status.fwd_status = Some(status.as_u16());
 
     let sink = if *req.method() == Method::GET {
-        match storable_head(&key, req.headers(), &origin, &headers) {
+        let cache_set_cookie = state
+            .settings
+            .origin_for(&key.host)
+            .is_some_and(|o| o.cache_set_cookie);
+        match storable_head(&key, req.headers(), &origin, &headers, cache_set_cookie) {
             Some((head, ttl)) => {
                 cache_status.ttl = Some(ttl as i64);
                 begin_store(&state.cache, head, content_length).await

@@ -41,6 +41,11 @@ impl Counter {
         *n
     }
 
+    /// Requests of any method for any path.
+    pub fn total(&self) -> usize {
+        self.0.lock().expect("counter lock").values().sum()
+    }
+
     pub fn get(&self, path: &str) -> usize {
         self.0
             .lock()
@@ -86,6 +91,9 @@ static CHUNK: [u8; 64 * 1024] = [b'x'; 64 * 1024];
 /// - `/etag-nc/...`: like `/etag/`, with `Cache-Control: no-cache`
 /// - `/write?status=&location=&content_location=`: that status (200 by
 ///   default) with those `Location` / `Content-Location` fields
+/// - `/det/{kib}/{chunk_ms}/...`: `max-age=3600`, the body
+///   [`deterministic_body`] gives for the path, in 64 KiB chunks
+///   `chunk_ms` apart
 pub async fn spawn_origin() -> TestOrigin {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind origin");
     let port = listener.local_addr().expect("origin addr").port();
@@ -295,6 +303,27 @@ async fn origin_handler(
             }
             response.body(text)
         }
+        ["det", _, chunk_ms, ..] => {
+            let body = Bytes::from(deterministic_body(&path).unwrap_or_default());
+            let pause = Duration::from_millis(chunk_ms.parse().unwrap_or(0));
+            let total = body.len() as u64;
+            let chunks = futures_util::stream::unfold(0usize, move |at| {
+                let body = body.clone();
+                async move {
+                    if at >= body.len() {
+                        return None;
+                    }
+                    if at > 0 && !pause.is_zero() {
+                        actix_web::rt::time::sleep(pause).await;
+                    }
+                    let end = (at + CHUNK.len()).min(body.len());
+                    Some((Ok::<_, std::io::Error>(body.slice(at..end)), end))
+                }
+            });
+            HttpResponse::Ok()
+                .insert_header(("cache-control", "max-age=3600"))
+                .body(SizedStream::new(total, chunks))
+        }
         ["status", code] => {
             let code = code.parse().unwrap_or(500);
             HttpResponse::build(
@@ -306,6 +335,30 @@ async fn origin_handler(
         }
         _ => HttpResponse::NotFound().body(text),
     }
+}
+
+/// The body the origin serves for `/det/{kib}/...`: `kib` KiB that depend
+/// on the whole path and on each byte's offset, so a body cut short, shifted
+/// or belonging to another path never matches. `None` for other paths.
+pub fn deterministic_body(path: &str) -> Option<Vec<u8>> {
+    let kib: usize = path
+        .strip_prefix("/det/")?
+        .split('/')
+        .next()?
+        .parse()
+        .ok()?;
+    // FNV-1a of the path seeds an xorshift generator.
+    let mut state = path.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    }) | 1;
+    let mut body = Vec::with_capacity(kib * 1024);
+    while body.len() < kib * 1024 {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        body.extend_from_slice(&state.to_le_bytes());
+    }
+    Some(body)
 }
 
 /// An origin that answers every connection with fixed bytes and keeps the
@@ -328,6 +381,49 @@ pub async fn spawn_raw_origin(response: &'static [u8]) -> RawOrigin {
             seen.lock().expect("requests lock").push(head);
             let _ = socket.write_all(response).await;
             let _ = socket.shutdown().await;
+        }
+    });
+    RawOrigin { port, requests }
+}
+
+/// How a [`spawn_faulty_origin`] ends each answer after its fixed bytes.
+#[derive(Clone)]
+pub enum Ending {
+    /// Keeps the connection open and never sends another byte.
+    Hang,
+    /// Resets the connection (`SO_LINGER` 0, so an RST rather than a FIN)
+    /// once the test notifies: the test first sees the prefix arrive.
+    ResetWhen(Arc<tokio::sync::Notify>),
+}
+
+/// An origin that answers every connection with `prefix` (which may be
+/// empty), then hangs or resets as `ending` says; it keeps the request
+/// heads it received.
+pub async fn spawn_faulty_origin(prefix: &'static [u8], ending: Ending) -> RawOrigin {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind faulty origin");
+    let port = listener.local_addr().expect("faulty origin addr").port();
+    let requests = Arc::new(Mutex::new(Vec::new()));
+    let seen = requests.clone();
+    actix_web::rt::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            let seen = seen.clone();
+            let ending = ending.clone();
+            actix_web::rt::spawn(async move {
+                let head = read_head(&mut socket).await;
+                seen.lock().expect("requests lock").push(head);
+                let _ = socket.write_all(prefix).await;
+                match ending {
+                    // Held until the test's runtime ends.
+                    Ending::Hang => std::future::pending::<()>().await,
+                    Ending::ResetWhen(go) => {
+                        go.notified().await;
+                        let _ = socket.set_zero_linger();
+                        drop(socket);
+                    }
+                }
+            });
         }
     });
     RawOrigin { port, requests }
@@ -387,6 +483,7 @@ pub async fn spawn_app_with(origins: Vec<(&str, String, Duration)>) -> TestApp {
             host: host.to_owned(),
             upstream,
             timeout,
+            cache_set_cookie: false,
         })
         .collect();
     spawn_node(origins, dir, |_| {}).await
@@ -403,6 +500,7 @@ pub async fn spawn_app_in(
         host: HOST.to_owned(),
         upstream: origin.url(),
         timeout: Duration::from_secs(10),
+        cache_set_cookie: false,
     }];
     spawn_node(origins, dir, adjust).await
 }
@@ -633,6 +731,8 @@ pub struct CajeProcess {
     pub child: std::process::Child,
     pub port: u16,
     log: PathBuf,
+    /// Everything it printed on stdout so far.
+    stdout: Arc<Mutex<String>>,
 }
 
 impl CajeProcess {
@@ -656,6 +756,8 @@ impl CajeProcess {
             .expect("caje binary starts");
         let stdout = child.stdout.take().expect("stdout");
         let (tx, rx) = tokio::sync::oneshot::channel();
+        let printed = Arc::new(Mutex::new(String::new()));
+        let kept = printed.clone();
         // Reads the announcement, then keeps draining stdout until caje exits.
         std::thread::spawn(move || {
             let mut tx = Some(tx);
@@ -663,6 +765,10 @@ impl CajeProcess {
                 .lines()
                 .map_while(Result::ok)
             {
+                if let Ok(mut kept) = kept.lock() {
+                    kept.push_str(&line);
+                    kept.push('\n');
+                }
                 if let Some(port) = line.strip_prefix("caje listening on port ") {
                     if let (Some(tx), Ok(port)) = (tx.take(), port.trim().parse::<u16>()) {
                         let _ = tx.send(port);
@@ -675,6 +781,7 @@ impl CajeProcess {
             child,
             port: 0,
             log,
+            stdout: printed,
         };
         process.port = tokio::time::timeout(Duration::from_secs(30), rx)
             .await
@@ -685,6 +792,13 @@ impl CajeProcess {
 
     pub fn url(&self, path: &str) -> String {
         format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    /// Everything the process wrote so far: its stdout, then its stderr log.
+    pub fn output(&self) -> String {
+        let stdout = self.stdout.lock().expect("stdout lock").clone();
+        let stderr = std::fs::read_to_string(&self.log).unwrap_or_default();
+        format!("{stdout}{stderr}")
     }
 
     /// Peak resident memory so far, in KiB (`VmHWM`).
@@ -708,4 +822,140 @@ impl Drop for CajeProcess {
             eprintln!("---- log of {} ----\n{log}", self.name);
         }
     }
+}
+
+/// Process control for fault and load tests: signals, exit status, logs,
+/// memory and CPU time.
+impl CajeProcess {
+    pub fn pid(&self) -> i32 {
+        i32::try_from(self.child.id()).expect("pid fits in pid_t")
+    }
+
+    /// Sends `signal` (e.g. `libc::SIGTERM`) to the process.
+    pub fn signal(&self, signal: libc::c_int) {
+        // SAFETY: kill(2) takes plain integers and touches no memory of ours.
+        let sent = unsafe { libc::kill(self.pid(), signal) };
+        assert_eq!(
+            sent,
+            0,
+            "kill({}, {signal}): {}",
+            self.pid(),
+            std::io::Error::last_os_error()
+        );
+    }
+
+    /// Waits for the process to exit, polling; fails the test after `within`.
+    pub async fn wait_exit(&mut self, within: Duration) -> std::process::ExitStatus {
+        let deadline = std::time::Instant::now() + within;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                return status;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{} still runs {within:?} after being told to stop",
+                self.name
+            );
+            actix_web::rt::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Everything it has logged so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Resident memory now, in KiB (`VmRSS`).
+    pub fn rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .expect("proc status");
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("VmRSS")
+    }
+
+    /// CPU time (user and system) it has used so far.
+    pub fn cpu_time(&self) -> Duration {
+        cpu_time_of(&self.child.id().to_string())
+    }
+}
+
+/// CPU time (user and system) used by process `pid` (`self` for this one).
+pub fn cpu_time_of(pid: &str) -> Duration {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("proc stat");
+    // Fields after the parenthesised command name; utime and stime are the
+    // 14th and 15th of the whole line.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest.split_whitespace().collect())
+        .unwrap_or_default();
+    let ticks: u64 =
+        fields[11].parse::<u64>().expect("utime") + fields[12].parse::<u64>().expect("stime");
+    // SAFETY: sysconf takes an integer and touches no memory of ours.
+    let per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
+    Duration::from_millis(ticks * 1000 / per_second)
+}
+
+/// Writes `<dir>/caje.toml` for a [`CajeProcess`] in front of `upstream`
+/// for [`HOST`]: cache and manifest in `dir`, port 0, no LiteFS, the
+/// populator only on demand; `extra` adds top-level keys.
+pub fn process_config(dir: &Path, upstream: &str, extra: &str) -> PathBuf {
+    let config = dir.join("caje.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "listen = \"127.0.0.1:0\"\ncache_dir = \"{0}/cache\"\ndatabase = \"{0}/manifest.db\"\n\
+             litefs = \"off\"\npopulate_interval = \"1h\"\n{extra}\n\
+             [[origin]]\nhost = \"{HOST}\"\nupstream = \"{upstream}\"\n",
+            dir.display()
+        ),
+    )
+    .expect("write config");
+    config
+}
+
+#[derive(diesel::QueryableByName)]
+struct IntegrityRow {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    integrity_check: String,
+}
+
+#[derive(diesel::QueryableByName)]
+struct PathRow {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    path_and_query: String,
+}
+
+/// Opens a SQLite database from outside caje, as an operator would.
+fn open_db(db: &Path) -> diesel::SqliteConnection {
+    use diesel::{Connection, RunQueryDsl};
+    let mut conn = diesel::SqliteConnection::establish(&db.display().to_string())
+        .unwrap_or_else(|e| panic!("open {}: {e}", db.display()));
+    diesel::sql_query("PRAGMA busy_timeout = 5000")
+        .execute(&mut conn)
+        .expect("busy_timeout");
+    conn
+}
+
+/// SQLite's `PRAGMA integrity_check` of a database: `"ok"` when sound.
+pub fn integrity_check(db: &Path) -> String {
+    use diesel::RunQueryDsl;
+    let rows: Vec<IntegrityRow> = diesel::sql_query("PRAGMA integrity_check")
+        .load(&mut open_db(db))
+        .expect("integrity_check runs");
+    rows.into_iter()
+        .map(|r| r.integrity_check)
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// The paths (with query) of every page of a manifest database.
+pub fn manifest_paths(db: &Path) -> std::collections::HashSet<String> {
+    use diesel::RunQueryDsl;
+    let rows: Vec<PathRow> = diesel::sql_query("SELECT path_and_query FROM pages")
+        .load(&mut open_db(db))
+        .expect("pages readable");
+    rows.into_iter().map(|r| r.path_and_query).collect()
 }
