@@ -13,6 +13,8 @@
 use std::collections::HashMap;
 use std::fs::{self, File};
 use std::io::{self, BufWriter, Read, Seek, SeekFrom, Write};
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -506,10 +508,10 @@ impl Hit {
     }
 }
 
-/// A stored body: an open file, read in chunks on tokio's blocking pool,
-/// or a body the memory tier holds.
+/// A stored body: `len` bytes of an open file from `offset`, or a body the
+/// memory tier holds.
 pub enum EntryBody {
-    File { file: File, len: u64 },
+    File { file: File, offset: u64, len: u64 },
     Memory(Bytes),
 }
 
@@ -527,7 +529,7 @@ impl EntryBody {
 
     pub fn into_stream(self) -> impl Stream<Item = Result<Bytes, io::Error>> + 'static {
         match self {
-            Self::File { file, len } => Either::Left(file_stream(file, len)),
+            Self::File { file, offset, len } => Either::Left(file_stream(file, offset, len)),
             Self::Memory(bytes) => Either::Right(futures_util::stream::iter([Ok(bytes)])),
         }
     }
@@ -537,22 +539,24 @@ impl EntryBody {
         self,
         first: u64,
         len: u64,
-    ) -> io::Result<impl Stream<Item = Result<Bytes, io::Error>> + 'static> {
-        Ok(match self {
-            Self::File { mut file, len: all } => {
-                file.seek(SeekFrom::Current(first as i64))?;
-                Self::File {
-                    file,
-                    len: len.min(all.saturating_sub(first)),
-                }
-            }
+    ) -> impl Stream<Item = Result<Bytes, io::Error>> + 'static {
+        match self {
+            Self::File {
+                file,
+                offset,
+                len: all,
+            } => Self::File {
+                file,
+                offset: offset + first.min(all),
+                len: len.min(all.saturating_sub(first)),
+            },
             Self::Memory(bytes) => {
                 let start = (first as usize).min(bytes.len());
                 let end = start.saturating_add(len as usize).min(bytes.len());
                 Self::Memory(bytes.slice(start..end))
             }
         }
-        .into_stream())
+        .into_stream()
     }
 }
 
@@ -588,6 +592,7 @@ impl Handler<Lookup> for CacheStore {
                     self.metrics.hits.inc();
                     let body = EntryBody::File {
                         file,
+                        offset: decoded.body_offset,
                         len: decoded.body_len,
                     };
                     return LookupResult::Found(Box::new(Hit { head, body }));
@@ -614,28 +619,67 @@ impl Handler<Lookup> for CacheStore {
     }
 }
 
-/// `len` bytes of `file` in chunks read on the blocking pool, each straight
-/// into the buffer that is sent (`tokio::fs::File` would copy every chunk
-/// once more through a buffer of its own).
-fn file_stream(file: File, len: u64) -> impl Stream<Item = Result<Bytes, io::Error>> + 'static {
-    futures_util::stream::try_unfold((file, len), |(file, left)| async move {
+/// `len` bytes of `file` from `offset`, in chunks read straight into the
+/// buffer that is sent. A chunk in the page cache is read where the stream
+/// is polled, without blocking; only one that would wait for the disk is
+/// read on the blocking pool (a hop to another thread per chunk).
+fn file_stream(
+    file: File,
+    offset: u64,
+    len: u64,
+) -> impl Stream<Item = Result<Bytes, io::Error>> + 'static {
+    futures_util::stream::try_unfold((file, offset, len), |(file, offset, left)| async move {
         if left == 0 {
             return Ok(None);
         }
-        let want = left.min(READ_CHUNK as u64);
-        let (file, chunk) = tokio::task::spawn_blocking(move || {
-            let mut chunk = Vec::with_capacity(want as usize);
-            (&file).take(want).read_to_end(&mut chunk)?;
-            Ok::<_, io::Error>((file, chunk))
-        })
-        .await
-        .map_err(io::Error::other)??;
+        let want = left.min(READ_CHUNK as u64) as usize;
+        let (file, chunk) = match read_cached(&file, offset, want) {
+            Some(read) => (file, read?),
+            None => tokio::task::spawn_blocking(move || {
+                read_at(&file, offset, want).map(|chunk| (file, chunk))
+            })
+            .await
+            .map_err(io::Error::other)??,
+        };
         if chunk.is_empty() {
             return Err(io::ErrorKind::UnexpectedEof.into());
         }
-        let left = left - chunk.len() as u64;
-        Ok(Some((Bytes::from(chunk), (file, left))))
+        let n = chunk.len() as u64;
+        Ok(Some((Bytes::from(chunk), (file, offset + n, left - n))))
     })
+}
+
+/// Up to `want` bytes at `offset`, waiting for the disk if need be.
+fn read_at(file: &File, offset: u64, want: usize) -> io::Result<Vec<u8>> {
+    let mut chunk = vec![0; want];
+    let n = file.read_at(&mut chunk, offset)?;
+    chunk.truncate(n);
+    Ok(chunk)
+}
+
+/// Up to `want` bytes at `offset` if the page cache holds them (`preadv2`
+/// with `RWF_NOWAIT`); `None` when the read would wait for the disk.
+fn read_cached(file: &File, offset: u64, want: usize) -> Option<io::Result<Vec<u8>>> {
+    let mut chunk: Vec<u8> = Vec::with_capacity(want);
+    let iov = libc::iovec {
+        iov_base: chunk.as_mut_ptr().cast(),
+        iov_len: want,
+    };
+    let offset = i64::try_from(offset).ok()?;
+    // SAFETY: `iov` describes `want` bytes of `chunk`'s spare capacity, which
+    // outlives the call; the kernel writes at most that many.
+    let n = unsafe { libc::preadv2(file.as_raw_fd(), &iov, 1, offset, libc::RWF_NOWAIT) };
+    if n < 0 {
+        let error = io::Error::last_os_error();
+        return match error.raw_os_error() {
+            // Not cached, or a kernel or file system without RWF_NOWAIT.
+            Some(libc::EAGAIN | libc::EOPNOTSUPP | libc::ENOSYS) => None,
+            _ => Some(Err(error)),
+        };
+    }
+    // SAFETY: the kernel initialised the first `n` (≤ `want`) bytes.
+    unsafe { chunk.set_len(n as usize) };
+    Some(Ok(chunk))
 }
 
 /// Reads a small body whole, for the memory tier.
@@ -1057,4 +1101,56 @@ fn write_body(
     file.seek(SeekFrom::Start(BODY_LEN_OFFSET))?;
     file.write_all(&written.to_le_bytes())?;
     Ok(written)
+}
+
+#[cfg(test)]
+mod tests {
+    use futures_util::TryStreamExt;
+
+    use super::*;
+
+    #[actix_web::test]
+    async fn a_file_body_is_read_exactly_from_its_offset() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("entry");
+        let bytes: Vec<u8> = (0..READ_CHUNK * 2 + 100).map(|i| (i % 251) as u8).collect();
+        fs::write(&path, &bytes).expect("write");
+        let open = || File::open(&path).expect("open");
+
+        // Just written, so in the page cache: read without a thread hop.
+        let cached = read_cached(&open(), 10, 50).expect("cached").expect("read");
+        assert_eq!(cached, &bytes[10..60]);
+        assert_eq!(read_at(&open(), 10, 50).expect("read"), &bytes[10..60]);
+
+        let body = EntryBody::File {
+            file: open(),
+            offset: 7,
+            len: bytes.len() as u64 - 7,
+        };
+        let all: Vec<Bytes> = body.into_stream().try_collect().await.expect("stream");
+        assert_eq!(all.concat(), &bytes[7..]);
+        let range = EntryBody::File {
+            file: open(),
+            offset: 7,
+            len: bytes.len() as u64 - 7,
+        };
+        let part: Vec<Bytes> = range
+            .into_range_stream(READ_CHUNK as u64, 300)
+            .try_collect()
+            .await
+            .expect("stream");
+        assert_eq!(part.concat(), &bytes[7 + READ_CHUNK..7 + READ_CHUNK + 300]);
+
+        // A file shorter than its entry said ends the stream with an error.
+        let short = EntryBody::File {
+            file: open(),
+            offset: 0,
+            len: bytes.len() as u64 + 1,
+        };
+        assert!(short
+            .into_stream()
+            .try_collect::<Vec<Bytes>>()
+            .await
+            .is_err());
+    }
 }

@@ -112,20 +112,12 @@ pub fn from_cache(
             ));
             response.finish()
         }
-        RangeAnswer::Partial(part) => match body.into_range_stream(part.first, part.len()) {
-            Ok(stream) => {
-                response.status(StatusCode::PARTIAL_CONTENT);
-                response.insert_header((header::CONTENT_RANGE, part.content_range(complete_len)));
-                response.body(SizedStream::new(part.len(), stream.inspect(count)))
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot seek in a stored body");
-                return plain(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "caje: cannot read the stored response\n",
-                );
-            }
-        },
+        RangeAnswer::Partial(part) => {
+            let stream = body.into_range_stream(part.first, part.len());
+            response.status(StatusCode::PARTIAL_CONTENT);
+            response.insert_header((header::CONTENT_RANGE, part.content_range(complete_len)));
+            response.body(SizedStream::new(part.len(), stream.inspect(count)))
+        }
         RangeAnswer::Full => {
             let stream = body.into_stream().inspect(count);
             with_body(
