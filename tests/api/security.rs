@@ -15,8 +15,8 @@ use caje::cache::CacheKey;
 use serde_json::json;
 
 use crate::helpers::{
-    eventually, request, spawn_admin_app, spawn_app, spawn_app_in, spawn_app_with, spawn_origin,
-    test_client, CajeProcess, TestApp, TestOrigin, HOST, TOKEN,
+    eventually, process_config, request, spawn_admin_app, spawn_app, spawn_app_in, spawn_app_with,
+    spawn_origin, test_client, CajeProcess, TestApp, TestOrigin, HOST, TOKEN,
 };
 
 /// An origin that believes every forwarding and override header, as IIS
@@ -592,16 +592,7 @@ async fn the_admin_token_never_reaches_the_logs() {
     const WRONG: &str = "wrong-admin-token-9876543210";
     let origin = spawn_origin().await;
     let dir = tempfile::tempdir().expect("temp dir");
-    let config = dir.path().join("caje.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "listen = \"127.0.0.1:0\"\ncache_dir = \"{0}/cache\"\ndatabase = \"{0}/manifest.db\"\nworkers = 1\nlitefs = \"off\"\n[[origin]]\nhost = \"{HOST}\"\nupstream = \"{1}\"\n",
-            dir.path().display(),
-            origin.url()
-        ),
-    )
-    .expect("write config");
+    let config = process_config(dir.path(), &origin.url(), "workers = 1");
     let caje = CajeProcess::start_with(
         "caje",
         &config,

@@ -7,7 +7,7 @@ use caje::actors::cache_store::{GetCacheStats, Purge};
 use caje::cache::CacheKey;
 use futures_util::StreamExt;
 
-use crate::helpers::{eventually, spawn_app, spawn_origin, CajeProcess, HOST};
+use crate::helpers::{eventually, process_config, spawn_app, spawn_origin, CajeProcess, HOST};
 
 #[actix_web::test]
 async fn a_broken_entry_is_a_miss_and_is_replaced() {
@@ -120,16 +120,7 @@ async fn a_body_larger_than_memory_allows_is_streamed_on_miss_and_hit() {
     const MIB: u64 = 80;
     let origin = spawn_origin().await;
     let dir = tempfile::tempdir().expect("temp dir");
-    let config = dir.path().join("caje.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "listen = \"127.0.0.1:0\"\ncache_dir = \"{0}/cache\"\ndatabase = \"{0}/manifest.db\"\nworkers = 1\n[[origin]]\nhost = \"{HOST}\"\nupstream = \"{1}\"\n",
-            dir.path().display(),
-            origin.url()
-        ),
-    )
-    .expect("write config");
+    let config = process_config(dir.path(), &origin.url(), "workers = 1");
     let caje = CajeProcess::start(&config).await;
     let client = awc::Client::builder()
         .timeout(std::time::Duration::from_secs(60))
