@@ -185,6 +185,7 @@ pub struct CacheMetrics {
     pub hits: IntCounter,
     pub stored: IntCounter,
     pub stores_aborted: IntCounter,
+    pub writes_cancelled: IntCounter,
     pub corrupt: IntCounter,
     pub io_errors: IntCounter,
     pub temp_files_cleaned: IntCounter,
@@ -210,6 +211,10 @@ impl CacheMetrics {
             stores_aborted: r.counter(
                 "caje_cache_stores_aborted_total",
                 "Entries abandoned: client gone, origin failed, or a body shorter than announced.",
+            )?,
+            writes_cancelled: r.counter(
+                "caje_cache_writes_cancelled_total",
+                "Stores and head rewrites dropped because a purge, an eviction or a newer entry came while they were written.",
             )?,
             corrupt: r.counter(
                 "caje_cache_corrupt_total",

@@ -26,6 +26,9 @@ use futures_util::future::Either;
 use futures_util::Stream;
 use tokio::sync::{mpsc, oneshot};
 
+mod in_flight;
+
+use self::in_flight::{InFlight, WriteId, WriteKind};
 use super::manifest_batcher::{ManifestBatcher, RecordPage};
 use super::Mailbox;
 use crate::cache::entry::{self, DecodedEntry, EntryError, EntryHead, BODY_LEN_OFFSET};
@@ -110,6 +113,8 @@ pub struct CacheStore {
     meter: ActorMeter,
     on_store: Option<Mailbox<ManifestBatcher>>,
     next_tmp: u64,
+    /// Stores and head rewrites under way, which a purge cancels.
+    in_flight: InFlight,
 }
 
 impl CacheStore {
@@ -138,6 +143,7 @@ impl CacheStore {
             meter,
             on_store,
             next_tmp: 0,
+            in_flight: InFlight::default(),
         }
     }
 
@@ -227,6 +233,8 @@ impl CacheStore {
 
     /// Drops an entry from the index and the disk.
     fn remove(&mut self, vk: &VariantKey) {
+        // A rewrite under way would rename the old body back into place.
+        self.in_flight.cancel_rewrites(vk);
         self.memory.remove(&vk.primary);
         self.evictor.removed(vk);
         if let Some(url) = self.index.get_mut(&vk.primary) {
@@ -360,7 +368,11 @@ impl CacheStore {
         let (tx, rx) = mpsc::channel(SINK_CHUNKS);
         let expected = msg.expected_len;
         let writer = tokio::task::spawn_blocking(move || write_body(file, rx, expected));
+        let write = self
+            .in_flight
+            .begin(vk, WriteKind::Store, msg.head.tags.clone());
         let pending = PendingEntry {
+            write,
             tmp,
             vk,
             head_len: head_bytes.len() as u64,
@@ -379,11 +391,23 @@ impl CacheStore {
 
     /// Commits a written entry; `true` when it is in place.
     fn finish_store(&mut self, pending: PendingEntry, written: Result<u64, WriteError>) -> bool {
+        let purged = !self.in_flight.end(pending.write);
+        let written = written.and_then(|len| {
+            if purged {
+                Err(WriteError::Purged)
+            } else {
+                Ok(len)
+            }
+        });
         let body_len = match written {
             Ok(len) => len,
             Err(e) => {
                 let _ = fs::remove_file(&pending.tmp);
-                self.metrics.stores_aborted.inc();
+                if let WriteError::Purged = e {
+                    self.metrics.writes_cancelled.inc();
+                } else {
+                    self.metrics.stores_aborted.inc();
+                }
                 if let WriteError::Io(e) = &e {
                     self.metrics.io_errors.inc();
                     tracing::warn!(error = %e, "cache write failed");
@@ -400,6 +424,8 @@ impl CacheStore {
             return false;
         }
         let vk = pending.vk;
+        // A rewrite that began before holds the body this entry replaced.
+        self.in_flight.cancel_rewrites(&vk);
         let url = self.index.entry(vk.primary).or_default();
         let stale_variants: Vec<Hash> = match &url.vary {
             // The origin changed what it varies on: other variants were
@@ -585,8 +611,11 @@ impl Handler<Lookup> for CacheStore {
                 self.discard_broken(&vk, &EntryError::KeyMismatch);
                 LookupResult::Broken
             }
-            Ok((decoded, file)) => {
+            Ok((mut decoded, file)) => {
                 self.evictor.used(&vk);
+                // A soft purge marks the index at once; the file's head
+                // follows when its rewrite is done.
+                decoded.head.invalidated |= self.marked_invalidated(&vk);
                 let head = Arc::new(decoded.head);
                 if !self.memory.admits(decoded.body_len) {
                     self.metrics.hits.inc();
@@ -752,24 +781,72 @@ impl CacheStore {
             return;
         }
         self.memory.remove(&vk.primary);
+        let write = self.in_flight.begin(vk, WriteKind::Rewrite, Vec::new());
         let (path, tmp) = (self.path_for(&vk), self.next_tmp_path());
-        let job = tokio::task::spawn_blocking(move || rewrite_head(&path, &tmp, edit));
+        let job = {
+            let (path, tmp) = (path.clone(), tmp.clone());
+            tokio::task::spawn_blocking(move || rewrite_head(&path, &tmp, edit))
+        };
         ctx.spawn(
             fut::wrap_future::<_, Self>(job).map(move |done, act, _| match done {
-                Ok(Ok((head, size))) => act.add_variant(
-                    vk,
-                    Variant {
-                        size,
-                        info: Some(EntryInfo::from_head(&head, size)),
-                    },
-                ),
-                Ok(Err(e)) => act.discard_broken(&vk, &e),
+                Ok(Ok((head, size))) => act.finish_rewrite(write, vk, &tmp, head, size),
+                Ok(Err(e)) => {
+                    act.in_flight.end(write);
+                    act.discard_broken(&vk, &e);
+                }
                 Err(e) => {
+                    act.in_flight.end(write);
                     act.metrics.io_errors.inc();
                     tracing::warn!(error = %e, "cannot rewrite a cache entry's head");
                 }
             }),
         );
+    }
+
+    /// Renames a rewritten entry into place, here on the store's thread,
+    /// unless a purge, an eviction or a newer store came since it began.
+    fn finish_rewrite(
+        &mut self,
+        write: WriteId,
+        vk: VariantKey,
+        tmp: &std::path::Path,
+        head: EntryHead,
+        size: u64,
+    ) {
+        let known = self
+            .index
+            .get(&vk.primary)
+            .is_some_and(|url| url.variants.contains_key(&vk.variant));
+        if !self.in_flight.end(write) || !known {
+            let _ = fs::remove_file(tmp);
+            self.metrics.writes_cancelled.inc();
+            tracing::debug!(file = %vk.file_name(), "head rewrite dropped: the entry changed meanwhile");
+            return;
+        }
+        if let Err(e) = fs::rename(tmp, self.path_for(&vk)) {
+            let _ = fs::remove_file(tmp);
+            self.metrics.io_errors.inc();
+            tracing::warn!(error = %e, "cannot move a rewritten cache entry into place");
+            return;
+        }
+        // A soft purge that came meanwhile cancelled this rewrite, so the
+        // head's own mark is the truth now.
+        self.add_variant(
+            vk,
+            Variant {
+                size,
+                info: Some(EntryInfo::from_head(&head, size)),
+            },
+        );
+    }
+
+    /// Whether the index holds a variant as soft-purged.
+    fn marked_invalidated(&self, vk: &VariantKey) -> bool {
+        self.index
+            .get(&vk.primary)
+            .and_then(|url| url.variants.get(&vk.variant))
+            .and_then(|v| v.info.as_ref())
+            .is_some_and(|info| info.invalidated)
     }
 
     /// Every stored variant carrying `tag` (reading heads not known yet).
@@ -784,10 +861,15 @@ impl CacheStore {
     }
 
     /// Drops `keys` (a hard purge) or marks them for revalidation (soft).
+    /// Either way every write to them that began before is cancelled.
     fn purge_variants(&mut self, keys: &[VariantKey], soft: bool, ctx: &mut Context<Self>) {
         for vk in keys {
             self.metrics.removed.inc();
+            self.in_flight.cancel_variant(vk);
             if soft {
+                // Marked in the index at once (its head read first if it
+                // is not known yet): the very next lookup must validate.
+                self.info_of(vk);
                 if let Some(info) = self
                     .index
                     .get_mut(&vk.primary)
@@ -808,7 +890,7 @@ impl CacheStore {
 }
 
 /// Runs on the blocking pool: writes the edited head and the old body to
-/// `tmp`, then renames it over the entry; returns the new head and size.
+/// `tmp` (the store renames it into place); returns the new head and size.
 fn rewrite_head(
     path: &std::path::Path,
     tmp: &std::path::Path,
@@ -834,7 +916,6 @@ fn rewrite_head(
         let mut file = out.into_inner().map_err(|e| e.into_error())?;
         file.seek(SeekFrom::Start(BODY_LEN_OFFSET))?;
         file.write_all(&body_len.to_le_bytes())?;
-        fs::rename(tmp, path)?;
         Ok(())
     })();
     if written.is_err() {
@@ -907,7 +988,8 @@ impl Handler<ListEntries> for CacheStore {
     }
 }
 
-/// Drops every stored variant of a URL; answers how many there were.
+/// Drops every stored variant of a URL and cancels any being written;
+/// answers how many there were.
 #[derive(Message)]
 #[rtype(result = "usize")]
 pub struct Purge(pub CacheKey);
@@ -920,12 +1002,13 @@ impl Handler<Purge> for CacheStore {
         let _span = tracing::info_span!("cache_store.purge", host = %msg.0.host, path = %msg.0.path_and_query).entered();
         let keys = self.variants_of(&msg.0);
         self.purge_variants(&keys, false, ctx);
-        keys.len()
+        keys.len() + self.in_flight.cancel_url(&msg.0.primary_hash())
     }
 }
 
 /// Marks every stored variant of a URL for revalidation before its next
-/// use (a soft purge); answers how many there were.
+/// use (a soft purge), cancelling any being written; answers how many
+/// there were.
 #[derive(Message)]
 #[rtype(result = "usize")]
 pub struct SoftPurge(pub CacheKey);
@@ -938,7 +1021,7 @@ impl Handler<SoftPurge> for CacheStore {
         let _span = tracing::info_span!("cache_store.soft_purge", host = %msg.0.host, path = %msg.0.path_and_query).entered();
         let keys = self.variants_of(&msg.0);
         self.purge_variants(&keys, true, ctx);
-        keys.len()
+        keys.len() + self.in_flight.cancel_url(&msg.0.primary_hash())
     }
 }
 
@@ -960,7 +1043,7 @@ impl Handler<PurgeTag> for CacheStore {
             tracing::info_span!("cache_store.purge_tag", tag = %msg.tag, soft = msg.soft).entered();
         let keys = self.tagged(&msg.tag);
         self.purge_variants(&keys, msg.soft, ctx);
-        keys.len()
+        keys.len() + self.in_flight.cancel_tagged(&msg.tag)
     }
 }
 
@@ -980,7 +1063,7 @@ impl Handler<Clear> for CacheStore {
             self.metrics.removed.inc();
             self.remove(vk);
         }
-        keys.len()
+        keys.len() + self.in_flight.cancel_all()
     }
 }
 
@@ -993,6 +1076,7 @@ pub struct CacheStats {
     pub hits: u64,
     pub stored: u64,
     pub stores_aborted: u64,
+    pub writes_cancelled: u64,
     pub corrupt: u64,
     pub io_errors: u64,
     pub temp_files_cleaned: u64,
@@ -1017,6 +1101,7 @@ impl Handler<GetCacheStats> for CacheStore {
             hits: m.hits.get(),
             stored: m.stored.get(),
             stores_aborted: m.stores_aborted.get(),
+            writes_cancelled: m.writes_cancelled.get(),
             corrupt: m.corrupt.get(),
             io_errors: m.io_errors.get(),
             temp_files_cleaned: m.temp_files_cleaned.get(),
@@ -1025,6 +1110,7 @@ impl Handler<GetCacheStats> for CacheStore {
 }
 
 struct PendingEntry {
+    write: WriteId,
     tmp: PathBuf,
     vk: VariantKey,
     head_len: u64,
@@ -1069,6 +1155,8 @@ impl StoreSink {
 enum WriteError {
     #[error("the response ended before the body was complete")]
     Aborted,
+    #[error("a purge came while it was being written")]
+    Purged,
     #[error("the body was {written} bytes, the origin announced {expected}")]
     Short { written: u64, expected: u64 },
     #[error("{0}")]
