@@ -303,7 +303,7 @@ pub fn vary(data: &[u8]) {
         assert_eq!(value.is_some(), present, "{name}: None only when absent");
         if let (Ok(name), Some(value)) = (HeaderName::from_bytes(name.as_bytes()), value) {
             // `policy_request` hands the policy this value as a field.
-            let Ok(value) = HeaderValue::from_str(value) else {
+            let Ok(value) = HeaderValue::from_bytes(value) else {
                 panic!("normalised {name} value {value:?} is no field value");
             };
             normalised.insert(name, value);

@@ -17,9 +17,10 @@ use serde::{Deserialize, Serialize};
 use super::key::{CacheKey, VaryValues};
 use super::policy;
 
-/// Version 2 added purge tags and the soft-purge mark; a version-1 entry
-/// is a miss, removed on first use.
-pub const FORMAT_VERSION: u16 = 2;
+/// Version 2 added purge tags and the soft-purge mark; version 3 keeps
+/// `Vary` values as bytes. An entry of another version is a miss, removed
+/// on first use.
+pub const FORMAT_VERSION: u16 = 3;
 const MAGIC: [u8; 4] = *b"CAJE";
 pub const PREFIX_LEN: u64 = 4 + 2 + 4 + 8;
 /// Offset of the body length in the prefix, patched when the body is complete.

@@ -38,7 +38,9 @@ impl CacheKey {
 
 /// The request header values a response varies on, in the order of its
 /// (normalised) `Vary` names; `None` where the request lacked the header.
-pub type VaryValues = Vec<(String, Option<String>)>;
+/// Values are bytes: field values need not be UTF-8, and two that differ
+/// in any byte select different variants.
+pub type VaryValues = Vec<(String, Option<Vec<u8>>)>;
 
 /// Lower-cased, de-duplicated, sorted header names from a response's `Vary`
 /// headers; `None` for `Vary: *`, which no request can match.
@@ -58,19 +60,28 @@ pub fn vary_names(response_headers: &HeaderMap) -> Option<Vec<String>> {
     Some(names)
 }
 
-/// The request's values of the named headers, normalised: all field lines of
-/// a header joined with ", " and white space around items trimmed.
+/// The request's values of the named headers, normalised only in ways that
+/// keep their meaning (RFC 9110 §5.3, §5.6.1): all field lines of a header
+/// joined with ", " and optional white space around list items removed.
+/// Every other byte is kept as it is.
 pub fn vary_values(names: &[String], request_headers: &HeaderMap) -> VaryValues {
     names
         .iter()
         .map(|name| {
-            let mut items: Vec<String> = Vec::new();
+            let mut joined: Option<Vec<u8>> = None;
             for value in request_headers.get_all(name.as_str()) {
-                let text = String::from_utf8_lossy(value.as_bytes());
-                items.extend(text.split(',').map(|s| s.trim().to_owned()));
+                for item in value.as_bytes().split(|&b| b == b',') {
+                    let out = match &mut joined {
+                        Some(out) => {
+                            out.extend_from_slice(b", ");
+                            out
+                        }
+                        None => joined.insert(Vec::new()),
+                    };
+                    out.extend_from_slice(item.trim_ascii());
+                }
             }
-            let value = (!items.is_empty()).then(|| items.join(", "));
-            (name.clone(), value)
+            (name.clone(), joined)
         })
         .collect()
 }
@@ -119,7 +130,7 @@ pub fn variant_hash(vary: &VaryValues) -> Hash {
             Some(v) => {
                 h.update(&[1]);
                 h.update(&(v.len() as u64).to_le_bytes());
-                h.update(v.as_bytes());
+                h.update(v);
             }
             None => {
                 h.update(&[0]);
@@ -156,6 +167,25 @@ mod tests {
         assert_eq!(VariantKey::new(&key, &gzip), VariantKey::new(&key, &gzip2));
         assert_ne!(VariantKey::new(&key, &gzip), VariantKey::new(&key, &none));
         assert_ne!(VariantKey::new(&key, &none), VariantKey::new(&key, &empty));
+    }
+
+    #[test]
+    fn values_that_are_not_utf8_never_share_a_variant() {
+        use actix_web::http::header::{HeaderName, HeaderValue};
+        let names = vec!["x-user".to_owned()];
+        let with = |value: &[u8]| {
+            let mut h = HeaderMap::new();
+            h.insert(
+                HeaderName::from_static("x-user"),
+                HeaderValue::from_bytes(value).expect("value"),
+            );
+            vary_values(&names, &h)
+        };
+        let (ff, fe) = (with(b"alice\xff"), with(b"alice\xfe"));
+        assert_ne!(ff, fe);
+        assert_ne!(variant_hash(&ff), variant_hash(&fe));
+        assert_eq!(ff[0].1.as_deref(), Some(&b"alice\xff"[..]));
+        assert_ne!(variant_hash(&with(b"\xef\xbf\xbd")), variant_hash(&ff));
     }
 
     #[test]

@@ -188,7 +188,7 @@ mod tests {
         let key = CacheKey::new("GET", "a", path);
         let vary: key::VaryValues = vary
             .iter()
-            .map(|(n, v)| (n.to_string(), v.map(str::to_owned)))
+            .map(|(n, v)| (n.to_string(), v.map(|v| v.as_bytes().to_vec())))
             .collect();
         let req = http1::Request::get(path).body(()).expect("request");
         let res = http1::Response::builder()
