@@ -1,9 +1,10 @@
 //! Request coalescing: concurrent misses for one URL send one request to
 //! the origin. The first becomes the leader; the others wait (bounded) for
 //! its response to be stored and are then answered from the cache. When the
-//! response turns out not storable, the URL is remembered as uncacheable
-//! for a while, so later misses go straight to the origin instead of
-//! queueing behind each other (Varnish's hit-for-miss).
+//! response turns out not storable for any client (not merely for the
+//! leader's own request), the URL is remembered as uncacheable for a while,
+//! so later misses go straight to the origin instead of queueing behind
+//! each other (Varnish's hit-for-miss).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -21,8 +22,12 @@ const HIT_FOR_MISS: Duration = Duration::from_secs(10);
 pub enum Outcome {
     /// Stored: followers find it in the cache.
     Stored,
-    /// Not stored (not storable, or the fetch failed): followers fetch themselves.
+    /// Not stored this time (the leader's request forbade it, the store
+    /// failed or was purged): followers fetch themselves.
     NotStored,
+    /// The response may be stored for no client: followers fetch
+    /// themselves, and so do later misses for a while.
+    Uncacheable,
 }
 
 #[derive(Default)]
@@ -42,12 +47,15 @@ pub enum Role {
     Leader(Flight),
     /// Wait for the leader's outcome.
     Follower(watch::Receiver<Option<Outcome>>),
-    /// Fetch alone: the URL is known to be uncacheable.
+    /// Fetch alone: the URL is known to be uncacheable, or the request may
+    /// not lead.
     Alone,
 }
 
 impl Coalescer {
-    pub fn join(self: &Arc<Self>, key: &CacheKey) -> Role {
+    /// A request that `may_lead` starts a flight when none is under way;
+    /// any request follows one that is.
+    pub fn join(self: &Arc<Self>, key: &CacheKey, may_lead: bool) -> Role {
         let Ok(mut inner) = self.inner.lock() else {
             return Role::Alone;
         };
@@ -58,6 +66,9 @@ impl Coalescer {
         }
         if let Some(rx) = inner.flights.get(key) {
             return Role::Follower(rx.clone());
+        }
+        if !may_lead {
+            return Role::Alone;
         }
         let (tx, rx) = watch::channel(None);
         inner.flights.insert(key.clone(), rx);
@@ -79,7 +90,7 @@ pub struct Flight {
 
 impl Flight {
     pub fn finish(self, outcome: Outcome) {
-        if outcome == Outcome::NotStored {
+        if outcome == Outcome::Uncacheable {
             if let Ok(mut inner) = self.coalescer.inner.lock() {
                 inner
                     .uncacheable
@@ -126,10 +137,10 @@ mod tests {
     #[actix_web::test]
     async fn followers_get_the_leaders_outcome() {
         let coalescer = Arc::new(Coalescer::default());
-        let Role::Leader(flight) = coalescer.join(&key()) else {
+        let Role::Leader(flight) = coalescer.join(&key(), true) else {
             panic!("the first is the leader")
         };
-        let Role::Follower(rx) = coalescer.join(&key()) else {
+        let Role::Follower(rx) = coalescer.join(&key(), true) else {
             panic!("the second follows")
         };
         flight.finish(Outcome::Stored);
@@ -138,7 +149,7 @@ mod tests {
             Some(Outcome::Stored)
         );
         assert!(
-            matches!(coalescer.join(&key()), Role::Leader(_)),
+            matches!(coalescer.join(&key(), true), Role::Leader(_)),
             "the flight is over"
         );
     }
@@ -146,10 +157,10 @@ mod tests {
     #[actix_web::test]
     async fn an_abandoned_flight_releases_followers_and_not_storable_skips_coalescing() {
         let coalescer = Arc::new(Coalescer::default());
-        let Role::Leader(flight) = coalescer.join(&key()) else {
+        let Role::Leader(flight) = coalescer.join(&key(), true) else {
             panic!("leader")
         };
-        let Role::Follower(rx) = coalescer.join(&key()) else {
+        let Role::Follower(rx) = coalescer.join(&key(), true) else {
             panic!("follower")
         };
         drop(flight);
@@ -158,26 +169,44 @@ mod tests {
             Some(Outcome::NotStored)
         );
         assert!(
-            matches!(coalescer.join(&key()), Role::Leader(_)),
+            matches!(coalescer.join(&key(), true), Role::Leader(_)),
             "abandoned is not uncacheable"
         );
 
         let coalescer = Arc::new(Coalescer::default());
-        let Role::Leader(flight) = coalescer.join(&key()) else {
+        let Role::Leader(flight) = coalescer.join(&key(), true) else {
             panic!("leader")
         };
         flight.finish(Outcome::NotStored);
         assert!(
-            matches!(coalescer.join(&key()), Role::Alone),
+            matches!(coalescer.join(&key(), true), Role::Leader(_)),
+            "not stored this time is not uncacheable"
+        );
+        let Role::Leader(flight) = coalescer.join(&key(), true) else {
+            panic!("leader")
+        };
+        flight.finish(Outcome::Uncacheable);
+        assert!(
+            matches!(coalescer.join(&key(), true), Role::Alone),
             "hit-for-miss"
         );
     }
 
     #[actix_web::test]
+    async fn a_request_that_may_not_lead_follows_or_goes_alone() {
+        let coalescer = Arc::new(Coalescer::default());
+        assert!(matches!(coalescer.join(&key(), false), Role::Alone));
+        let Role::Leader(_flight) = coalescer.join(&key(), true) else {
+            panic!("leader")
+        };
+        assert!(matches!(coalescer.join(&key(), false), Role::Follower(_)));
+    }
+
+    #[actix_web::test]
     async fn waiting_is_bounded() {
         let coalescer = Arc::new(Coalescer::default());
-        let _leader = coalescer.join(&key());
-        let Role::Follower(rx) = coalescer.join(&key()) else {
+        let _leader = coalescer.join(&key(), true);
+        let Role::Follower(rx) = coalescer.join(&key(), true) else {
             panic!("follower")
         };
         assert_eq!(wait(rx, Duration::from_millis(20)).await, None);

@@ -8,24 +8,49 @@
 //! client's `X-Original-URL` or `X-Forwarded-Host` would be stored under the
 //! plain URL and served to everyone (cache poisoning).
 
+use std::borrow::Cow;
 use std::net::SocketAddr;
 
 use actix_web::http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use actix_web::http::Version;
 
 /// Client fields that can change which resource, host, scheme, client or
-/// method an origin thinks it serves; every `X-Forwarded-*` too.
-const REWRITING: [&str; 10] = [
+/// method an origin thinks it serves (as web servers, frameworks and
+/// platforms read them); every `X-Forwarded-*` too. None reaches an origin:
+/// what caje keys a response under is all the origin may build it from.
+const REWRITING: [&str; 32] = [
     "forwarded",
+    "x-forwarded",
     "x-host",
     "x-original-host",
+    "x-proxy-host",
     "x-original-url",
+    "x-original-uri",
     "x-rewrite-url",
+    "x-override-url",
+    "x-envoy-original-path",
+    "x-http-destinationurl",
+    "x-proxy-url",
     "x-http-method-override",
     "x-http-method",
     "x-method-override",
+    "x-original-method",
     "x-real-ip",
+    "x-client-ip",
+    "client-ip",
+    "true-client-ip",
+    "x-cluster-client-ip",
+    "cf-connecting-ip",
+    "fastly-client-ip",
+    "fly-client-ip",
+    "x-originating-ip",
+    "x-remote-ip",
+    "x-remote-addr",
     "x-url-scheme",
+    "x-scheme",
+    "x-https",
+    "front-end-https",
+    "x-arr-ssl",
 ];
 
 fn is_rewriting(name: &HeaderName) -> bool {
@@ -39,23 +64,52 @@ fn is_hop_by_hop(name: &HeaderName) -> bool {
     ) || name.as_str().starts_with("proxy-")
 }
 
-/// The header fields a message carries end to end: without hop-by-hop fields,
-/// those its `Connection` names, and any named in `drop`.
-fn end_to_end(headers: &HeaderMap, drop: &[HeaderName]) -> HeaderMap {
-    let named: Vec<String> = headers
+/// The field names a message's `Connection` nominates as hop-by-hop.
+fn connection_named(headers: &HeaderMap) -> Vec<&str> {
+    headers
         .get_all(header::CONNECTION)
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
-        .map(|n| n.trim().to_ascii_lowercase())
-        .collect();
+        .map(str::trim)
+        .filter(|n| !n.is_empty())
+        .collect()
+}
+
+fn is_named(name: &HeaderName, named: &[&str]) -> bool {
+    named.iter().any(|n| n.eq_ignore_ascii_case(name.as_str()))
+}
+
+/// The header fields a message carries end to end: without hop-by-hop fields,
+/// those its `Connection` names, and any named in `drop`.
+fn end_to_end(headers: &HeaderMap, drop: &[HeaderName]) -> HeaderMap {
+    let named = connection_named(headers);
     let mut out = HeaderMap::with_capacity(headers.len());
     for (name, value) in headers {
-        if is_hop_by_hop(name) || drop.contains(name) || named.iter().any(|n| n == name.as_str()) {
+        if is_hop_by_hop(name) || drop.contains(name) || is_named(name, &named) {
             continue;
         }
         out.append(name.clone(), value.clone());
     }
     out
+}
+
+/// The client's fields as far as the origin can see them: without those
+/// caje withholds (its `Connection` names them, or they would rewrite the
+/// request). Caching decisions (the `Vary` variant, request directives) are
+/// made on this view, so a variant is keyed by the request the origin
+/// actually received (RFC 9111 §4.1), never by a value it never saw. The
+/// fixed hop-by-hop fields stay: they never reach an origin, so no answer
+/// can depend on them. Borrowed unless something is withheld.
+pub fn as_origin_sees(client: &HeaderMap) -> Cow<'_, HeaderMap> {
+    let named = connection_named(client);
+    let withheld =
+        |name: &HeaderName| is_rewriting(name) || (!is_hop_by_hop(name) && is_named(name, &named));
+    if !client.keys().any(withheld) {
+        return Cow::Borrowed(client);
+    }
+    let mut view = client.clone();
+    view.retain(|name, _| !withheld(name));
+    Cow::Owned(view)
 }
 
 /// `Via` value for a message received with `version`; caje's pseudonym is "caje".
@@ -77,7 +131,8 @@ pub fn append_via(headers: &mut HeaderMap, version: Version) {
 /// What the origin is told about the client.
 pub struct ClientInfo<'a> {
     pub peer: Option<SocketAddr>,
-    /// The `Host` the client asked for, as it sent it.
+    /// The public host the response is keyed under: the configured name,
+    /// never the client's spelling of it (case, port, absolute-form target).
     pub host: &'a str,
     pub version: Version,
 }

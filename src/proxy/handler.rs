@@ -7,7 +7,7 @@ use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::{Instant, SystemTime};
 
-use actix_web::http::header;
+use actix_web::http::header::{self, HeaderMap};
 use actix_web::http::{Method, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
 use futures_util::StreamExt;
@@ -20,8 +20,9 @@ use super::coalesce::{self, Coalescer, Flight, Outcome, Role};
 use super::origin::{self, Upstream};
 use super::request_checks::{self, LimitedBody};
 use super::respond::{self, plain, with_body};
+use super::revalidate::{self, Keep};
 use super::store::{begin_store, content_length, storable_head};
-use super::{forward, http_compat, invalidate, refresh, revalidate};
+use super::{forward, http_compat, invalidate, refresh};
 use crate::actors::cache_store::{CacheStore, Hit, Lookup, LookupResult, Purge, UpdateHead};
 use crate::actors::manifest::{Manifest, PurgeTarget};
 use crate::actors::purge_sync::purge_everywhere;
@@ -108,13 +109,18 @@ pub async fn proxy(
     if req.method().as_str() == "PURGE" {
         return purge(&req, &state, &auth, key).await;
     }
+    // Every caching decision reads the request as the origin will see it.
+    let seen = forward::as_origin_sees(req.headers());
+    let seen: &HeaderMap = &seen;
 
-    let cached = if matches!(*req.method(), Method::GET | Method::HEAD) {
-        lookup(&req, &state, &key).await
+    let safe = matches!(*req.method(), Method::GET | Method::HEAD);
+    let cached = if safe {
+        lookup(seen, &state, &key).await
     } else {
         Cached::Nothing(Forward::Method)
     };
-    let only_if_cached = directives::request(req.headers()).has("only-if-cached");
+    let request_directives = directives::request(seen);
+    let only_if_cached = request_directives.has("only-if-cached");
     let (stale, reason) = match cached {
         Cached::Fresh(hit) => {
             root_span.record("cache_status", "hit");
@@ -148,7 +154,6 @@ pub async fn proxy(
                 state.clone(),
                 client.clone(),
                 origin.clone(),
-                raw_host.clone(),
                 head,
             );
             return response;
@@ -170,10 +175,14 @@ pub async fn proxy(
         Cached::Validate(hit, reason) => (Some(hit), reason),
         Cached::Nothing(reason) => (None, reason),
     };
-    // A miss joins any fetch of the same URL already under way.
+    // A miss joins any fetch of the same URL already under way. A request
+    // that forbids storing its answer never leads one: followers would
+    // wait for a response that cannot be stored.
     let miss = matches!(reason, Forward::UriMiss | Forward::VaryMiss | Forward::Miss);
     let role = if miss && *req.method() == Method::GET {
-        state.coalescer.join(&key)
+        state
+            .coalescer
+            .join(&key, !request_directives.has("no-store"))
     } else {
         Role::Alone
     };
@@ -181,7 +190,7 @@ pub async fn proxy(
         Role::Leader(flight) => Some(flight),
         Role::Alone => None,
         Role::Follower(leader) => {
-            if let Some(response) = collapsed(&req, &state, &key, reason, leader).await {
+            if let Some(response) = collapsed(&req, seen, &state, &key, reason, leader).await {
                 root_span.record("cache_status", "collapsed");
                 state
                     .metrics
@@ -203,12 +212,15 @@ pub async fn proxy(
         .filter(|v| !v.is_empty());
     let upstream = Upstream {
         origin,
-        raw_host: &raw_host,
         client: &client,
     };
     let (body, overflow) = LimitedBody::new(payload, state.settings.max_request_body);
+    // A GET or HEAD body ("fat GET") never reaches the origin: the answer is
+    // stored under the URL alone, so no client's body may shape it.
+    let body = (!safe).then_some(body);
     let started = Instant::now();
-    let response = origin::send(&req, Some(body), &upstream, validators.as_ref()).await;
+    let method = req.method().clone();
+    let response = origin::send(&req, method, body, &upstream, validators.as_ref()).await;
     root_span.record("origin_ms", started.elapsed().as_millis() as u64);
     origin::record(&state.metrics, origin, started.elapsed(), &response);
     if overflow.happened() {
@@ -243,9 +255,9 @@ pub async fn proxy(
     }
     match stale {
         Some(hit) if validators.is_some() && response.status() == StatusCode::NOT_MODIFIED => {
-            revalidated(&req, &state, *hit, reason, response, &upstream).await
+            revalidated(&req, seen, &state, *hit, reason, response, &upstream).await
         }
-        _ => relay(&req, &state, key, reason, response, flight).await,
+        _ => relay(&req, seen, &state, key, reason, response, flight).await,
     }
 }
 
@@ -292,6 +304,7 @@ fn serve_stale_on_error(
 /// answers from the cache. `None` when the request must fetch itself.
 async fn collapsed(
     req: &HttpRequest,
+    seen: &HeaderMap,
     state: &ProxyState,
     key: &CacheKey,
     reason: Forward,
@@ -301,7 +314,7 @@ async fn collapsed(
     if outcome != Some(Outcome::Stored) {
         return None;
     }
-    let Cached::Fresh(hit) = lookup(req, state, key).await else {
+    let Cached::Fresh(hit) = lookup(seen, state, key).await else {
         return None;
     };
     let now = SystemTime::now();
@@ -352,15 +365,16 @@ async fn purge(
     }
 }
 
-async fn lookup(req: &HttpRequest, state: &ProxyState, key: &CacheKey) -> Cached {
-    if let Some(hot) = state.memory.get(key, key.primary_hash(), req.headers()) {
-        return judge(req, key, Box::new(Hit::from_memory(&hot)));
+/// What the cache holds for a request with these (origin-visible) headers.
+async fn lookup(seen: &HeaderMap, state: &ProxyState, key: &CacheKey) -> Cached {
+    if let Some(hot) = state.memory.get(key, key.primary_hash(), seen) {
+        return judge(seen, key, Box::new(Hit::from_memory(&hot)));
     }
     let found = state
         .cache
         .send(Lookup {
             key: key.clone(),
-            request_headers: req.headers().clone(),
+            request_headers: seen.clone(),
         })
         .await;
     let hit = match found {
@@ -373,31 +387,36 @@ async fn lookup(req: &HttpRequest, state: &ProxyState, key: &CacheKey) -> Cached
             return Cached::Nothing(Forward::Miss);
         }
     };
-    judge(req, key, hit)
+    judge(seen, key, hit)
 }
 
 /// Whether a stored response may be sent as it is or must be validated.
-fn judge(req: &HttpRequest, key: &CacheKey, hit: Box<Hit>) -> Cached {
+fn judge(seen: &HeaderMap, key: &CacheKey, hit: Box<Hit>) -> Cached {
     let now = SystemTime::now();
     if hit.head.invalidated {
         return Cached::Validate(hit, Forward::Stale);
     }
+    let stale = hit.head.policy.is_stale(now);
     // The key and the `Vary` selection already match the stored request, so
     // without request directives the policy's answer is its freshness alone;
     // asking it in full would rebuild both requests and the response head.
-    if directives::request(req.headers()).is_empty() {
-        return if hit.head.policy.is_stale(now) {
+    if directives::request(seen).is_empty() {
+        return if stale {
             Cached::Validate(hit, Forward::Stale)
         } else {
             Cached::Fresh(hit)
         };
     }
-    let policy_request = http_compat::policy_request(key, req.headers(), &hit.head.vary);
+    let policy_request = http_compat::policy_request(key, seen, &hit.head.vary);
     match hit.head.policy.before_request(&policy_request, now) {
-        BeforeRequest::Fresh(_) => Cached::Fresh(hit),
-        BeforeRequest::Stale { .. } if hit.head.policy.is_stale(now) => {
+        // A client's `max-stale` never beats a shared-cache prohibition on
+        // serving stale (no-cache, must-revalidate, proxy-revalidate,
+        // s-maxage; RFC 9111 §4.2.4): the library checks only must-revalidate.
+        BeforeRequest::Fresh(_) if stale && stale::rules(&hit.head).forbidden => {
             Cached::Validate(hit, Forward::Stale)
         }
+        BeforeRequest::Fresh(_) => Cached::Fresh(hit),
+        BeforeRequest::Stale { .. } if stale => Cached::Validate(hit, Forward::Stale),
         // Fresh, but the request's own directives ask for validation.
         BeforeRequest::Stale { .. } => Cached::Validate(hit, Forward::Request),
     }
@@ -408,6 +427,7 @@ fn judge(req: &HttpRequest, key: &CacheKey, hit: Box<Hit>) -> Cached {
 /// response than the stored one means asking again, unconditionally.
 async fn revalidated(
     req: &HttpRequest,
+    seen: &HeaderMap,
     state: &ProxyState,
     hit: Hit,
     reason: Forward,
@@ -415,28 +435,31 @@ async fn revalidated(
     upstream: &Upstream<'_>,
 ) -> HttpResponse {
     let now = SystemTime::now();
-    let Some(revalidated) =
-        revalidate::updated_head(&hit.head, req.headers(), not_modified.headers(), now)
+    let Some(revalidated) = revalidate::updated_head(&hit.head, seen, not_modified.headers(), now)
     else {
         let key = hit.head.key.clone();
         let started = Instant::now();
-        let again = origin::send(req, None, upstream, None).await;
+        let again = origin::send(req, req.method().clone(), None, upstream, None).await;
         origin::record(&state.metrics, upstream.origin, started.elapsed(), &again);
         return match again {
-            Ok(response) => relay(req, state, key, reason, response, None).await,
+            Ok(response) => relay(req, seen, state, key, reason, response, None).await,
             Err(e) => origin::failure(upstream.origin, &e),
         };
     };
     let mut status = CacheStatus::forward(reason);
     status.fwd_status = Some(StatusCode::NOT_MODIFIED.as_u16());
     let head = revalidated.head;
-    if revalidated.storable {
-        status.stored = true;
-        status.ttl = Some(stale::signed_ttl(&head.policy, head.stored_at_ms, now));
-        state.cache.do_send(UpdateHead(head.clone()));
-    } else {
+    match revalidated.keep {
+        Keep::Update => {
+            status.stored = true;
+            status.ttl = Some(stale::signed_ttl(&head.policy, head.stored_at_ms, now));
+            state.cache.do_send(UpdateHead(head.clone()));
+        }
+        // This request may not store (its own directives or credentials):
+        // the stored copy stays as it was for everyone else.
+        Keep::AsStored => {}
         // The origin now forbids keeping it: this answer is the last one.
-        state.cache.do_send(Purge(head.key.clone()));
+        Keep::Drop => state.cache.do_send(Purge(head.key.clone())),
     }
     let mut response = respond::from_cache(req, &head, hit.body, now, &status, &state.metrics);
     // The stored head never keeps a 304's cookies: they are this client's.
@@ -452,6 +475,7 @@ async fn revalidated(
 /// the caching decision allows.
 async fn relay(
     req: &HttpRequest,
+    seen: &HeaderMap,
     state: &ProxyState,
     key: CacheKey,
     reason: Forward,
@@ -464,20 +488,21 @@ async fn relay(
     let mut cache_status = CacheStatus::forward(reason);
     cache_status.fwd_status = Some(status.as_u16());
 
-    let sink = if *req.method() == Method::GET {
-        let cache_set_cookie = state
-            .settings
-            .origin_for(&key.host)
-            .is_some_and(|o| o.cache_set_cookie);
-        match storable_head(&key, req.headers(), &origin, &headers, cache_set_cookie) {
-            Some((head, ttl)) => {
-                cache_status.ttl = Some(ttl as i64);
-                begin_store(&state.cache, head, content_length).await
-            }
-            None => None,
-        }
+    let cache_set_cookie = state
+        .settings
+        .origin_for(&key.host)
+        .is_some_and(|o| o.cache_set_cookie);
+    let storable = if *req.method() == Method::GET {
+        storable_head(&key, seen, &origin, &headers, cache_set_cookie)
     } else {
         None
+    };
+    let sink = match storable {
+        Some((head, ttl)) => {
+            cache_status.ttl = Some(ttl as i64);
+            begin_store(&state.cache, head, content_length).await
+        }
+        None => None,
     };
     cache_status.stored = sink.is_some();
     let (sink, flight) = match (sink, content_length, flight) {
@@ -494,7 +519,15 @@ async fn relay(
             (None, None)
         }
         (None, _, Some(flight)) => {
-            flight.finish(Outcome::NotStored);
+            // Hit-for-miss only when the response could be stored for no
+            // client at all, not because of this leader's own request.
+            let for_anyone =
+                storable_head(&key, &HeaderMap::new(), &origin, &headers, cache_set_cookie);
+            flight.finish(if for_anyone.is_some() {
+                Outcome::NotStored
+            } else {
+                Outcome::Uncacheable
+            });
             (None, None)
         }
         (sink, _, flight) => (sink, flight),

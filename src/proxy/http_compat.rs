@@ -38,7 +38,7 @@ pub fn policy_request(
     for (name, value) in vary {
         let pair = (
             http1::HeaderName::from_bytes(name.as_bytes()),
-            value.as_deref().map(http1::HeaderValue::from_str),
+            value.as_deref().map(http1::HeaderValue::from_bytes),
         );
         if let (Ok(name), Some(Ok(value))) = pair {
             headers.insert(name, value);
@@ -131,7 +131,7 @@ mod tests {
             HeaderValue::from_static("session=1"),
         );
         let key = CacheKey::new("GET", "example.com", "/a?b=c");
-        let vary = vec![("accept".to_owned(), Some("text/html".to_owned()))];
+        let vary = vec![("accept".to_owned(), Some(b"text/html".to_vec()))];
         let parts = policy_request(&key, &h, &vary);
         assert_eq!(parts.headers["authorization"], "redacted");
         assert_eq!(parts.headers["cache-control"], "max-age=5");

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use actix_web::body::SizedStream;
 use actix_web::http::header::{self, HeaderValue};
-use actix_web::http::StatusCode;
+use actix_web::http::{Method, StatusCode};
 use actix_web::{HttpRequest, HttpResponse};
 use awc::error::{ConnectError, SendRequestError};
 
@@ -41,38 +41,31 @@ const PRECONDITIONS: [header::HeaderName; 5] = [
     header::IF_RANGE,
 ];
 
-/// Where a request goes: the configured origin, the `Host` the client
-/// asked for, and this worker's client.
+/// Where a request goes: the configured origin and this worker's client.
 pub struct Upstream<'a> {
     pub origin: &'a Origin,
-    pub raw_host: &'a str,
     pub client: &'a awc::Client,
 }
 
-/// Sends the client's request to its origin, with `body` streamed when the
-/// client sent one.
+/// Sends the client's request to its origin as `method` (a background
+/// refresh always fetches with `GET`), with `body` streamed when given.
 pub async fn send(
     req: &HttpRequest,
+    method: Method,
     body: Option<LimitedBody>,
     upstream: &Upstream<'_>,
     revalidate: Option<&Revalidate>,
 ) -> Result<awc::ClientResponse, SendRequestError> {
-    let Upstream {
-        origin,
-        raw_host,
-        client,
-    } = upstream;
+    let Upstream { origin, client } = upstream;
     let path_and_query = req.uri().path_and_query().map_or("/", |p| p.as_str());
     let url = format!("{}{}", origin.upstream, path_and_query);
-    let mut request = client
-        .request(req.method().clone(), url)
-        .timeout(origin.timeout);
+    let mut request = client.request(method, url).timeout(origin.timeout);
     let headers = request.headers_mut();
     *headers = forward::origin_request_headers(
         req.headers(),
         &ClientInfo {
             peer: req.peer_addr(),
-            host: raw_host,
+            host: &origin.host,
             version: req.version(),
         },
     );

@@ -1,15 +1,18 @@
 //! Background refreshes for stale-while-revalidate: the stale copy is sent
-//! at once and the origin asked afterwards, once per URL at a time.
+//! at once and the origin asked afterwards, once per URL at a time. A
+//! refresh always fetches with `GET`, whatever the client's method: a
+//! stored entry always holds a whole `GET` answer, never a `HEAD`'s empty one.
 
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
-use actix_web::http::StatusCode;
+use actix_web::http::{Method, StatusCode};
 use actix_web::{web, HttpRequest};
 
 use super::handler::ProxyState;
 use super::origin::{self, Upstream};
-use super::{revalidate, store};
+use super::revalidate::{self, Keep};
+use super::{forward, store};
 use crate::actors::cache_store::{Purge, UpdateHead};
 use crate::cache::EntryHead;
 use crate::config::Origin;
@@ -20,7 +23,6 @@ pub fn spawn(
     state: web::Data<ProxyState>,
     client: web::Data<awc::Client>,
     origin: Origin,
-    raw_host: String,
     head: Arc<EntryHead>,
 ) {
     let started = state
@@ -34,7 +36,6 @@ pub fn spawn(
     actix_web::rt::spawn(async move {
         let upstream = Upstream {
             origin: &origin,
-            raw_host: &raw_host,
             client: &client,
         };
         refresh(&req, &state, &upstream, &head).await;
@@ -47,8 +48,9 @@ pub fn spawn(
 #[tracing::instrument(name = "proxy.refresh", skip_all, fields(host = %head.key.host, path = %head.key.path_and_query))]
 async fn refresh(req: &HttpRequest, state: &ProxyState, upstream: &Upstream<'_>, head: &EntryHead) {
     let validators = revalidate::validators(head);
+    let seen = forward::as_origin_sees(req.headers());
     let started = Instant::now();
-    let response = origin::send(req, None, upstream, Some(&validators)).await;
+    let response = origin::send(req, Method::GET, None, upstream, Some(&validators)).await;
     origin::record(
         &state.metrics,
         upstream.origin,
@@ -64,9 +66,12 @@ async fn refresh(req: &HttpRequest, state: &ProxyState, upstream: &Upstream<'_>,
     };
     if response.status() == StatusCode::NOT_MODIFIED {
         let now = SystemTime::now();
-        match revalidate::updated_head(head, req.headers(), response.headers(), now) {
-            Some(updated) if updated.storable => state.cache.do_send(UpdateHead(updated.head)),
-            Some(_) => state.cache.do_send(Purge(head.key.clone())),
+        match revalidate::updated_head(head, &seen, response.headers(), now) {
+            Some(updated) => match updated.keep {
+                Keep::Update => state.cache.do_send(UpdateHead(updated.head)),
+                Keep::AsStored => {}
+                Keep::Drop => state.cache.do_send(Purge(head.key.clone())),
+            },
             None => {
                 tracing::warn!("the origin's 304 is about another response; kept the stale one")
             }
@@ -76,7 +81,7 @@ async fn refresh(req: &HttpRequest, state: &ProxyState, upstream: &Upstream<'_>,
     let stored = store::store_fully(
         &state.cache,
         &head.key,
-        req.headers(),
+        &seen,
         response,
         upstream.origin.cache_set_cookie,
     );

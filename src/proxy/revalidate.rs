@@ -55,11 +55,23 @@ fn matches(head: &EntryHead, not_modified: &HeaderMap) -> bool {
     true
 }
 
+/// What becomes of the stored copy after a 304.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Keep {
+    /// Its head is replaced by the updated one.
+    Update,
+    /// It stays as it was: this request may not store (its `no-store`, or
+    /// credentials the response does not allow sharing), but a request
+    /// directive never removes what is stored (RFC 9111 §5.2.1.5).
+    AsStored,
+    /// The origin's answer now forbids storing it for anyone.
+    Drop,
+}
+
 /// A stored response after the origin's 304.
 pub struct Revalidated {
     pub head: EntryHead,
-    /// Whether it may still be stored (the 304 may forbid it now).
-    pub storable: bool,
+    pub keep: Keep,
 }
 
 /// The stored head updated by a 304, or `None` when the 304 is about
@@ -106,13 +118,25 @@ pub fn updated_head(
         policy_headers.insert(header::AGE, age.clone());
     }
     let status = StatusCode::from_u16(stored.status).unwrap_or(StatusCode::OK);
-    let policy = CachePolicy::new_options(
-        &http_compat::policy_request(&stored.key, request_headers, &stored.vary),
-        &http_compat::policy_response(status, &policy_headers),
-        now,
-        policy::options(),
-    );
-    let storable = policy::is_storable(&policy, now, &policy_headers);
+    let response = http_compat::policy_response(status, &policy_headers);
+    let policy_for = |request_headers: &HeaderMap| {
+        CachePolicy::new_options(
+            &http_compat::policy_request(&stored.key, request_headers, &stored.vary),
+            &response,
+            now,
+            policy::options(),
+        )
+    };
+    // The stored copy is judged as any client would find it: without this
+    // request's directives or credentials.
+    let policy = policy_for(&HeaderMap::new());
+    let keep = if !policy::is_storable(&policy, now, &policy_headers) {
+        Keep::Drop
+    } else if policy::is_storable(&policy_for(request_headers), now, &policy_headers) {
+        Keep::Update
+    } else {
+        Keep::AsStored
+    };
     let head = EntryHead {
         headers,
         policy,
@@ -123,5 +147,5 @@ pub fn updated_head(
             .map_or(0, |d| d.as_millis() as u64),
         ..stored.clone()
     };
-    Some(Revalidated { head, storable })
+    Some(Revalidated { head, keep })
 }

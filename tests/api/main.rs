@@ -24,4 +24,5 @@ mod security;
 mod soak;
 mod stale;
 mod storage;
+mod trust;
 mod validation;
