@@ -62,15 +62,15 @@ pub fn vary_names(response_headers: &HeaderMap) -> Option<Vec<String>> {
 
 /// The request's values of the named headers, normalised only in ways that
 /// keep their meaning (RFC 9110 §5.3, §5.6.1): all field lines of a header
-/// joined with ", " and optional white space around list items removed.
-/// Every other byte is kept as it is.
+/// joined with ", " and optional white space around list items removed
+/// (never inside a quoted string). Every other byte is kept as it is.
 pub fn vary_values(names: &[String], request_headers: &HeaderMap) -> VaryValues {
     names
         .iter()
         .map(|name| {
             let mut joined: Option<Vec<u8>> = None;
             for value in request_headers.get_all(name.as_str()) {
-                for item in value.as_bytes().split(|&b| b == b',') {
+                for item in list_items(value.as_bytes()) {
                     let out = match &mut joined {
                         Some(out) => {
                             out.extend_from_slice(b", ");
@@ -84,6 +84,22 @@ pub fn vary_values(names: &[String], request_headers: &HeaderMap) -> VaryValues 
             (name.clone(), joined)
         })
         .collect()
+}
+
+/// A field value split at the commas that separate list items: those
+/// outside quoted strings (RFC 9110 §5.6.4, with `\` escapes).
+fn list_items(value: &[u8]) -> impl Iterator<Item = &[u8]> {
+    let (mut quoted, mut escaped) = (false, false);
+    value.split(move |&b| {
+        match (quoted, escaped, b) {
+            (true, true, _) => escaped = false,
+            (true, false, b'\\') => escaped = true,
+            (_, false, b'"') => quoted = !quoted,
+            (false, _, b',') => return true,
+            _ => {}
+        }
+        false
+    })
 }
 
 /// Identifies one stored variant: the URL's hash and the hash of its vary values.
@@ -186,6 +202,11 @@ mod tests {
         assert_ne!(variant_hash(&ff), variant_hash(&fe));
         assert_eq!(ff[0].1.as_deref(), Some(&b"alice\xff"[..]));
         assert_ne!(variant_hash(&with(b"\xef\xbf\xbd")), variant_hash(&ff));
+        // White space around items goes; inside a quoted string it stays.
+        assert_eq!(with(b"a ,b"), with(b"a, b"));
+        assert_ne!(with(b"\"a , b\""), with(b"\"a, b\""));
+        assert_ne!(with(b"\"a\\\" , b\""), with(b"\"a\\\", b\""));
+        assert_eq!(with(b"\"x\" ,y")[0].1.as_deref(), Some(&b"\"x\", y"[..]));
     }
 
     #[test]

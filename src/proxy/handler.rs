@@ -186,6 +186,7 @@ pub async fn proxy(
     } else {
         Role::Alone
     };
+    let alone = matches!(role, Role::Alone);
     let flight = match role {
         Role::Leader(flight) => Some(flight),
         Role::Alone => None,
@@ -218,9 +219,12 @@ pub async fn proxy(
     // A GET or HEAD body ("fat GET") never reaches the origin: the answer is
     // stored under the URL alone, so no client's body may shape it.
     let body = (!safe).then_some(body);
+    // Unless this request fetches alone (its answer is known not to be
+    // stored), the origin is asked for the whole response.
+    let whole = *req.method() == Method::GET && (stale.is_some() || !alone);
     let started = Instant::now();
     let method = req.method().clone();
-    let response = origin::send(&req, method, body, &upstream, validators.as_ref()).await;
+    let response = origin::send(&req, method, body, &upstream, validators.as_ref(), whole).await;
     root_span.record("origin_ms", started.elapsed().as_millis() as u64);
     origin::record(&state.metrics, origin, started.elapsed(), &response);
     if overflow.happened() {
@@ -439,7 +443,8 @@ async fn revalidated(
     else {
         let key = hit.head.key.clone();
         let started = Instant::now();
-        let again = origin::send(req, req.method().clone(), None, upstream, None).await;
+        let whole = *req.method() == Method::GET;
+        let again = origin::send(req, req.method().clone(), None, upstream, None, whole).await;
         origin::record(&state.metrics, upstream.origin, started.elapsed(), &again);
         return match again {
             Ok(response) => relay(req, seen, state, key, reason, response, None).await,

@@ -41,6 +41,12 @@ const PRECONDITIONS: [header::HeaderName; 5] = [
     header::IF_RANGE,
 ];
 
+/// A client's range fields: a fetch whose answer may be stored asks for the
+/// whole representation (a 206 is never stored, so one client's `Range`
+/// would decide whether everyone's answer is cached); the range is then
+/// served from the stored body.
+const RANGE_FIELDS: [header::HeaderName; 2] = [header::RANGE, header::IF_RANGE];
+
 /// Where a request goes: the configured origin and this worker's client.
 pub struct Upstream<'a> {
     pub origin: &'a Origin,
@@ -48,13 +54,15 @@ pub struct Upstream<'a> {
 }
 
 /// Sends the client's request to its origin as `method` (a background
-/// refresh always fetches with `GET`), with `body` streamed when given.
+/// refresh always fetches with `GET`), with `body` streamed when given;
+/// `whole` when the answer may be stored (see [`RANGE_FIELDS`]).
 pub async fn send(
     req: &HttpRequest,
     method: Method,
     body: Option<LimitedBody>,
     upstream: &Upstream<'_>,
     revalidate: Option<&Revalidate>,
+    whole: bool,
 ) -> Result<awc::ClientResponse, SendRequestError> {
     let Upstream { origin, client } = upstream;
     let path_and_query = req.uri().path_and_query().map_or("/", |p| p.as_str());
@@ -69,6 +77,11 @@ pub async fn send(
             version: req.version(),
         },
     );
+    if whole {
+        for name in RANGE_FIELDS {
+            headers.remove(name);
+        }
+    }
     if let Some(validators) = revalidate {
         for name in PRECONDITIONS {
             headers.remove(name);

@@ -50,7 +50,7 @@ async fn refresh(req: &HttpRequest, state: &ProxyState, upstream: &Upstream<'_>,
     let validators = revalidate::validators(head);
     let seen = forward::as_origin_sees(req.headers());
     let started = Instant::now();
-    let response = origin::send(req, Method::GET, None, upstream, Some(&validators)).await;
+    let response = origin::send(req, Method::GET, None, upstream, Some(&validators), true).await;
     origin::record(
         &state.metrics,
         upstream.origin,

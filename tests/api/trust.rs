@@ -39,6 +39,8 @@ struct Seen {
 /// - `/swr/...`: `max-age=1, stale-while-revalidate=60`; a `HEAD` is
 ///   answered without a body or `Content-Length`
 /// - `/bigtag/{mib}/...`: `ETag: "b1"`, `max-age=60`, 304 to `If-None-Match`
+/// - `/range/...`: `max-age=60`, `0123456789`; a 206 of its first four
+///   bytes to any `Range`
 struct TrustOrigin {
     port: u16,
     seen: Arc<Mutex<Vec<Seen>>>,
@@ -153,6 +155,11 @@ async fn trust_origin(
             let mib: usize = mib.parse().unwrap_or(1);
             ok.body(vec![b'b'; mib << 20])
         }
+        ["range", ..] if req.headers().contains_key("range") => HttpResponse::PartialContent()
+            .insert_header(("cache-control", "max-age=60"))
+            .insert_header(("content-range", "bytes 0-3/10"))
+            .body("0123"),
+        ["range", ..] => ok.body("0123456789"),
         _ => HttpResponse::NotFound().finish(),
     }
 }
@@ -401,9 +408,7 @@ async fn max_stale_never_beats_a_response_that_forbids_serving_stale() {
     let origin = spawn_origin().await;
     let app = spawn_app(&origin).await;
     let headers = |cc: &str| {
-        let query =
-            serde_urlencoded::to_string([("cache-control", cc), ("etag", "\"e\"")]).expect("query");
-        query
+        serde_urlencoded::to_string([("cache-control", cc), ("etag", "\"e\"")]).expect("query")
     };
     let paths = [
         "/etag-nc/a".to_owned(),
@@ -596,4 +601,23 @@ async fn a_soft_purge_applies_to_the_very_next_request() {
     let (status, len) = get_len(&app, path).await;
     assert!(status.contains("fwd=stale; fwd-status=304"), "{status}");
     assert_eq!(len, 32 << 20);
+}
+
+#[actix_web::test]
+async fn a_range_request_on_a_miss_fetches_and_stores_the_whole_response() {
+    let origin = spawn_trust_origin().await;
+    let app = node(&origin).await;
+    let first = app.get_with("/range/a", &[("range", "bytes=0-3")]).await;
+    assert!(
+        first.cache_status().contains("stored"),
+        "{}",
+        first.cache_status()
+    );
+    app.stored(1).await;
+    let part = app.get_with("/range/a", &[("range", "bytes=2-5")]).await;
+    assert_eq!((part.status, part.body.as_str()), (206, "2345"));
+    assert!(is_hit(part.cache_status()), "{}", part.cache_status());
+    let seen = origin.seen();
+    assert_eq!(seen.len(), 1);
+    assert!(!seen[0].head.contains("\nrange:"), "{}", seen[0].head);
 }
