@@ -147,10 +147,7 @@ mod tests {
     #[test]
     fn nesting_deeper_than_the_rounds_followed_is_refused() {
         // `_` encoded five times: deeper than the four rounds followed.
-        assert_eq!(
-            classify("/%252525255Fcaje/list"),
-            AdminPath::TooDeep
-        );
+        assert_eq!(classify("/%252525255Fcaje/list"), AdminPath::TooDeep);
         assert_eq!(classify("/%2525252525"), AdminPath::TooDeep);
         // Four rounds deep is followed to the end.
         assert_eq!(classify("/%25252525"), AdminPath::Plain);
@@ -165,7 +162,10 @@ mod tests {
         for n in [1, 10, 1_000, 32_000] {
             let nested = format!("/%25{}", "25".repeat(n));
             let (verdict, scanned) = scan(nested.as_bytes());
-            assert!(scanned <= bound(nested.len()), "{n}: {scanned} bytes scanned");
+            assert!(
+                scanned <= bound(nested.len()),
+                "{n}: {scanned} bytes scanned"
+            );
             if n >= MAX_DECODE_ROUNDS {
                 assert_eq!(verdict, AdminPath::TooDeep, "{n}");
             }
@@ -174,7 +174,10 @@ mod tests {
             assert!(scanned <= bound(caje.len()), "{n}: {scanned} bytes scanned");
             let mixed = format!("/{}", "%2525%5F_caje%2e%2E/".repeat(n));
             let (_, scanned) = scan(mixed.as_bytes());
-            assert!(scanned <= bound(mixed.len()), "{n}: {scanned} bytes scanned");
+            assert!(
+                scanned <= bound(mixed.len()),
+                "{n}: {scanned} bytes scanned"
+            );
         }
     }
 }

@@ -303,7 +303,12 @@ async fn deeply_nested_encodings_are_answered_by_caje_and_never_forwarded() {
             &target[..target.len().min(40)],
             answer.text.lines().next().unwrap_or("")
         );
-        assert_eq!(origin.counter.total(), 0, "{}… was forwarded", &target[..target.len().min(40)]);
+        assert_eq!(
+            origin.counter.total(),
+            0,
+            "{}… was forwarded",
+            &target[..target.len().min(40)]
+        );
     }
     assert_eq!(app.get("/cache/after").await.status, 200);
 }
