@@ -5,13 +5,18 @@
 pub mod actions;
 pub mod auth;
 mod dashboard;
+mod headers;
 pub mod health;
 pub mod list;
+mod login;
 mod lookalike;
+mod provenance;
+mod session;
 
 use std::sync::Arc;
 use std::time::Instant;
 
+use actix_web::dev::HttpServiceFactory;
 use actix_web::middleware::from_fn;
 use actix_web::{guard, web, HttpRequest, HttpResponse};
 
@@ -34,16 +39,18 @@ pub struct AdminState {
 }
 
 /// The `/_caje` scope with every admin route.
-pub fn scope() -> actix_web::Scope {
+pub fn scope() -> impl HttpServiceFactory {
     let protected = |path: &str, route: actix_web::Route| {
         web::resource(path)
             .wrap(from_fn(auth::require_token))
             .route(route)
     };
     web::scope("/_caje")
+        .wrap(headers::defaults())
         .route("/health", web::get().to(health::health))
-        .route("/login", web::get().to(auth::login_form))
-        .route("/login", web::post().to(auth::login))
+        .route("/login", web::get().to(login::login_form))
+        .route("/login", web::post().to(login::login))
+        .service(protected("/logout", web::post().to(login::logout)))
         .service(protected("/metrics", web::get().to(metrics)))
         .service(protected("/list", web::get().to(list::list)))
         .service(protected("/clear_fs", web::post().to(actions::clear_fs)))
@@ -58,11 +65,12 @@ pub fn scope() -> actix_web::Scope {
 /// encoded characters, dot segments): answered as unknown admin paths, so
 /// they never reach an origin, nor does any token they carry. Paths
 /// encoded too deep to follow are refused with 400.
-pub fn lookalikes() -> actix_web::Scope {
+pub fn lookalikes() -> impl HttpServiceFactory {
     web::scope("")
         .guard(guard::fn_guard(|ctx| {
             classify(ctx.head().uri.path()) != AdminPath::Plain
         }))
+        .wrap(headers::defaults())
         .default_service(web::to(lookalike))
 }
 
