@@ -6,7 +6,7 @@
 # Builds caje, starts the demo origin and one caje node on ephemeral ports in
 # a temp dir, stores two pages and empties the file cache (so the manifest
 # lists them as "missing"), then runs scripts/browser/dashboard.mjs: log in,
-# check the tables, press "Populate now", wait for the pages to arrive.
+# check the tables, press "Populate now", wait for the pages to arrive, log out.
 # Installs Debian's chromium (apt) and playwright-core (npm, pinned in
 # scripts/browser/package-lock.json) when missing; never downloads a browser
 # through playwright.

@@ -84,6 +84,8 @@ struct RawSettings {
     populate_rate: Option<Spanned<u32>>,
     max_request_body: Option<Spanned<String>>,
     client_request_timeout: Option<Spanned<String>>,
+    admin_session_lifetime: Option<Spanned<String>>,
+    client_scheme_header: Option<Spanned<String>>,
     #[serde(default)]
     origin: Vec<RawOrigin>,
 }
@@ -124,6 +126,8 @@ const DEFAULT_PURGE_POLL: Duration = Duration::from_secs(2);
 const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(10);
 const DEFAULT_MEMORY_CACHE_SIZE: u64 = 32 * 1024 * 1024;
 const DEFAULT_MEMORY_CACHE_MAX_OBJECT: u64 = 256 * 1024;
+/// How long a dashboard login lasts: a working day.
+const DEFAULT_ADMIN_SESSION_LIFETIME: Duration = Duration::from_secs(8 * 3600);
 
 /// Validated settings for one caje node.
 #[derive(Debug, Clone)]
@@ -165,6 +169,13 @@ pub struct Settings {
     pub max_request_body: u64,
     /// How long a client may take to send a request head before it gets 408.
     pub client_request_timeout: Duration,
+    /// How long a dashboard session cookie is honoured (whole seconds, at least 1).
+    pub admin_session_lifetime: Duration,
+    /// A header, set by a TLS-terminating proxy in front of caje, naming the
+    /// client's scheme (`fly-forwarded-proto` on Fly.io); `None`: the scheme
+    /// is that of caje's own listener (http). Decides the session cookie's
+    /// `Secure` and the origin the dashboard's requests must come from.
+    pub client_scheme_header: Option<actix_web::http::header::HeaderName>,
     pub origins: Vec<Origin>,
     pub admin_token: Option<String>,
 }
@@ -205,6 +216,8 @@ impl Settings {
             max_size: None,
             memory_cache_size: DEFAULT_MEMORY_CACHE_SIZE,
             memory_cache_max_object: DEFAULT_MEMORY_CACHE_MAX_OBJECT,
+            admin_session_lifetime: DEFAULT_ADMIN_SESSION_LIFETIME,
+            client_scheme_header: None,
             origins,
             admin_token: None,
         }
@@ -399,6 +412,34 @@ impl Settings {
             &raw.client_request_timeout,
             DEFAULT_CLIENT_REQUEST_TIMEOUT,
         )?;
+        let admin_session_lifetime = duration(
+            "admin_session_lifetime",
+            &raw.admin_session_lifetime,
+            DEFAULT_ADMIN_SESSION_LIFETIME,
+        )?;
+        if let (Some(value), true) = (
+            &raw.admin_session_lifetime,
+            admin_session_lifetime.as_secs() == 0,
+        ) {
+            return Err(ConfigError::Invalid {
+                file: file.to_owned(),
+                line: line_of(value.span().start),
+                key: Some("admin_session_lifetime".to_owned()),
+                message: "must be at least 1s (a cookie's Max-Age is in whole seconds)".to_owned(),
+            });
+        }
+        let client_scheme_header = match &raw.client_scheme_header {
+            None => None,
+            Some(name) => Some(
+                actix_web::http::header::HeaderName::from_bytes(name.get_ref().trim().as_bytes())
+                    .map_err(|_| ConfigError::Invalid {
+                    file: file.to_owned(),
+                    line: line_of(name.span().start),
+                    key: Some("client_scheme_header".to_owned()),
+                    message: format!("{:?} is not a header name", name.get_ref()),
+                })?,
+            ),
+        };
         Ok(Self {
             listen: raw.listen,
             cache_dir: raw.cache_dir,
@@ -419,6 +460,8 @@ impl Settings {
             max_size,
             memory_cache_size,
             memory_cache_max_object,
+            admin_session_lifetime,
+            client_scheme_header,
             origins,
             admin_token: None,
         })
@@ -600,6 +643,36 @@ timeout = "5s"
             .unwrap_err()
             .to_string();
         assert!(err.contains("line 2: key `memory_cache_size`"), "{err}");
+    }
+
+    #[test]
+    fn admin_session_settings() {
+        let parsed = |text: &str| Settings::parse("c.toml", &format!("{text}\n{GOOD}"));
+        let s = parsed("").expect("valid");
+        assert_eq!(s.admin_session_lifetime, Duration::from_secs(8 * 3600));
+        assert_eq!(s.client_scheme_header, None);
+        let s = parsed(
+            "admin_session_lifetime = \"30m\"\nclient_scheme_header = \"Fly-Forwarded-Proto\"",
+        )
+        .expect("valid");
+        assert_eq!(s.admin_session_lifetime, Duration::from_secs(1800));
+        assert_eq!(
+            s.client_scheme_header.as_ref().map(|h| h.as_str()),
+            Some("fly-forwarded-proto")
+        );
+        for (bad, key) in [
+            (
+                "admin_session_lifetime = \"500ms\"",
+                "admin_session_lifetime",
+            ),
+            (
+                "client_scheme_header = \"not a header\"",
+                "client_scheme_header",
+            ),
+        ] {
+            let err = parsed(bad).expect_err(bad).to_string();
+            assert!(err.contains(&format!("line 1: key `{key}`")), "{err}");
+        }
     }
 
     #[test]

@@ -175,7 +175,12 @@ impl Application {
             metrics: metrics.clone(),
             started: std::time::Instant::now(),
         });
-        let auth = web::Data::new(AdminAuth::new(settings.admin_token.clone(), port));
+        let auth = web::Data::new(AdminAuth::new(
+            settings.admin_token.clone(),
+            port,
+            settings.admin_session_lifetime,
+            settings.client_scheme_header.clone(),
+        ));
         let mut server = HttpServer::new(move || {
             App::new()
                 .wrap(TracingLogger::<RequestSpan>::new())

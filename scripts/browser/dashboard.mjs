@@ -96,6 +96,11 @@ try {
   const page = await context.newPage();
   const pageErrors = [];
   page.on('pageerror', (e) => pageErrors.push(String(e)));
+  // The page's CSP blocks anything it does not name; Chromium says so here.
+  const cspViolations = [];
+  page.on('console', (m) => {
+    if (m.text().includes('Content Security Policy')) cspViolations.push(m.text());
+  });
   // The buttons other than populate ask confirm(); none is pressed here,
   // but never leave a dialog blocking the page.
   page.on('dialog', (d) => d.dismiss().catch(() => {}));
@@ -239,12 +244,22 @@ try {
   const fetched = Number(await text(page, '#fetched'));
   check(`#fetched is at least ${expectedPaths.length}`, fetched >= expectedPaths.length, `got ${fetched}`);
 
-  check('no JavaScript errors on the pages', pageErrors.length === 0, pageErrors.join('; '));
-
+  // 7. Log out: the form posts the CSRF token; the session is gone.
   if (screenshot) {
     await page.screenshot({ path: screenshot, fullPage: true });
     console.log(`screenshot: ${screenshot}`);
   }
+  await Promise.all([page.waitForURL((u) => u.pathname === '/_caje/login'), page.click('button#logout')]);
+  const leftCookies = (await context.cookies()).filter((c) => c.name.startsWith('caje_session'));
+  await page.goto(`${base}/_caje/list`);
+  check(
+    '#logout ends the session: cookie gone, /_caje/list sends to the login form',
+    leftCookies.length === 0 && new URL(page.url()).pathname === '/_caje/login',
+    `cookies ${JSON.stringify(leftCookies)}, landed on ${page.url()}`,
+  );
+
+  check('no JavaScript errors on the pages', pageErrors.length === 0, pageErrors.join('; '));
+  check('no Content Security Policy violations', cspViolations.length === 0, cspViolations.join('; '));
 } catch (e) {
   failed += 1;
   console.log(`not ok - ${e && e.message ? e.message.split('\n')[0] : e}`);

@@ -1,17 +1,20 @@
-//! Who may use the mutating admin endpoints: a request bearing the admin
-//! token (`Authorization: Bearer …`), or a browser that logged in once with
-//! it and holds the session cookie. Both are compared in constant time.
+//! Who may use the protected admin endpoints: a request bearing the admin
+//! token (`Authorization: Bearer …`, compared in constant time), or a
+//! browser that logged in with it and holds a session cookie, used as the
+//! dashboard uses it (see `provenance`): a Bearer token is never attached
+//! by a browser on its own, a cookie always is.
 
 use actix_web::body::{EitherBody, MessageBody};
-use actix_web::cookie::{Cookie, SameSite};
-use actix_web::dev::{ServiceRequest, ServiceResponse};
-use actix_web::http::header;
+use actix_web::cookie::{time, Cookie, SameSite};
+use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
+use actix_web::http::header::{self, HeaderName};
 use actix_web::http::{Method, StatusCode};
 use actix_web::middleware::Next;
-use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
-use serde::Deserialize;
+use actix_web::{web, HttpMessage, HttpRequest, HttpResponse, ResponseError};
 use subtle::ConstantTimeEq;
 
+use super::provenance::{self, is_write};
+use super::session::{Invalid, Session, Sessions};
 use crate::config::ADMIN_TOKEN_ENV;
 
 /// Why an admin request is refused.
@@ -21,19 +24,33 @@ pub enum AuthError {
     NotConfigured,
     #[error("caje: this admin endpoint needs the admin token: Authorization: Bearer <token>, or log in at /_caje/login")]
     Unauthorized,
+    #[error(
+        "caje: this dashboard session has expired or logged out; log in again at /_caje/login"
+    )]
+    SessionEnded,
+    #[error("caje: refused: a request with the dashboard's session cookie from another site or page (Sec-Fetch-Site is not same-origin); use the dashboard itself, or Authorization: Bearer")]
+    CrossSite,
+    #[error("caje: refused: a request with the dashboard's session cookie whose Origin is not the dashboard's own; use the dashboard itself, or Authorization: Bearer")]
+    ForeignOrigin,
+    #[error("caje: refused: a request with the dashboard's session cookie must carry the dashboard's CSRF token (the {} header or the csrf form field); use the dashboard itself, or Authorization: Bearer", provenance::CSRF_HEADER)]
+    MissingCsrf,
+    #[error("caje: refused: the CSRF token is not this session's; reload the dashboard")]
+    WrongCsrf,
+    #[error("caje: refused: admin pages are shown only as top-level pages, not to scripts or frames (Sec-Fetch-Dest, Sec-Fetch-Mode); scripts use Authorization: Bearer")]
+    NotNavigation,
 }
 
 impl ResponseError for AuthError {
     fn status_code(&self) -> StatusCode {
         match self {
-            Self::NotConfigured => StatusCode::FORBIDDEN,
-            Self::Unauthorized => StatusCode::UNAUTHORIZED,
+            Self::Unauthorized | Self::SessionEnded => StatusCode::UNAUTHORIZED,
+            _ => StatusCode::FORBIDDEN,
         }
     }
 
     fn error_response(&self) -> HttpResponse {
         let mut response = HttpResponse::build(self.status_code());
-        if let Self::Unauthorized = self {
+        if let Self::Unauthorized | Self::SessionEnded = self {
             response.insert_header((header::WWW_AUTHENTICATE, "Bearer realm=\"caje\""));
         }
         response
@@ -42,35 +59,41 @@ impl ResponseError for AuthError {
     }
 }
 
+/// How an authorised request proved it.
+pub enum Credential {
+    Bearer,
+    Session(Session),
+}
+
 pub struct AdminAuth {
     token: Option<String>,
     /// `caje_session_<port>`: browsers send cookies to every port of a
     /// host, so nodes sharing a host name need cookies of their own.
     cookie_name: String,
-    /// Keys the session cookie: a fresh one per process, so a restart logs
-    /// every browser out and the cookie never holds the token itself.
-    session_key: [u8; 32],
+    sessions: Sessions,
+    /// See `Settings::client_scheme_header`.
+    scheme_header: Option<HeaderName>,
 }
 
 impl AdminAuth {
     /// `port` is the node's listening port, naming its session cookie.
-    pub fn new(token: Option<String>, port: u16) -> Self {
+    pub fn new(
+        token: Option<String>,
+        port: u16,
+        session_lifetime: std::time::Duration,
+        scheme_header: Option<HeaderName>,
+    ) -> Self {
         Self {
             token,
             cookie_name: format!("caje_session_{port}"),
-            session_key: rand::random(),
+            sessions: Sessions::new(session_lifetime),
+            scheme_header,
         }
     }
 
-    fn session_value(&self, token: &str) -> String {
-        blake3::keyed_hash(&self.session_key, token.as_bytes())
-            .to_hex()
-            .to_string()
-    }
-
-    /// `Ok` for an authorised request; otherwise why not (it renders as
-    /// the response to send).
-    pub fn check(&self, req: &HttpRequest) -> Result<(), AuthError> {
+    /// Who the request is: the Bearer token if it gives one (then only
+    /// that), else the session cookie.
+    fn identify(&self, req: &HttpRequest) -> Result<Credential, AuthError> {
         let Some(token) = &self.token else {
             return Err(AuthError::NotConfigured);
         };
@@ -82,34 +105,138 @@ impl AdminAuth {
             .map(str::trim);
         if let Some(given) = bearer {
             if bool::from(given.as_bytes().ct_eq(token.as_bytes())) {
-                return Ok(());
+                return Ok(Credential::Bearer);
             }
         } else if let Some(cookie) = req.cookie(&self.cookie_name) {
-            let expected = self.session_value(token);
-            if bool::from(cookie.value().as_bytes().ct_eq(expected.as_bytes())) {
-                return Ok(());
-            }
+            return match self.sessions.verify(cookie.value()) {
+                Ok(session) => Ok(Credential::Session(session)),
+                Err(Invalid::Ended) => Err(AuthError::SessionEnded),
+                Err(Invalid::Unknown) => Err(AuthError::Unauthorized),
+            };
         }
         Err(AuthError::Unauthorized)
     }
+
+    /// `Ok` with the credential for an authorised request; otherwise why
+    /// not (it renders as the response to send). A session must also be
+    /// used as the dashboard uses it: writes from this origin with the
+    /// session's CSRF token (from a header, or `form_csrf`, the body's
+    /// `csrf` field), reads as top-level navigations.
+    pub fn authorize(
+        &self,
+        req: &HttpRequest,
+        form_csrf: Option<&str>,
+    ) -> Result<Credential, AuthError> {
+        let credential = self.identify(req)?;
+        if let Credential::Session(session) = &credential {
+            if is_write(req.method()) {
+                let own = provenance::own_origin(req, self.is_https(req));
+                provenance::check_write(req.headers(), &own)?;
+                let given = provenance::csrf_header(req.headers())
+                    .or(form_csrf)
+                    .ok_or(AuthError::MissingCsrf)?;
+                if !session.csrf_matches(given) {
+                    return Err(AuthError::WrongCsrf);
+                }
+            } else {
+                provenance::check_read(req.headers())?;
+            }
+        }
+        Ok(credential)
+    }
+
+    /// Whether the token is set and `given` is it, in constant time.
+    pub fn token_matches(&self, given: &str) -> Result<bool, AuthError> {
+        let token = self.token.as_ref().ok_or(AuthError::NotConfigured)?;
+        Ok(bool::from(given.as_bytes().ct_eq(token.as_bytes())))
+    }
+
+    fn is_https(&self, req: &HttpRequest) -> bool {
+        provenance::is_https(req, self.scheme_header.as_ref())
+    }
+
+    /// A new session and the cookie that carries it: only for `/_caje`,
+    /// unreadable by scripts, never sent on a request another site starts,
+    /// `Secure` when the client came over https, gone after the session's
+    /// lifetime (which the server enforces too).
+    pub fn start_session(&self, req: &HttpRequest) -> Cookie<'static> {
+        let (_, value) = self.sessions.issue();
+        let lifetime = self.sessions.lifetime().as_secs();
+        self.cookie(req, value, i64::try_from(lifetime).unwrap_or(i64::MAX))
+    }
+
+    /// Revokes `session` and returns the cookie that deletes it.
+    pub fn end_session(&self, req: &HttpRequest, session: &Session) -> Cookie<'static> {
+        self.sessions.revoke(session);
+        self.cookie(req, String::new(), 0)
+    }
+
+    fn cookie(&self, req: &HttpRequest, value: String, max_age: i64) -> Cookie<'static> {
+        Cookie::build(self.cookie_name.clone(), value)
+            .path("/_caje")
+            .http_only(true)
+            .same_site(SameSite::Strict)
+            .secure(self.is_https(req))
+            .max_age(time::Duration::seconds(max_age))
+            .finish()
+    }
+
+    /// Whether a write carries a session cookie and may carry its CSRF
+    /// token only in a form body, which must then be read first.
+    fn needs_form_csrf(&self, req: &ServiceRequest) -> bool {
+        is_write(req.method())
+            && provenance::csrf_header(req.headers()).is_none()
+            && req.headers().get(header::AUTHORIZATION).is_none()
+            && req.cookie(&self.cookie_name).is_some()
+            && req
+                .headers()
+                .get(header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"))
+    }
+}
+
+/// The `csrf` field of a form body, which is put back for the handler.
+async fn form_csrf(req: &mut ServiceRequest) -> Option<String> {
+    // Bounded by the `Bytes` extractor's limit (256 KiB by default).
+    let body = req.extract::<web::Bytes>().await.ok()?;
+    let csrf = serde_urlencoded::from_bytes::<Vec<(String, String)>>(&body)
+        .ok()
+        .and_then(|fields| fields.into_iter().find(|(k, _)| k == "csrf"))
+        .map(|(_, v)| v);
+    req.set_payload(Payload::from(body));
+    csrf
 }
 
 /// Middleware for the protected admin routes: lets an authorised request
-/// through; sends a browser asking for a page to the login form; refuses
-/// anything else with the reason.
+/// through (a session in its extensions, for the handler); sends a browser
+/// asking for a page to the login form; refuses anything else with the reason.
 pub async fn require_token(
-    req: ServiceRequest,
+    mut req: ServiceRequest,
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
-    let verdict = match req.app_data::<web::Data<AdminAuth>>() {
-        Some(auth) => auth.check(req.request()),
+    let verdict = match req.app_data::<web::Data<AdminAuth>>().cloned() {
+        Some(auth) => {
+            let csrf = match auth.needs_form_csrf(&req) {
+                true => form_csrf(&mut req).await,
+                false => None,
+            };
+            auth.authorize(req.request(), csrf.as_deref())
+        }
         None => Err(AuthError::NotConfigured),
     };
     let refusal = match verdict {
-        Ok(()) => return Ok(next.call(req).await?.map_into_left_body()),
-        Err(AuthError::Unauthorized) if wants_page(&req) => HttpResponse::SeeOther()
-            .insert_header((header::LOCATION, "/_caje/login"))
-            .finish(),
+        Ok(credential) => {
+            if let Credential::Session(session) = credential {
+                req.extensions_mut().insert(session);
+            }
+            return Ok(next.call(req).await?.map_into_left_body());
+        }
+        Err(AuthError::Unauthorized | AuthError::SessionEnded) if wants_page(&req) => {
+            HttpResponse::SeeOther()
+                .insert_header((header::LOCATION, "/_caje/login"))
+                .finish()
+        }
         Err(refused) => refused.error_response(),
     };
     Ok(req.into_response(refusal).map_into_right_body())
@@ -125,55 +252,17 @@ fn wants_page(req: &ServiceRequest) -> bool {
             .is_some_and(|v| v.contains("text/html"))
 }
 
-const LOGIN_FORM: &str = r#"<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><link rel="icon" href="data:,"><title>caje: log in</title></head>
-<body style="font-family: system-ui, sans-serif; max-width: 30em; margin: 4em auto">
-<h1>caje</h1>
-<form method="post" action="/_caje/login">
-<label>Admin token <input type="password" name="token" id="token" autofocus required></label>
-<button type="submit" id="login">Log in</button>
-</form>
-</body></html>"#;
-
-pub async fn login_form() -> HttpResponse {
-    HttpResponse::Ok()
-        .content_type("text/html; charset=utf-8")
-        .body(LOGIN_FORM)
-}
-
-#[derive(Deserialize)]
-pub struct LoginForm {
-    token: String,
-}
-
-/// Checks the token once and gives the browser a session cookie for this
-/// node's `/_caje/` pages that scripts cannot read.
-pub async fn login(auth: web::Data<AdminAuth>, form: web::Form<LoginForm>) -> HttpResponse {
-    let Some(token) = &auth.token else {
-        return AuthError::NotConfigured.error_response();
-    };
-    if !bool::from(form.token.trim().as_bytes().ct_eq(token.as_bytes())) {
-        return HttpResponse::build(StatusCode::UNAUTHORIZED)
-            .content_type("text/html; charset=utf-8")
-            .body(LOGIN_FORM.replace("<form", "<p id=\"error\">Wrong token.</p><form"));
-    }
-    let cookie = Cookie::build(auth.cookie_name.clone(), auth.session_value(token))
-        .path("/_caje")
-        .http_only(true)
-        .same_site(SameSite::Strict)
-        .finish();
-    HttpResponse::SeeOther()
-        .cookie(cookie)
-        .insert_header((header::LOCATION, "/_caje/list"))
-        .finish()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use actix_web::test::TestRequest;
+    use std::time::Duration;
 
     const TOKEN: &str = "0123456789abcdef";
+
+    fn auth(token: Option<&str>) -> AdminAuth {
+        AdminAuth::new(token.map(str::to_owned), 1, Duration::from_secs(60), None)
+    }
 
     fn bearer(value: &str) -> HttpRequest {
         TestRequest::default()
@@ -183,14 +272,17 @@ mod tests {
 
     #[test]
     fn only_the_exact_token_passes() {
-        let auth = AdminAuth::new(Some(TOKEN.to_owned()), 1);
-        assert!(auth.check(&bearer(TOKEN)).is_ok());
+        let auth = auth(Some(TOKEN));
+        assert!(auth.authorize(&bearer(TOKEN), None).is_ok());
         // Equal length, differing at the first, a middle and the last byte:
         // the comparison (subtle's ct_eq) reads every byte, whichever differs.
         for wrong in ["x123456789abcdef", "01234567x9abcdef", "0123456789abcdex"] {
             assert_eq!(wrong.len(), TOKEN.len());
             assert!(
-                matches!(auth.check(&bearer(wrong)), Err(AuthError::Unauthorized)),
+                matches!(
+                    auth.authorize(&bearer(wrong), None),
+                    Err(AuthError::Unauthorized)
+                ),
                 "{wrong}"
             );
         }
@@ -200,26 +292,49 @@ mod tests {
             "0123456789abcdef0",
             "0123456789ABCDEF",
         ] {
-            assert!(auth.check(&bearer(wrong)).is_err(), "{wrong:?}");
+            assert!(auth.authorize(&bearer(wrong), None).is_err(), "{wrong:?}");
         }
         let as_cookie = TestRequest::default()
             .cookie(Cookie::new(auth.cookie_name.clone(), TOKEN))
             .to_http_request();
-        assert!(auth.check(&as_cookie).is_err(), "the token is no session");
-        let session = TestRequest::default()
-            .cookie(Cookie::new(
-                auth.cookie_name.clone(),
-                auth.session_value(TOKEN),
-            ))
+        assert!(
+            auth.authorize(&as_cookie, None).is_err(),
+            "the token is no session"
+        );
+    }
+
+    #[test]
+    fn a_session_reads_pages_and_writes_only_with_its_csrf_token() {
+        let auth = auth(Some(TOKEN));
+        let cookie = auth.start_session(&TestRequest::default().to_http_request());
+        let with_cookie = || TestRequest::default().cookie(cookie.clone());
+        let Ok(Credential::Session(session)) =
+            auth.authorize(&with_cookie().to_http_request(), None)
+        else {
+            panic!("the session cookie is refused");
+        };
+        let post = || with_cookie().method(Method::POST);
+        assert!(matches!(
+            auth.authorize(&post().to_http_request(), None),
+            Err(AuthError::MissingCsrf)
+        ));
+        assert!(matches!(
+            auth.authorize(&post().to_http_request(), Some("not-it")),
+            Err(AuthError::WrongCsrf)
+        ));
+        assert!(auth
+            .authorize(&post().to_http_request(), Some(session.csrf()))
+            .is_ok());
+        let header = post()
+            .insert_header((provenance::CSRF_HEADER, session.csrf()))
             .to_http_request();
-        assert!(auth.check(&session).is_ok());
+        assert!(auth.authorize(&header, None).is_ok());
     }
 
     #[test]
     fn without_a_configured_token_nothing_passes() {
-        let auth = AdminAuth::new(None, 1);
         assert!(matches!(
-            auth.check(&bearer("")),
+            auth(None).authorize(&bearer(""), None),
             Err(AuthError::NotConfigured)
         ));
     }

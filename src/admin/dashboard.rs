@@ -1,6 +1,8 @@
 //! The HTML of `/_caje/list`: a small dashboard whose buttons call the admin
-//! endpoints with the session cookie. maud escapes every value, so a URL
-//! from the manifest cannot inject markup.
+//! endpoints with the session cookie and the session's CSRF token. maud
+//! escapes every value, so a URL from the manifest cannot inject markup;
+//! the page's CSP runs only its own nonce-marked script, which attaches the
+//! buttons' handlers (no inline `onclick`).
 
 use maud::{html, Markup, PreEscaped, DOCTYPE};
 
@@ -11,15 +13,17 @@ table{border-collapse:collapse;margin:.5em 0 1.5em}td,th{border:1px solid #ccc;p
 th{background:#f4f4f4}.stale,.missing{color:#a40}.fresh,.here{color:#070}\
 button{margin-right:.5em}#result{background:#f8f8f8;padding:.5em;min-height:1.5em}";
 
-/// Posts to an admin endpoint and shows its answer in `#result` (reload
-/// the page to see the tables change); a network failure is shown too.
+/// Posts to an admin endpoint with the CSRF token from the page's `<meta>`
+/// and shows its answer in `#result` (reload the page to see the tables
+/// change); a network failure is shown too.
 const SCRIPT: &str = r#"
 async function act(path, body) {
   const out = document.getElementById('result');
   out.textContent = 'working…';
   delete out.dataset.done;
-  const init = { method: 'POST', credentials: 'same-origin' };
-  if (body) { init.headers = { 'Content-Type': 'application/json' }; init.body = JSON.stringify(body); }
+  const csrf = document.querySelector('meta[name="caje-csrf"]').content;
+  const init = { method: 'POST', credentials: 'same-origin', headers: { 'X-Caje-Csrf': csrf } };
+  if (body) { init.headers['Content-Type'] = 'application/json'; init.body = JSON.stringify(body); }
   try {
     const res = await fetch(path, init);
     const text = await res.text();
@@ -36,13 +40,23 @@ async function act(path, body) {
   }
   out.dataset.done = '1';
 }
-function purge() {
-  const url = document.getElementById('purge-url').value;
-  if (url) act('/_caje/purge', { url });
-}
+document.addEventListener('DOMContentLoaded', () => {
+  for (const button of document.querySelectorAll('button[data-action]')) {
+    button.addEventListener('click', () => {
+      if (button.dataset.confirm && !confirm(button.dataset.confirm)) return;
+      act(button.dataset.action);
+    });
+  }
+  document.getElementById('purge').addEventListener('click', () => {
+    const url = document.getElementById('purge-url').value;
+    if (url) act('/_caje/purge', { url });
+  });
+});
 "#;
 
-pub fn render(view: &ListView) -> String {
+/// `csrf`: the session's token, for the buttons and the logout form;
+/// `nonce`: the one the page's CSP names.
+pub fn render(view: &ListView, csrf: &str, nonce: &str) -> String {
     let markup: Markup = html! {
         (DOCTYPE)
         html lang="en" {
@@ -50,12 +64,17 @@ pub fn render(view: &ListView) -> String {
                 meta charset="utf-8";
                 // No favicon: the browser would ask the proxy for one.
                 link rel="icon" href="data:,";
+                meta name="caje-csrf" content=(csrf);
                 title { "caje: " (view.node.role.role) }
-                style { (PreEscaped(STYLE)) }
-                script { (PreEscaped(SCRIPT)) }
+                style nonce=(nonce) { (PreEscaped(STYLE)) }
+                script nonce=(nonce) { (PreEscaped(SCRIPT)) }
             }
             body {
                 h1 { "caje " small { (view.node.version) } }
+                form method="post" action="/_caje/logout" {
+                    input type="hidden" name="csrf" value=(csrf);
+                    button id="logout" type="submit" { "Log out" }
+                }
                 p id="node" {
                     "Role: " strong id="role" { (view.node.role.role) }
                     @if let Some(primary) = &view.node.role.primary { " (primary: " (primary) ")" }
@@ -72,11 +91,11 @@ pub fn render(view: &ListView) -> String {
                     " · last run " (view.populator.last_run.as_deref().unwrap_or("never"))
                 }
                 p {
-                    button id="populate" type="button" onclick="act('/_caje/populate')" { "Populate now" }
-                    button id="clear-fs" type="button" onclick="if(confirm('Empty this node\\'s file cache?'))act('/_caje/clear_fs')" { "Clear file cache" }
-                    button id="clear-db" type="button" onclick="if(confirm('Empty the manifest of every region?'))act('/_caje/clear_db')" { "Clear manifest" }
+                    button id="populate" type="button" data-action="/_caje/populate" { "Populate now" }
+                    button id="clear-fs" type="button" data-action="/_caje/clear_fs" data-confirm="Empty this node's file cache?" { "Clear file cache" }
+                    button id="clear-db" type="button" data-action="/_caje/clear_db" data-confirm="Empty the manifest of every region?" { "Clear manifest" }
                     input id="purge-url" type="url" placeholder="http://host/path" size="40";
-                    button id="purge" type="button" onclick="purge()" { "Purge URL" }
+                    button id="purge" type="button" { "Purge URL" }
                 }
                 pre id="result" {}
                 h2 { "File cache (" span id="cache-total" { (view.cache.total) } " entries)" }

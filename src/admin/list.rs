@@ -5,11 +5,12 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use actix_web::http::header;
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::http::{header, StatusCode};
+use actix_web::{web, HttpMessage, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
 
-use super::{dashboard, AdminState};
+use super::session::Session;
+use super::{dashboard, headers, AdminState};
 use crate::actors::cache_store::{HoldsFresh, ListEntries};
 use crate::actors::manifest::{GetRole, ListPages, RoleReport};
 use crate::actors::populator::{GetStatus, PopulatorStatus};
@@ -109,9 +110,15 @@ pub async fn list(
     if wants_json {
         HttpResponse::Ok().json(view)
     } else {
-        HttpResponse::Ok()
-            .content_type("text/html; charset=utf-8")
-            .body(dashboard::render(&view))
+        // A Bearer client has no session: its page has no working buttons.
+        let csrf = req
+            .extensions()
+            .get::<Session>()
+            .map(|s| s.csrf().to_owned())
+            .unwrap_or_default();
+        let nonce = headers::nonce();
+        let html = dashboard::render(&view, &csrf, &nonce);
+        headers::page(StatusCode::OK, &nonce, html)
     }
 }
 

@@ -5,14 +5,20 @@
 pub mod actions;
 pub mod auth;
 mod dashboard;
+mod headers;
 pub mod health;
 pub mod list;
+mod login;
+mod lookalike;
+mod provenance;
+mod session;
 
 use std::sync::Arc;
 use std::time::Instant;
 
+use actix_web::dev::HttpServiceFactory;
 use actix_web::middleware::from_fn;
-use actix_web::{guard, web, HttpResponse};
+use actix_web::{guard, web, HttpRequest, HttpResponse};
 
 use crate::actors::cache_store::CacheStore;
 use crate::actors::manifest::Manifest;
@@ -20,6 +26,7 @@ use crate::actors::populator::Populator;
 use crate::actors::Mailbox;
 use crate::config::Settings;
 use crate::metrics::Metrics;
+use lookalike::{classify, AdminPath, MAX_DECODE_ROUNDS};
 
 /// What the admin handlers share.
 pub struct AdminState {
@@ -32,16 +39,18 @@ pub struct AdminState {
 }
 
 /// The `/_caje` scope with every admin route.
-pub fn scope() -> actix_web::Scope {
+pub fn scope() -> impl HttpServiceFactory {
     let protected = |path: &str, route: actix_web::Route| {
         web::resource(path)
             .wrap(from_fn(auth::require_token))
             .route(route)
     };
     web::scope("/_caje")
+        .wrap(headers::defaults())
         .route("/health", web::get().to(health::health))
-        .route("/login", web::get().to(auth::login_form))
-        .route("/login", web::post().to(auth::login))
+        .route("/login", web::get().to(login::login_form))
+        .route("/login", web::post().to(login::login))
+        .service(protected("/logout", web::post().to(login::logout)))
         .service(protected("/metrics", web::get().to(metrics)))
         .service(protected("/list", web::get().to(list::list)))
         .service(protected("/clear_fs", web::post().to(actions::clear_fs)))
@@ -54,73 +63,26 @@ pub fn scope() -> actix_web::Scope {
 /// Requests an origin could read as under `/_caje` though the scope above
 /// does not match them (another case, doubled slashes, `;` parameters,
 /// encoded characters, dot segments): answered as unknown admin paths, so
-/// they never reach an origin, nor does any token they carry.
-pub fn lookalikes() -> actix_web::Scope {
+/// they never reach an origin, nor does any token they carry. Paths
+/// encoded too deep to follow are refused with 400.
+pub fn lookalikes() -> impl HttpServiceFactory {
     web::scope("")
-        .guard(guard::fn_guard(|ctx| is_admin_path(ctx.head().uri.path())))
-        .default_service(web::to(not_found))
+        .guard(guard::fn_guard(|ctx| {
+            classify(ctx.head().uri.path()) != AdminPath::Plain
+        }))
+        .wrap(headers::defaults())
+        .default_service(web::to(lookalike))
 }
 
-/// Whether an origin could take `path` for one under `/_caje`: its first
-/// segment is `_caje` in any case, before or after dot segments are
-/// resolved, once percent-decoded (again and again, as some servers do),
-/// with `\` read as `/`, empty segments skipped and `;` parameters dropped.
-pub fn is_admin_path(path: &str) -> bool {
-    let bytes = path.as_bytes();
-    if !bytes.contains(&b'%') && !bytes.windows(5).any(|w| w.eq_ignore_ascii_case(b"_caje")) {
-        return false;
+async fn lookalike(req: HttpRequest) -> HttpResponse {
+    match classify(req.path()) {
+        AdminPath::TooDeep => HttpResponse::BadRequest()
+            .content_type("text/plain; charset=utf-8")
+            .body(format!(
+                "caje: the path is percent-encoded more than {MAX_DECODE_ROUNDS} levels deep\n"
+            )),
+        _ => not_found().await,
     }
-    let mut decoded = path.to_owned();
-    // Ends: every round that changes the text shortens it.
-    loop {
-        let next = percent_decode(&decoded);
-        if next == decoded {
-            break;
-        }
-        decoded = next;
-    }
-    let segments: Vec<&str> = decoded
-        .split(['/', '\\'])
-        .map(|s| s.split(';').next().unwrap_or(""))
-        .filter(|s| !s.is_empty())
-        .collect();
-    let mut resolved = Vec::new();
-    for segment in &segments {
-        match *segment {
-            "." => {}
-            ".." => {
-                resolved.pop();
-            }
-            other => resolved.push(other),
-        }
-    }
-    let is_caje = |s: &&str| s.eq_ignore_ascii_case("_caje");
-    segments.iter().find(|s| **s != ".").is_some_and(is_caje)
-        || resolved.first().is_some_and(is_caje)
-}
-
-/// `%XX` sequences decoded; anything else, an invalid one included, kept.
-fn percent_decode(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let hex = bytes
-            .get(i + 1..i + 3)
-            .and_then(|h| std::str::from_utf8(h).ok())
-            .and_then(|h| u8::from_str_radix(h, 16).ok());
-        match (bytes[i], hex) {
-            (b'%', Some(byte)) => {
-                out.push(byte);
-                i += 3;
-            }
-            (byte, _) => {
-                out.push(byte);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 async fn metrics(state: web::Data<AdminState>) -> HttpResponse {
@@ -139,32 +101,4 @@ async fn not_found() -> HttpResponse {
     HttpResponse::NotFound()
         .content_type("text/plain; charset=utf-8")
         .body("caje: no such admin endpoint; see /_caje/list\n")
-}
-
-#[cfg(test)]
-mod tests {
-    use super::is_admin_path;
-
-    #[test]
-    fn admin_lookalikes_are_recognised() {
-        for path in [
-            "/_caje",
-            "/_CAJE/list",
-            "//_caje/list",
-            "/%5Fcaje/list",
-            "/%255fcaje/list",
-            "/_caje%2Flist",
-            "/_caje;x=1/purge",
-            "/./_caje/list",
-            "/x/%2e%2e/_caje/list",
-            "/_caje/../x",
-            "/_caje/../../%",
-            "\\_caje\\list",
-        ] {
-            assert!(is_admin_path(path), "{path}");
-        }
-        for path in ["/", "/x/_caje", "/_cajex/list", "/caje/list", "/%zz/_cajé"] {
-            assert!(!is_admin_path(path), "{path}");
-        }
-    }
 }

@@ -347,7 +347,8 @@ async fn purge(
     auth: &AdminAuth,
     key: CacheKey,
 ) -> HttpResponse {
-    if let Err(refused) = auth.check(req) {
+    // A cookie-authorised PURGE needs the dashboard's CSRF token, as any write.
+    if let Err(refused) = auth.authorize(req, None) {
         return refused.error_response();
     }
     match purge_everywhere(&state.cache, &state.manifest, PurgeTarget::Url(key), false).await {

@@ -659,6 +659,26 @@ pub async fn request(
     read(req.send().await.unwrap_or_else(|e| panic!("{url}: {e}"))).await
 }
 
+/// A request to `url` with the given headers and, if any, a form body, read whole.
+pub async fn request_with_form(
+    client: &awc::Client,
+    url: &str,
+    method: &str,
+    headers: &[(&str, &str)],
+    form: Option<&[(&str, &str)]>,
+) -> Reply {
+    let method = awc::http::Method::from_bytes(method.as_bytes()).expect("method");
+    let mut req = client.request(method, url);
+    for (k, v) in headers {
+        req = req.insert_header((*k, *v));
+    }
+    let sent = match form {
+        Some(form) => req.send_form(&form).await,
+        None => req.send().await,
+    };
+    read(sent.unwrap_or_else(|e| panic!("{url}: {e}"))).await
+}
+
 /// An admin request asking for JSON: `token` as a bearer token, `json` as the body.
 pub async fn admin_request(
     client: &awc::Client,

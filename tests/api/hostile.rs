@@ -273,6 +273,46 @@ async fn bad_percent_encoding_and_dot_segments_get_400_and_are_never_forwarded()
     assert_eq!(origin.counter.total(), 0);
 }
 
+/// Admin lookalikes encoded several times over, and nestings deep enough
+/// that decoding them until nothing changes took seconds of CPU each: all
+/// answered by caje (404 for a lookalike, 400 beyond the decoding rounds
+/// followed), none forwarded, and the node keeps serving.
+#[actix_web::test]
+async fn deeply_nested_encodings_are_answered_by_caje_and_never_forwarded() {
+    let origin = spawn_origin().await;
+    let app = spawn_app(&origin).await;
+    let host = format!("Host: {HOST}\r\n");
+    let targets = [
+        "/%255Fcaje/list".to_owned(),
+        "/%25255Fcaje/list".to_owned(),
+        "/%2525255Fcaje/purge".to_owned(),
+        "/%252525255Fcaje/list".to_owned(),
+        // `/_caje` two decodings deep, though not once decoded to the end
+        // (`/a/b/../_caje`): an origin decoding twice resolves it there.
+        "/a%25252Fb/%252e%252e/_caje/list".to_owned(),
+        format!("/%{}5Fcaje/list", "25".repeat(20)),
+        format!("/%25{}", "25".repeat(32_000)),
+        format!("/{}%255Fcaje/list", "%252e/".repeat(2_000)),
+    ];
+    for target in &targets {
+        let answer = get(app.port, target, &host).await;
+        let status = answer.status();
+        assert!(
+            status == 400 || status == 404,
+            "{}…: {}",
+            &target[..target.len().min(40)],
+            answer.text.lines().next().unwrap_or("")
+        );
+        assert_eq!(
+            origin.counter.total(),
+            0,
+            "{}… was forwarded",
+            &target[..target.len().min(40)]
+        );
+    }
+    assert_eq!(app.get("/cache/after").await.status, 200);
+}
+
 #[actix_web::test]
 async fn encoded_slashes_are_forwarded_as_sent_and_keyed_apart() {
     let origin = spawn_origin().await;

@@ -1,4 +1,7 @@
 //! The `/_caje/` endpoints: auth, each action's effect, JSON shape, HTML.
+//! `session` covers the dashboard's session and what it refuses.
+
+mod session;
 
 use serde_json::json;
 
@@ -302,23 +305,27 @@ async fn a_browser_logs_in_once_and_sees_the_dashboard() {
         .client
         .get(app.url("/_caje/list"))
         .insert_header(("cookie", cookie))
+        .insert_header(("sec-fetch-dest", "document"))
+        .insert_header(("sec-fetch-mode", "navigate"))
         .send()
         .await
         .expect("answer");
     assert_eq!(page.status(), 200);
     let html = String::from_utf8_lossy(&page.body().await.expect("body")).into_owned();
     assert!(html.contains("id=\"entries\"") && html.contains("id=\"pages\""));
-    assert!(html.contains("id=\"populate\""));
+    assert!(html.contains("id=\"populate\"") && html.contains("id=\"logout\""));
     assert!(
         html.contains("/cache/page?a=1&amp;b='x'"),
         "paths are escaped:\n{html}"
     );
 
-    // The cookie also authorises the dashboard's buttons.
+    // The cookie with the page's CSRF token authorises the dashboard's buttons.
+    let csrf = session::csrf_of(&html);
     let populate = app
         .client
         .post(app.url("/_caje/populate"))
         .insert_header(("cookie", cookie))
+        .insert_header(("x-caje-csrf", csrf.as_str()))
         .send()
         .await
         .expect("answer");
