@@ -86,6 +86,7 @@ struct RawSettings {
     client_request_timeout: Option<Spanned<String>>,
     admin_session_lifetime: Option<Spanned<String>>,
     client_scheme_header: Option<Spanned<String>>,
+    client_ip_header: Option<Spanned<String>>,
     #[serde(default)]
     origin: Vec<RawOrigin>,
 }
@@ -176,6 +177,10 @@ pub struct Settings {
     /// is that of caje's own listener (http). Decides the session cookie's
     /// `Secure` and the origin the dashboard's requests must come from.
     pub client_scheme_header: Option<actix_web::http::header::HeaderName>,
+    /// A header, set by that proxy, holding the client's address
+    /// (`fly-client-ip` on Fly.io); `None`: the connection's peer. caje
+    /// passes the address on in `X-Forwarded-For`, never the header itself.
+    pub client_ip_header: Option<actix_web::http::header::HeaderName>,
     pub origins: Vec<Origin>,
     pub admin_token: Option<String>,
 }
@@ -218,6 +223,7 @@ impl Settings {
             memory_cache_max_object: DEFAULT_MEMORY_CACHE_MAX_OBJECT,
             admin_session_lifetime: DEFAULT_ADMIN_SESSION_LIFETIME,
             client_scheme_header: None,
+            client_ip_header: None,
             origins,
             admin_token: None,
         }
@@ -428,18 +434,21 @@ impl Settings {
                 message: "must be at least 1s (a cookie's Max-Age is in whole seconds)".to_owned(),
             });
         }
-        let client_scheme_header = match &raw.client_scheme_header {
-            None => None,
-            Some(name) => Some(
+        let header_name = |key: &str, name: &Option<Spanned<String>>| match name {
+            None => Ok(None),
+            Some(name) => {
                 actix_web::http::header::HeaderName::from_bytes(name.get_ref().trim().as_bytes())
+                    .map(Some)
                     .map_err(|_| ConfigError::Invalid {
-                    file: file.to_owned(),
-                    line: line_of(name.span().start),
-                    key: Some("client_scheme_header".to_owned()),
-                    message: format!("{:?} is not a header name", name.get_ref()),
-                })?,
-            ),
+                        file: file.to_owned(),
+                        line: line_of(name.span().start),
+                        key: Some(key.to_owned()),
+                        message: format!("{:?} is not a header name", name.get_ref()),
+                    })
+            }
         };
+        let client_scheme_header = header_name("client_scheme_header", &raw.client_scheme_header)?;
+        let client_ip_header = header_name("client_ip_header", &raw.client_ip_header)?;
         Ok(Self {
             listen: raw.listen,
             cache_dir: raw.cache_dir,
@@ -462,6 +471,7 @@ impl Settings {
             memory_cache_max_object,
             admin_session_lifetime,
             client_scheme_header,
+            client_ip_header,
             origins,
             admin_token: None,
         })
@@ -652,7 +662,7 @@ timeout = "5s"
         assert_eq!(s.admin_session_lifetime, Duration::from_secs(8 * 3600));
         assert_eq!(s.client_scheme_header, None);
         let s = parsed(
-            "admin_session_lifetime = \"30m\"\nclient_scheme_header = \"Fly-Forwarded-Proto\"",
+            "admin_session_lifetime = \"30m\"\nclient_scheme_header = \"Fly-Forwarded-Proto\"\nclient_ip_header = \"Fly-Client-IP\"",
         )
         .expect("valid");
         assert_eq!(s.admin_session_lifetime, Duration::from_secs(1800));
@@ -660,11 +670,16 @@ timeout = "5s"
             s.client_scheme_header.as_ref().map(|h| h.as_str()),
             Some("fly-forwarded-proto")
         );
+        assert_eq!(
+            s.client_ip_header.as_ref().map(|h| h.as_str()),
+            Some("fly-client-ip")
+        );
         for (bad, key) in [
             (
                 "admin_session_lifetime = \"500ms\"",
                 "admin_session_lifetime",
             ),
+            ("client_ip_header = \"a:b\"", "client_ip_header"),
             (
                 "client_scheme_header = \"not a header\"",
                 "client_scheme_header",

@@ -9,7 +9,7 @@
 //! plain URL and served to everyone (cache poisoning).
 
 use std::borrow::Cow;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use actix_web::http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use actix_web::http::Version;
@@ -128,9 +128,26 @@ pub fn append_via(headers: &mut HeaderMap, version: Version) {
     headers.append(header::VIA, via(version));
 }
 
+/// The client's address as caje knows it: from `trusted`, the header a
+/// TLS-terminating proxy in front of caje sets (`Fly-Client-IP`), when
+/// configured and holding an address; else the connection's peer.
+fn client_address(
+    headers: &HeaderMap,
+    peer: Option<SocketAddr>,
+    trusted: Option<&HeaderName>,
+) -> Option<IpAddr> {
+    trusted
+        .and_then(|name| headers.get(name))
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse().ok())
+        .or(peer.map(|p| p.ip()))
+}
+
 /// What the origin is told about the client.
 pub struct ClientInfo<'a> {
     pub peer: Option<SocketAddr>,
+    /// The configured `client_ip_header`: read, then never forwarded.
+    pub client_ip_header: Option<&'a HeaderName>,
     /// The public host the response is keyed under: the configured name,
     /// never the client's spelling of it (case, port, absolute-form target).
     pub host: &'a str,
@@ -144,11 +161,12 @@ pub fn origin_request_headers(client: &HeaderMap, info: &ClientInfo<'_>) -> Head
     let x_forwarded_host = HeaderName::from_static("x-forwarded-host");
     let x_forwarded_proto = HeaderName::from_static("x-forwarded-proto");
     let mut out = end_to_end(client, &[header::HOST, header::CONTENT_LENGTH]);
-    out.retain(|name, _| !is_rewriting(name));
+    let address = client_address(client, info.peer, info.client_ip_header);
+    out.retain(|name, _| !is_rewriting(name) && Some(name) != info.client_ip_header);
     // caje faces clients directly: a client's own `X-Forwarded-For` chain is
     // whatever it chose to write, so only the address caje saw is passed on.
-    if let Some(peer) = info.peer {
-        if let Ok(value) = HeaderValue::from_str(&peer.ip().to_string()) {
+    if let Some(address) = address {
+        if let Ok(value) = HeaderValue::from_str(&address.to_string()) {
             out.insert(x_forwarded_for, value);
         }
     }

@@ -214,6 +214,7 @@ pub async fn proxy(
     let upstream = Upstream {
         origin,
         client: &client,
+        client_ip_header: state.settings.client_ip_header.as_ref(),
     };
     let (body, overflow) = LimitedBody::new(payload, state.settings.max_request_body);
     // A GET or HEAD body ("fat GET") never reaches the origin: the answer is

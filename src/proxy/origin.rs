@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use actix_web::body::SizedStream;
-use actix_web::http::header::{self, HeaderValue};
+use actix_web::http::header::{self, HeaderName, HeaderValue};
 use actix_web::http::{Method, StatusCode};
 use actix_web::{HttpRequest, HttpResponse};
 use awc::error::{ConnectError, SendRequestError};
@@ -47,10 +47,12 @@ const PRECONDITIONS: [header::HeaderName; 5] = [
 /// served from the stored body.
 const RANGE_FIELDS: [header::HeaderName; 2] = [header::RANGE, header::IF_RANGE];
 
-/// Where a request goes: the configured origin and this worker's client.
+/// Where a request goes: the configured origin and this worker's client;
+/// `client_ip_header` as configured (see `forward::ClientInfo`).
 pub struct Upstream<'a> {
     pub origin: &'a Origin,
     pub client: &'a awc::Client,
+    pub client_ip_header: Option<&'a HeaderName>,
 }
 
 /// Sends the client's request to its origin as `method` (a background
@@ -64,7 +66,11 @@ pub async fn send(
     revalidate: Option<&Revalidate>,
     whole: bool,
 ) -> Result<awc::ClientResponse, SendRequestError> {
-    let Upstream { origin, client } = upstream;
+    let Upstream {
+        origin,
+        client,
+        client_ip_header,
+    } = upstream;
     let path_and_query = req.uri().path_and_query().map_or("/", |p| p.as_str());
     let url = format!("{}{}", origin.upstream, path_and_query);
     let mut request = client.request(method, url).timeout(origin.timeout);
@@ -73,6 +79,7 @@ pub async fn send(
         req.headers(),
         &ClientInfo {
             peer: req.peer_addr(),
+            client_ip_header: *client_ip_header,
             host: &origin.host,
             version: req.version(),
         },

@@ -37,6 +37,7 @@ pub fn spawn(
         let upstream = Upstream {
             origin: &origin,
             client: &client,
+            client_ip_header: state.settings.client_ip_header.as_ref(),
         };
         refresh(&req, &state, &upstream, &head).await;
         if let Ok(mut keys) = state.refreshing.lock() {

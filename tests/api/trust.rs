@@ -621,3 +621,35 @@ async fn a_range_request_on_a_miss_fetches_and_stores_the_whole_response() {
     assert_eq!(seen.len(), 1);
     assert!(!seen[0].head.contains("\nrange:"), "{}", seen[0].head);
 }
+
+#[actix_web::test]
+async fn the_client_address_comes_from_the_configured_proxy_header_only() {
+    let origin = spawn_trust_origin().await;
+    let dir = Arc::new(tempfile::tempdir().expect("temp dir"));
+    let app = spawn_app_in(&origin.as_test_origin(), dir, |s| {
+        s.client_ip_header = Some(actix_web::http::header::HeaderName::from_static(
+            "fly-client-ip",
+        ))
+    })
+    .await;
+    let fields = [
+        ("fly-client-ip", "203.0.113.50"),
+        ("x-real-ip", "203.0.113.51"),
+    ];
+    app.get_with("/host/ip", &fields).await;
+    app.get_with("/host/not-an-ip", &[("fly-client-ip", "nonsense")])
+        .await;
+    let seen = origin.seen();
+    assert!(
+        seen[0].head.contains("\nx-forwarded-for: 203.0.113.50\n"),
+        "{}",
+        seen[0].head
+    );
+    assert!(!seen[0].head.contains("fly-client-ip"), "{}", seen[0].head);
+    assert!(!seen[0].head.contains("203.0.113.51"), "{}", seen[0].head);
+    assert!(
+        seen[1].head.contains("\nx-forwarded-for: 127.0.0.1\n"),
+        "{}",
+        seen[1].head
+    );
+}
