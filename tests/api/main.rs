@@ -13,6 +13,7 @@ mod faults;
 mod helpers;
 mod hostile;
 mod invalidation;
+mod keepalive;
 mod litefs;
 mod manifest;
 mod multinode;
