@@ -22,6 +22,7 @@ mod proxying;
 mod purging;
 mod ranges;
 mod security;
+mod shutdown;
 mod soak;
 mod stale;
 mod storage;
