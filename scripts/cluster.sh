@@ -13,7 +13,8 @@
 # Everything lives in ./.caje/cluster/ (emptied at start): <node>.toml,
 # <node>/cache, manifest.db and one <name>.log per process. The admin token
 # is $CAJE_ADMIN_TOKEN, or a fresh random one printed at start.
-# Ctrl-C stops all four processes.
+# The first Ctrl-C (or SIGTERM, or SIGHUP) to the script stops all four
+# processes, waits for them and exits 130 (143 on SIGTERM, 129 on SIGHUP).
 
 set -euo pipefail
 
@@ -71,6 +72,13 @@ stop_all() {
 trap stop_all EXIT
 trap 'stop_all; exit 130' INT
 trap 'stop_all; exit 143' TERM
+trap 'stop_all; exit 129' HUP
+
+# Each process runs in a session of its own, so Ctrl-C in the terminal
+# reaches only this script, which stops them: were they to get it too, the
+# first to exit would look like a crash to the loop at the end.
+detach=()
+command -v setsid >/dev/null && detach=(setsid)
 
 # Says why a process that should be running is not, and gives up.
 died() {
@@ -103,7 +111,7 @@ clean_env=(env -u CAJE_LISTEN -u CAJE_CACHE_DIR -u CAJE_DATABASE -u CAJE_LITEFS 
     NO_COLOR=1)
 
 origin_port=$base
-"${clean_env[@]}" "$bin" demo-origin --listen "127.0.0.1:$origin_port" >"$dir/origin.log" 2>&1 &
+"${detach[@]}" "${clean_env[@]}" "$bin" demo-origin --listen "127.0.0.1:$origin_port" >"$dir/origin.log" 2>&1 &
 pids[origin]=$!
 for _ in $(seq 1 100); do
     grep -q "demo origin listening on port" "$dir/origin.log" 2>/dev/null && break
@@ -141,7 +149,7 @@ done
 # One node after the other, each healthy before the next, so a failure
 # points at one node and its log.
 for node in a b c; do
-    CAJE_ADMIN_TOKEN=$token "${clean_env[@]}" "$bin" --config "$dir/$node.toml" \
+    CAJE_ADMIN_TOKEN=$token "${detach[@]}" "${clean_env[@]}" "$bin" --config "$dir/$node.toml" \
         >"$dir/$node.log" 2>&1 &
     pids[$node]=$!
     up=

@@ -8,6 +8,9 @@ use std::time::{Duration, SystemTime};
 use actix_web::dev::Server;
 use actix_web::{web, App, HttpResponse, HttpServer};
 
+/// The slowest answer (`/slow`).
+const SLOWEST: Duration = Duration::from_secs(5);
+
 async fn page(delay: Duration, name: &'static str) -> HttpResponse {
     if !delay.is_zero() {
         actix_web::rt::time::sleep(delay).await;
@@ -21,7 +24,9 @@ async fn page(delay: Duration, name: &'static str) -> HttpResponse {
         ))
 }
 
-/// Serves the demo origin on `listener` until the server is stopped.
+/// Serves the demo origin on `listener` until SIGINT or SIGTERM (or until
+/// the server is stopped). SIGTERM lets answers in flight finish: the
+/// slowest takes 5 s.
 pub fn run(listener: TcpListener) -> std::io::Result<Server> {
     let server = HttpServer::new(|| {
         App::new()
@@ -30,13 +35,10 @@ pub fn run(listener: TcpListener) -> std::io::Result<Server> {
                 "/fast",
                 web::get().to(|| page(Duration::from_secs(1), "/fast")),
             )
-            .route(
-                "/slow",
-                web::get().to(|| page(Duration::from_secs(5), "/slow")),
-            )
+            .route("/slow", web::get().to(|| page(SLOWEST, "/slow")))
     })
     .workers(1)
-    .disable_signals()
+    .shutdown_timeout(SLOWEST.as_secs() + 1)
     .listen(listener)?
     .run();
     Ok(server)

@@ -18,6 +18,10 @@ struct Cli {
     /// Config file (TOML). Without one, caje runs the embedded demo.
     #[arg(long, short)]
     config: Option<PathBuf>,
+    /// Where the demo's slow server listens (the demo only; port 0 picks a
+    /// free port). caje itself listens on `CAJE_LISTEN`.
+    #[arg(long, env = "CAJE_DEMO_ORIGIN", default_value = DEMO_ORIGIN)]
+    demo_origin: String,
     /// Log format: text for people, json for machines.
     #[arg(long, value_enum, default_value_t = LogFormat::Text, global = true)]
     log_format: LogFormat,
@@ -63,22 +67,23 @@ fn main() -> anyhow::Result<()> {
     if let Some(Command::DemoOrigin { listen }) = &cli.command {
         return actix_web::rt::System::new().block_on(serve_demo_origin(listen));
     }
-    actix_web::rt::System::new().block_on(serve(cli.config))
+    actix_web::rt::System::new().block_on(serve(cli.config, &cli.demo_origin))
 }
 
+/// Serves until SIGINT or SIGTERM, then exits 0.
 async fn serve_demo_origin(listen: &str) -> anyhow::Result<()> {
     let listener = TcpListener::bind(listen)
         .with_context(|| format!("the demo origin cannot listen on {listen}"))?;
     let port = listener.local_addr()?.port();
     let origin = caje::demo_origin::run(listener)?;
-    println!("demo origin listening on port {port}");
+    announce_demo_origin(port);
     origin.await?;
     Ok(())
 }
 
-async fn serve(config: Option<PathBuf>) -> anyhow::Result<()> {
+async fn serve(config: Option<PathBuf>, demo_origin: &str) -> anyhow::Result<()> {
     let Some(path) = config else {
-        return serve_demo().await;
+        return serve_demo(demo_origin).await;
     };
     let settings = Settings::load(&path)?;
     let app = Application::build(settings).await?;
@@ -87,14 +92,16 @@ async fn serve(config: Option<PathBuf>) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The no-set-up run: the slow server on :3000 and caje on :3001 in front of it.
-async fn serve_demo() -> anyhow::Result<()> {
-    let origin_listener = TcpListener::bind(DEMO_ORIGIN)
-        .with_context(|| format!("the demo's slow server needs {DEMO_ORIGIN}"))?;
+/// The no-set-up run: the slow server on :3000 and caje on :3001 in front
+/// of it, until SIGINT or SIGTERM stops both; then it exits 0.
+async fn serve_demo(demo_origin: &str) -> anyhow::Result<()> {
+    let origin_listener = TcpListener::bind(demo_origin)
+        .with_context(|| format!("the demo's slow server needs {demo_origin}"))?;
+    let origin_addr = origin_listener.local_addr()?;
     let origin = caje::demo_origin::run(origin_listener)?;
     let mut settings = Settings::with_origins(vec![Origin {
         host: "localhost".to_owned(),
-        upstream: format!("http://{DEMO_ORIGIN}"),
+        upstream: format!("http://{origin_addr}"),
         timeout: std::time::Duration::from_secs(30),
         cache_set_cookie: false,
     }]);
@@ -107,19 +114,37 @@ async fn serve_demo() -> anyhow::Result<()> {
             token
         }
     };
-    let listen = settings.listen;
     let app = Application::build(settings).await?;
-    announce(app.port());
+    let port = app.port();
+    announce_demo_origin(origin_addr.port());
+    announce(port);
     println!();
-    println!("caje demo: the slow server is on http://{DEMO_ORIGIN} (/ at once, /fast in 1 s, /slow in 5 s)");
+    println!("caje demo: the slow server is on http://{origin_addr} (/ at once, /fast in 1 s, /slow in 5 s)");
     println!("try, twice each:");
     for path in ["/fast", "/slow"] {
-        println!("  curl -i http://localhost:{}{path}", listen.port());
+        println!("  curl -i http://localhost:{port}{path}");
     }
     println!("admin token: {token}  (set {ADMIN_TOKEN_ENV} to choose your own)");
-    let (served, _) = futures_util::future::join(app.run_until_stopped(), origin).await;
+    let stop_origin = origin.handle();
+    let (served, origin_stopped) = futures_util::future::join(
+        async {
+            let served = app.run_until_stopped().await;
+            // The origin stops on the same signal; this covers caje stopping
+            // any other way, which must not leave the origin's port taken.
+            stop_origin.stop(true).await;
+            served
+        },
+        origin,
+    )
+    .await;
     served?;
+    origin_stopped?;
     Ok(())
+}
+
+/// The line scripts and tests wait for to find the demo origin.
+fn announce_demo_origin(port: u16) {
+    println!("demo origin listening on port {port}");
 }
 
 /// The line scripts and tests wait for.
