@@ -100,6 +100,10 @@ impl Actor for PurgeSync {
 
     fn started(&mut self, ctx: &mut Self::Context) {
         self.cursor = self.saved_cursor();
+        // At once: a node without a cursor starts from the log's end as it
+        // is now, not as it is one interval later (it would skip purges
+        // logged meanwhile, after it may have stored what they name).
+        self.sync(ctx);
         ctx.run_interval(self.interval, |sync, ctx| sync.sync(ctx));
     }
 }
