@@ -20,11 +20,11 @@ use http_cache_semantics::{BeforeRequest, CachePolicy};
 
 use crate::cache::directives::{self, Directives};
 use crate::cache::entry::{self, DecodedEntry, EntryHead, BODY_LEN_OFFSET, PREFIX_LEN};
+use crate::cache::http_compat;
 use crate::cache::key::{self, CacheKey, VariantKey};
 use crate::cache::status::{CacheStatus, Forward, MAX_SF_INTEGER};
-use crate::cache::{policy, range, stale};
+use crate::cache::{freshness, policy, range};
 use crate::config::{ConfigError, Settings};
-use crate::proxy::http_compat;
 
 /// A fixed "now" (2025-01-01), so that a failing input fails every time.
 const NOW: Duration = Duration::from_secs(1_735_689_600);
@@ -155,19 +155,19 @@ fn policy_behaviour(policy: &CachePolicy, now: SystemTime) -> (bool, Duration, D
 /// panic, and a `Cache-Status` whose `ttl` has the sign of the freshness left.
 fn hit_path(head: &EntryHead, now: SystemTime) {
     let ttl = head.policy.time_to_live(now);
-    let signed = stale::signed_ttl(&head.policy, head.stored_at_ms, now);
+    let signed = freshness::signed_ttl(&head.policy, head.stored_at_ms, now);
     if ttl.is_zero() {
         assert!(signed <= 0, "stale, yet ttl={signed}");
     } else {
         assert!(signed >= 0, "fresh for {ttl:?}, yet ttl={signed}");
     }
-    let _ = stale::staleness(&head.policy, head.stored_at_ms, now);
+    let _ = freshness::staleness(&head.policy, head.stored_at_ms, now);
     let request = http_compat::policy_request(&head.key, &HeaderMap::new(), &head.vary);
     let _ = head.policy.before_request(&request, now);
     let status = CacheStatus::hit(signed);
     assert_header_value(&status.to_string());
-    let _ = policy::is_storable(&head.policy, now, &stale::header_map(head));
-    let _ = stale::rules(head);
+    let _ = policy::is_storable(&head.policy, now, &head.header_map());
+    let _ = freshness::rules(head);
 }
 
 // ---------------------------------------------------------------- config

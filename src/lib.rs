@@ -12,3 +12,4 @@ pub mod proxy;
 pub mod schema;
 pub mod startup;
 pub mod telemetry;
+pub mod upstream;

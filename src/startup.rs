@@ -139,6 +139,7 @@ impl Application {
         let populator = {
             let (settings, cache, manifest) = (settings.clone(), cache.clone(), manifest.clone());
             let (populator_metrics, meter) = (metrics.populator.clone(), actors.meter("populator"));
+            let origin_metrics = metrics.proxy.clone();
             Mailbox::new(
                 Populator::start_in_arbiter(&background, move |_| {
                     Populator::new(
@@ -146,6 +147,7 @@ impl Application {
                         cache,
                         manifest,
                         origin_client(),
+                        origin_metrics,
                         populator_metrics,
                         meter,
                     )

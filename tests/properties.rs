@@ -8,10 +8,10 @@ use actix_web::http::header::{HeaderMap, HeaderName, HeaderValue};
 use actix_web::http::StatusCode;
 use caje::cache::directives::Directives;
 use caje::cache::entry::{self, EntryError, PREFIX_LEN};
+use caje::cache::http_compat;
 use caje::cache::key::VaryValues;
 use caje::cache::range::{self, ByteRange, RangeAnswer};
-use caje::cache::{policy, stale, CacheKey, CacheStatus, EntryHead, VariantKey};
-use caje::proxy::http_compat;
+use caje::cache::{freshness, policy, CacheKey, CacheStatus, EntryHead, VariantKey};
 use http_cache_semantics::CachePolicy;
 use proptest::prelude::*;
 
@@ -316,7 +316,7 @@ proptest! {
         let sent_age = if significant.is_empty() { 0 } else { significant.parse::<u64>().unwrap_or(u64::MAX) };
         let elapsed = then.duration_since(now).unwrap_or_default();
         prop_assert_eq!(policy.age(then), Duration::from_secs(sent_age.min(policy::MAX_AGE_SECONDS)) + elapsed);
-        let ttl = stale::signed_ttl(&policy, stored_at_ms, then);
+        let ttl = freshness::signed_ttl(&policy, stored_at_ms, then);
         prop_assert_eq!(ttl > 0, policy.time_to_live(then).as_secs() > 0);
         let status = CacheStatus::hit(ttl).to_string();
         prop_assert!(HeaderValue::from_str(&status).is_ok());

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use actix::prelude::*;
-use actix_web::http::header::{HeaderMap, HeaderName, HeaderValue, VIA};
+use actix_web::http::header::HeaderMap;
 use futures_util::StreamExt;
 
 use super::cache_store::{CacheStore, GetCacheStats, HoldsFresh};
@@ -21,8 +21,10 @@ use super::manifest::{ListPages, Manifest, ManifestError};
 use super::Mailbox;
 use crate::cache::CacheKey;
 use crate::config::{Origin, Settings};
-use crate::metrics::{ActorMeter, PopulatorMetrics};
-use crate::proxy::store;
+use crate::metrics::{ActorMeter, PopulatorMetrics, ProxyMetrics};
+use crate::upstream::fetch::store_fully;
+use crate::upstream::send::NoBody;
+use crate::upstream::{self, OriginRequest, RequestBody, Upstream};
 
 /// The longest a failing origin is left alone.
 const MAX_BACKOFF: Duration = Duration::from_secs(300);
@@ -86,6 +88,8 @@ struct Runner {
     cache: Mailbox<CacheStore>,
     manifest: Mailbox<Manifest>,
     client: awc::Client,
+    /// Its origin requests are counted with the proxy's.
+    origin_metrics: ProxyMetrics,
     metrics: PopulatorMetrics,
     shared: Rc<RefCell<Shared>>,
 }
@@ -102,6 +106,7 @@ impl Populator {
         cache: Mailbox<CacheStore>,
         manifest: Mailbox<Manifest>,
         client: awc::Client,
+        origin_metrics: ProxyMetrics,
         metrics: PopulatorMetrics,
         meter: ActorMeter,
     ) -> Self {
@@ -111,6 +116,7 @@ impl Populator {
                 cache,
                 manifest,
                 client,
+                origin_metrics,
                 metrics,
                 shared: Rc::default(),
             },
@@ -296,17 +302,16 @@ impl Runner {
 
     /// Fetches one page and stores it when allowed: `Ok(true)` when stored.
     async fn fetch_now(&self, key: &CacheKey, origin: &Origin) -> Result<bool, OriginFailure> {
-        let url = format!("{}{}", origin.upstream, key.path_and_query);
-        let mut request = self.client.get(url).timeout(origin.timeout);
-        let mut headers = HeaderMap::new();
-        headers.insert(VIA, HeaderValue::from_static("1.1 caje"));
-        if let Ok(host) = HeaderValue::from_str(&key.host) {
-            headers.insert(HeaderName::from_static("x-forwarded-host"), host);
-        }
-        *request.headers_mut() = headers;
-        let response = request
-            .send()
+        let upstream = Upstream {
+            origin,
+            client: &self.client,
+            client_ip_header: None,
+            metrics: &self.origin_metrics,
+        };
+        let request = OriginRequest::own_get(&key.path_and_query);
+        let response = upstream::send(&upstream, request, None::<RequestBody<NoBody>>)
             .await
+            .result
             .map_err(|e| OriginFailure(format!("origin {}: {e}", origin.upstream)))?;
         if response.status().is_server_error() {
             return Err(OriginFailure(format!(
@@ -315,7 +320,7 @@ impl Runner {
                 response.status()
             )));
         }
-        store::store_fully(
+        store_fully(
             &self.cache,
             key,
             &HeaderMap::new(),

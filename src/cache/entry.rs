@@ -11,6 +11,7 @@
 use std::io::Read;
 use std::time::{Duration, UNIX_EPOCH};
 
+use actix_web::http::header::{HeaderMap, HeaderName, HeaderValue};
 use http_cache_semantics::CachePolicy;
 use serde::{Deserialize, Serialize};
 
@@ -44,6 +45,41 @@ pub struct EntryHead {
     pub tags: Vec<String>,
     /// Soft-purged: kept, but must be revalidated before it is used again.
     pub invalidated: bool,
+}
+
+impl EntryHead {
+    /// A stored header field's value (the first, if repeated).
+    pub fn field(&self, name: &str) -> Option<&[u8]> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_slice())
+    }
+
+    /// The same, when it is text.
+    pub fn field_str(&self, name: &str) -> Option<&str> {
+        self.field(name).and_then(|v| std::str::from_utf8(v).ok())
+    }
+
+    /// The stored header fields as a map.
+    pub fn header_map(&self) -> HeaderMap {
+        fields_map(&self.headers)
+    }
+}
+
+/// Header fields kept as name-value pairs, as a map (pairs that are not
+/// valid fields are left out).
+pub fn fields_map(fields: &[(String, Vec<u8>)]) -> HeaderMap {
+    let mut map = HeaderMap::with_capacity(fields.len());
+    for (name, value) in fields {
+        if let (Ok(name), Ok(value)) = (
+            HeaderName::from_bytes(name.as_bytes()),
+            HeaderValue::from_bytes(value),
+        ) {
+            map.append(name, value);
+        }
+    }
+    map
 }
 
 #[derive(Debug, thiserror::Error)]

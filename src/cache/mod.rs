@@ -1,15 +1,23 @@
-//! What a cached response is: its key, its on-disk format, the caching
-//! decision and the `Cache-Status` it is reported with.
+//! Every caching decision, and no I/O: what a cached response is (its key,
+//! its on-disk format), whether a response is stored (admit), whether a
+//! stored one may be sent (freshness, conditional, range), how it is
+//! revalidated or invalidated, one fetch per key (coalesce), eviction and
+//! the memory tier, and the `Cache-Status` it is reported with.
 
+pub mod admit;
+pub mod coalesce;
 pub mod conditional;
 pub mod directives;
 pub mod entry;
 pub mod eviction;
+pub mod freshness;
+pub mod http_compat;
+pub mod invalidate;
 pub mod key;
 pub mod memory_tier;
 pub mod policy;
 pub mod range;
-pub mod stale;
+pub mod revalidate;
 pub mod status;
 
 pub use entry::{EntryError, EntryHead};

@@ -51,9 +51,9 @@ pub fn marked_public(response_headers: &HeaderMap) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cache::http_compat;
     use crate::cache::test_headers as map;
     use crate::cache::CacheKey;
-    use crate::proxy::http_compat;
     use actix_web::http::StatusCode;
 
     /// The decision as the proxy makes it, through the same boundary.

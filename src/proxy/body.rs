@@ -1,12 +1,25 @@
-//! Response bodies that go to the client and, when storable, to the cache
-//! at the same time, chunk by chunk: a body is never held whole in memory.
+//! Bodies streaming through caje: the origin's response to the client and,
+//! when storable, to the cache at the same time, chunk by chunk (a body is
+//! never held whole in memory); and the client's request body to the
+//! origin, cut off at the configured limit.
 
+use std::cell::RefCell;
+use std::convert::Infallible;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::task::{ready, Context, Poll};
+
+use actix_web::body::SizedStream;
+use actix_web::error::PayloadError as ClientPayloadError;
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpResponse};
 use awc::error::PayloadError;
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
 
-use super::coalesce::{Flight, Outcome};
+use super::request_checks::Refused;
 use crate::actors::cache_store::StoreSink;
+use crate::cache::coalesce::{Flight, Outcome};
 
 struct Tee<S> {
     origin: S,
@@ -85,4 +98,96 @@ where
             }
         }
     })
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BodyError {
+    #[error("reading the request body: {0}")]
+    Client(#[from] ClientPayloadError),
+    #[error("the request body is larger than {0} bytes")]
+    TooLarge(u64),
+}
+
+/// The client's body on its way to the origin, ended with an error (which
+/// aborts the origin request) instead of the chunk that would pass the
+/// limit; the rest is left unread in the [`Overflow`].
+pub struct LimitedBody {
+    payload: Option<web::Payload>,
+    limit: u64,
+    received: u64,
+    overflow: Overflow,
+}
+
+impl LimitedBody {
+    pub fn new(payload: web::Payload, limit: u64) -> (Self, Overflow) {
+        let overflow = Overflow::default();
+        let body = Self {
+            payload: Some(payload),
+            limit,
+            received: 0,
+            overflow: overflow.clone(),
+        };
+        (body, overflow)
+    }
+}
+
+impl Stream for LimitedBody {
+    type Item = Result<Bytes, BodyError>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let Some(payload) = self.payload.as_mut() else {
+            return Poll::Ready(None);
+        };
+        let chunk = match ready!(Pin::new(payload).poll_next(cx)) {
+            Some(Ok(chunk)) => chunk,
+            Some(Err(e)) => return Poll::Ready(Some(Err(e.into()))),
+            None => return Poll::Ready(None),
+        };
+        self.received += chunk.len() as u64;
+        if self.received > self.limit {
+            *self.overflow.0.borrow_mut() = self.payload.take();
+            return Poll::Ready(Some(Err(BodyError::TooLarge(self.limit))));
+        }
+        Poll::Ready(Some(Ok(chunk)))
+    }
+}
+
+/// The unread rest of a body that passed the limit, once it did.
+#[derive(Clone, Default)]
+pub struct Overflow(Rc<RefCell<Option<web::Payload>>>);
+
+impl Overflow {
+    pub fn happened(&self) -> bool {
+        self.0.borrow().is_some()
+    }
+
+    /// The 413. It holds the rest of the body until it is sent: actix-http
+    /// then closes the connection, where for a dropped chunked body it
+    /// would read (drain) the rest, however long, to keep the connection.
+    pub fn response(&self, limit: u64) -> HttpResponse {
+        let message = Bytes::from(format!("caje: {}\n", Refused::BodyTooLarge { limit }));
+        let length = message.len() as u64;
+        let body = Unread {
+            message: Some(message),
+            _rest: self.0.borrow_mut().take(),
+        };
+        HttpResponse::build(StatusCode::PAYLOAD_TOO_LARGE)
+            .content_type("text/plain; charset=utf-8")
+            .force_close()
+            .body(SizedStream::new(length, body))
+    }
+}
+
+/// A response body that keeps the request's unread body alive while it is sent.
+struct Unread {
+    message: Option<Bytes>,
+    _rest: Option<web::Payload>,
+}
+
+impl Stream for Unread {
+    type Item = Result<Bytes, Infallible>;
+
+    fn poll_next(mut self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        Poll::Ready(self.message.take().map(Ok))
+    }
 }

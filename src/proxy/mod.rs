@@ -1,18 +1,16 @@
-//! The proxy: every request that is not for `/_caje/` comes here, is routed
-//! by `Host` to its origin, and is answered from the cache when RFC 9111
-//! allows it.
+//! The HTTP edge: every request that is not for `/_caje/` comes here, is
+//! checked, routed by `Host` to its origin, and answered from the cache
+//! when the decisions in `cache/` allow it, else through `upstream/`.
 
-pub mod body;
-mod coalesce;
-pub mod forward;
+mod answer;
+mod body;
+mod exchange;
 mod handler;
-pub mod http_compat;
-mod invalidate;
-mod origin;
+mod purge;
 mod refresh;
 mod request_checks;
 mod respond;
-mod revalidate;
-pub mod store;
+mod state;
 
-pub use handler::{proxy, ProxyState};
+pub use handler::proxy;
+pub use state::ProxyState;

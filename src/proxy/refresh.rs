@@ -1,64 +1,68 @@
 //! Background refreshes for stale-while-revalidate: the stale copy is sent
-//! at once and the origin asked afterwards, once per URL at a time. A
-//! refresh always fetches with `GET`, whatever the client's method: a
-//! stored entry always holds a whole `GET` answer, never a `HEAD`'s empty one.
+//! at once and the origin asked afterwards, once per URL at a time (the
+//! coalescer owns that). A refresh always fetches the whole response with
+//! `GET`, whatever the client's method or range: a stored entry always
+//! holds a whole `GET` answer, never a `HEAD`'s empty one.
 
 use std::sync::Arc;
-use std::time::{Instant, SystemTime};
+use std::time::SystemTime;
 
 use actix_web::http::{Method, StatusCode};
-use actix_web::{web, HttpRequest};
+use actix_web::web;
 
-use super::handler::ProxyState;
-use super::origin::{self, Upstream};
-use super::revalidate::{self, Keep};
-use super::{forward, store};
+use super::exchange::Exchange;
+use super::state::ProxyState;
 use crate::actors::cache_store::{Purge, UpdateHead};
+use crate::cache::revalidate::{self, Keep};
 use crate::cache::EntryHead;
-use crate::config::Origin;
+use crate::upstream::fetch::store_fully;
+use crate::upstream::send::NoBody;
+use crate::upstream::{self, headers, OriginRequest, RequestBody, Upstream};
 
 /// Starts refreshing `head`'s entry unless a refresh of it is under way.
 pub fn spawn(
-    req: HttpRequest,
+    x: &Exchange<'_>,
     state: web::Data<ProxyState>,
     client: web::Data<awc::Client>,
-    origin: Origin,
     head: Arc<EntryHead>,
 ) {
-    let started = state
-        .refreshing
-        .lock()
-        .map(|mut keys| keys.insert(head.key.clone()))
-        .unwrap_or(false);
-    if !started {
+    let Some(refresh) = state.coalescer.refresh(&head.key) else {
         return;
-    }
+    };
+    let (req, origin) = (x.req.clone(), x.origin.clone());
     actix_web::rt::spawn(async move {
         let upstream = Upstream {
             origin: &origin,
             client: &client,
             client_ip_header: state.settings.client_ip_header.as_ref(),
+            metrics: &state.metrics,
         };
-        refresh(&req, &state, &upstream, &head).await;
-        if let Ok(mut keys) = state.refreshing.lock() {
-            keys.remove(&head.key);
-        }
+        let seen = headers::as_origin_sees(req.headers());
+        let validators = revalidate::validators(&head);
+        let request = OriginRequest {
+            method: Method::GET,
+            path_and_query: &head.key.path_and_query,
+            client_headers: req.headers(),
+            peer: req.peer_addr(),
+            version: req.version(),
+            revalidate: Some(&validators),
+            whole: true,
+        };
+        refresh_once(&state, &upstream, request, &seen, &head).await;
+        drop(refresh);
     });
 }
 
 #[tracing::instrument(name = "proxy.refresh", skip_all, fields(host = %head.key.host, path = %head.key.path_and_query))]
-async fn refresh(req: &HttpRequest, state: &ProxyState, upstream: &Upstream<'_>, head: &EntryHead) {
-    let validators = revalidate::validators(head);
-    let seen = forward::as_origin_sees(req.headers());
-    let started = Instant::now();
-    let response = origin::send(req, Method::GET, None, upstream, Some(&validators), true).await;
-    origin::record(
-        &state.metrics,
-        upstream.origin,
-        started.elapsed(),
-        &response,
-    );
-    let response = match response {
+async fn refresh_once(
+    state: &ProxyState,
+    upstream: &Upstream<'_>,
+    request: OriginRequest<'_>,
+    seen: &actix_web::http::header::HeaderMap,
+    head: &EntryHead,
+) {
+    let sent = upstream::send(upstream, request, None::<RequestBody<NoBody>>).await;
+    let response = match sent.result {
         Ok(response) => response,
         Err(error) => {
             tracing::warn!(%error, "background refresh failed");
@@ -67,7 +71,8 @@ async fn refresh(req: &HttpRequest, state: &ProxyState, upstream: &Upstream<'_>,
     };
     if response.status() == StatusCode::NOT_MODIFIED {
         let now = SystemTime::now();
-        match revalidate::updated_head(head, &seen, response.headers(), now) {
+        let passed_on = headers::response_headers(response.headers());
+        match revalidate::updated_head(head, seen, &passed_on, now) {
             Some(updated) => match updated.keep {
                 Keep::Update => state.cache.do_send(UpdateHead(updated.head)),
                 Keep::AsStored => {}
@@ -79,10 +84,10 @@ async fn refresh(req: &HttpRequest, state: &ProxyState, upstream: &Upstream<'_>,
         }
         return;
     }
-    let stored = store::store_fully(
+    let stored = store_fully(
         &state.cache,
         &head.key,
-        &seen,
+        seen,
         response,
         upstream.origin.cache_set_cookie,
     );

@@ -1,28 +1,19 @@
 //! Checks on what a client asks before anything goes to an origin: which
 //! host the request is for (the absolute-form target's authority wins over
 //! `Host`, RFC 9112 §3.2.2), whether its path is one the origin cannot read
-//! differently from the cache key, and whether its body fits the limit.
+//! differently from the cache key, and whether its declared body fits the
+//! limit (a streamed one is counted by `body::LimitedBody`).
 //!
 //! Framing (`Content-Length` with `Transfer-Encoding`, duplicate
 //! `Content-Length` or `Host`, oversized heads) is refused earlier by
 //! actix-http's parser, before a handler runs.
 
-use std::cell::RefCell;
-use std::convert::Infallible;
-use std::pin::Pin;
-use std::rc::Rc;
-use std::task::{ready, Context, Poll};
-
-use actix_web::body::SizedStream;
-use actix_web::error::PayloadError;
 use actix_web::http::header::{self, HeaderMap};
 use actix_web::http::StatusCode;
-use actix_web::{web, HttpRequest, HttpResponse};
-use bytes::Bytes;
-use futures_util::Stream;
+use actix_web::{HttpRequest, HttpResponse};
 
 use super::respond::plain;
-use super::store::content_length;
+use crate::upstream::fetch::content_length;
 
 /// Longer than any DNS name (253) with a port: nothing real is refused.
 const MAX_HOST_LEN: usize = 255;
@@ -184,98 +175,6 @@ fn check_body_length(headers: &HeaderMap, limit: u64) -> Result<(), Refused> {
     match content_length(headers) {
         Some(length) if length > limit => Err(Refused::BodyTooLarge { limit }),
         _ => Ok(()),
-    }
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum BodyError {
-    #[error("reading the request body: {0}")]
-    Client(#[from] PayloadError),
-    #[error("the request body is larger than {0} bytes")]
-    TooLarge(u64),
-}
-
-/// The client's body on its way to the origin, ended with an error (which
-/// aborts the origin request) instead of the chunk that would pass the
-/// limit; the rest is left unread in the [`Overflow`].
-pub struct LimitedBody {
-    payload: Option<web::Payload>,
-    limit: u64,
-    received: u64,
-    overflow: Overflow,
-}
-
-impl LimitedBody {
-    pub fn new(payload: web::Payload, limit: u64) -> (Self, Overflow) {
-        let overflow = Overflow::default();
-        let body = Self {
-            payload: Some(payload),
-            limit,
-            received: 0,
-            overflow: overflow.clone(),
-        };
-        (body, overflow)
-    }
-}
-
-impl Stream for LimitedBody {
-    type Item = Result<Bytes, BodyError>;
-
-    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        let Some(payload) = self.payload.as_mut() else {
-            return Poll::Ready(None);
-        };
-        let chunk = match ready!(Pin::new(payload).poll_next(cx)) {
-            Some(Ok(chunk)) => chunk,
-            Some(Err(e)) => return Poll::Ready(Some(Err(e.into()))),
-            None => return Poll::Ready(None),
-        };
-        self.received += chunk.len() as u64;
-        if self.received > self.limit {
-            *self.overflow.0.borrow_mut() = self.payload.take();
-            return Poll::Ready(Some(Err(BodyError::TooLarge(self.limit))));
-        }
-        Poll::Ready(Some(Ok(chunk)))
-    }
-}
-
-/// The unread rest of a body that passed the limit, once it did.
-#[derive(Clone, Default)]
-pub struct Overflow(Rc<RefCell<Option<web::Payload>>>);
-
-impl Overflow {
-    pub fn happened(&self) -> bool {
-        self.0.borrow().is_some()
-    }
-
-    /// The 413. It holds the rest of the body until it is sent: actix-http
-    /// then closes the connection, where for a dropped chunked body it
-    /// would read (drain) the rest, however long, to keep the connection.
-    pub fn response(&self, limit: u64) -> HttpResponse {
-        let message = Bytes::from(format!("caje: {}\n", Refused::BodyTooLarge { limit }));
-        let length = message.len() as u64;
-        let body = Unread {
-            message: Some(message),
-            _rest: self.0.borrow_mut().take(),
-        };
-        HttpResponse::build(StatusCode::PAYLOAD_TOO_LARGE)
-            .content_type("text/plain; charset=utf-8")
-            .force_close()
-            .body(SizedStream::new(length, body))
-    }
-}
-
-/// A response body that keeps the request's unread body alive while it is sent.
-struct Unread {
-    message: Option<Bytes>,
-    _rest: Option<web::Payload>,
-}
-
-impl Stream for Unread {
-    type Item = Result<Bytes, Infallible>;
-
-    fn poll_next(mut self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        Poll::Ready(self.message.take().map(Ok))
     }
 }
 

@@ -1,6 +1,7 @@
 //! Building responses: from a stored entry (including a 304 when the
 //! client's own validators match it), with a body of known or unknown
-//! length, and caje's short plain-text errors.
+//! length, and caje's short plain-text errors (the 502 / 504 that say
+//! which origin failed among them).
 
 use std::time::SystemTime;
 
@@ -10,12 +11,16 @@ use actix_web::http::{Method, StatusCode};
 use actix_web::{HttpRequest, HttpResponse, HttpResponseBuilder};
 use futures_util::StreamExt;
 
-use super::forward;
+use awc::error::SendRequestError;
+
 use crate::actors::cache_store::EntryBody;
 use crate::cache::conditional::{self, Preconditions, Validators};
 use crate::cache::range::{self, RangeAnswer};
 use crate::cache::{CacheStatus, EntryHead};
+use crate::config::Origin;
 use crate::metrics::ProxyMetrics;
+use crate::upstream::headers;
+use crate::upstream::send::timed_out;
 
 /// Fields a 304 carries when the 200 would (RFC 9110 §15.4.5).
 const NOT_MODIFIED_FIELDS: [HeaderName; 7] = [
@@ -32,13 +37,6 @@ pub fn plain(status: StatusCode, body: impl Into<String>) -> HttpResponse {
     HttpResponse::build(status)
         .content_type("text/plain; charset=utf-8")
         .body(body.into())
-}
-
-fn stored<'a>(head: &'a EntryHead, name: &str) -> Option<&'a str> {
-    head.headers
-        .iter()
-        .find(|(n, _)| n == name)
-        .and_then(|(_, v)| std::str::from_utf8(v).ok())
 }
 
 /// Answers from a stored entry: 304 when the client's validators match it,
@@ -62,9 +60,9 @@ pub fn from_cache(
         if_modified_since: text(header::IF_MODIFIED_SINCE),
     };
     let validators = Validators {
-        etag: stored(head, "etag"),
-        last_modified: stored(head, "last-modified"),
-        date: stored(head, "date"),
+        etag: head.field_str("etag"),
+        last_modified: head.field_str("last-modified"),
+        date: head.field_str("date"),
     };
     let stored_status = StatusCode::from_u16(head.status).unwrap_or(StatusCode::OK);
     let not_modified =
@@ -82,7 +80,7 @@ pub fn from_cache(
     }
     response.insert_header((header::AGE, head.policy.age(now).as_secs()));
     let ranges = if stored_status == StatusCode::OK && *req.method() == Method::GET {
-        if !head.headers.iter().any(|(n, _)| n == "accept-ranges") {
+        if head.field("accept-ranges").is_none() {
             response.insert_header((header::ACCEPT_RANGES, "bytes"));
         }
         range::answer(
@@ -129,8 +127,32 @@ pub fn from_cache(
             )
         }
     };
-    forward::mark_response(response.headers_mut(), req.version(), &status.to_string());
+    headers::mark_response(response.headers_mut(), req.version(), &status.to_string());
     response
+}
+
+/// 502 when the origin cannot be reached or answers garbage, 504 when it is too slow.
+pub fn origin_failure(origin: &Origin, error: &SendRequestError) -> HttpResponse {
+    tracing::warn!(origin = %origin.upstream, %error, "origin request failed");
+    if timed_out(error) {
+        plain(
+            StatusCode::GATEWAY_TIMEOUT,
+            format!(
+                "caje: origin {} for {} did not answer within {}\n",
+                origin.upstream,
+                origin.host,
+                humantime::format_duration(origin.timeout)
+            ),
+        )
+    } else {
+        plain(
+            StatusCode::BAD_GATEWAY,
+            format!(
+                "caje: origin {} for {} could not be reached: {error}\n",
+                origin.upstream, origin.host
+            ),
+        )
+    }
 }
 
 /// Attaches a body, keeping its length when known. `HEAD` responses keep

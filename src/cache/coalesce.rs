@@ -4,15 +4,17 @@
 //! response turns out not storable for any client (not merely for the
 //! leader's own request), the URL is remembered as uncacheable for a while,
 //! so later misses go straight to the origin instead of queueing behind
-//! each other (Varnish's hit-for-miss).
+//! each other (Varnish's hit-for-miss). Background refreshes of stale
+//! entries (stale-while-revalidate) are one per URL at a time here too: one
+//! mechanism owns "one fetch per key".
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 
-use crate::cache::CacheKey;
+use super::CacheKey;
 
 /// How long a URL whose response could not be stored skips coalescing.
 const HIT_FOR_MISS: Duration = Duration::from_secs(10);
@@ -34,6 +36,7 @@ pub enum Outcome {
 struct Inner {
     flights: HashMap<CacheKey, watch::Receiver<Option<Outcome>>>,
     uncacheable: HashMap<CacheKey, Instant>,
+    refreshing: HashSet<CacheKey>,
 }
 
 #[derive(Default)]
@@ -77,6 +80,31 @@ impl Coalescer {
             tx,
             coalescer: Arc::clone(self),
         })
+    }
+}
+
+impl Coalescer {
+    /// Starts a background refresh of `key`, unless one is under way.
+    pub fn refresh(self: &Arc<Self>, key: &CacheKey) -> Option<Refresh> {
+        let mut inner = self.inner.lock().ok()?;
+        inner.refreshing.insert(key.clone()).then(|| Refresh {
+            key: key.clone(),
+            coalescer: Arc::clone(self),
+        })
+    }
+}
+
+/// A background refresh under way; dropped when it is over.
+pub struct Refresh {
+    key: CacheKey,
+    coalescer: Arc<Coalescer>,
+}
+
+impl Drop for Refresh {
+    fn drop(&mut self) {
+        if let Ok(mut inner) = self.coalescer.inner.lock() {
+            inner.refreshing.remove(&self.key);
+        }
     }
 }
 
@@ -200,6 +228,19 @@ mod tests {
             panic!("leader")
         };
         assert!(matches!(coalescer.join(&key(), false), Role::Follower(_)));
+    }
+
+    #[test]
+    fn one_refresh_per_key_at_a_time() {
+        let coalescer = Arc::new(Coalescer::default());
+        let refresh = coalescer.refresh(&key());
+        assert!(refresh.is_some());
+        assert!(coalescer.refresh(&key()).is_none(), "under way");
+        assert!(coalescer
+            .refresh(&CacheKey::new("GET", "a", "/y"))
+            .is_some());
+        drop(refresh);
+        assert!(coalescer.refresh(&key()).is_some(), "over");
     }
 
     #[actix_web::test]

@@ -1,6 +1,7 @@
-//! A stored response updated by the origin's 304 Not Modified (RFC 9111
-//! §3.2 and §4.3.4): the 304's header fields replace the stored ones, the
-//! body is kept, and freshness starts again.
+//! Revalidation (RFC 9111 §4.3): the validators a stored response is
+//! checked with, and the stored response updated by the origin's 304 Not
+//! Modified (§3.2, §4.3.4): the 304's header fields replace the stored
+//! ones, the body is kept, and freshness starts again.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -8,11 +9,9 @@ use actix_web::http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use actix_web::http::StatusCode;
 use http_cache_semantics::CachePolicy;
 
-use super::forward;
-use super::http_compat;
-use super::origin::Revalidate;
-use crate::cache::conditional::EntityTag;
-use crate::cache::{policy, EntryHead};
+use super::conditional::EntityTag;
+use super::entry::fields_map;
+use super::{http_compat, policy, EntryHead};
 
 /// Fields a 304 may not change: they describe the stored body.
 const KEPT_FROM_STORED: [HeaderName; 4] = [
@@ -22,17 +21,27 @@ const KEPT_FROM_STORED: [HeaderName; 4] = [
     header::CONTENT_RANGE,
 ];
 
-fn stored_value<'a>(head: &'a EntryHead, name: &str) -> Option<&'a [u8]> {
-    head.headers
-        .iter()
-        .find(|(n, _)| n == name)
-        .map(|(_, v)| v.as_slice())
+/// The validators of a stored copy, sent to ask the origin whether it
+/// changed (RFC 9111 §4.3.1).
+#[derive(Debug, Default, Clone)]
+pub struct StoredValidators {
+    pub etag: Option<HeaderValue>,
+    pub last_modified: Option<HeaderValue>,
+}
+
+impl StoredValidators {
+    pub fn is_empty(&self) -> bool {
+        self.etag.is_none() && self.last_modified.is_none()
+    }
 }
 
 /// The validators to revalidate a stored response with.
-pub fn validators(head: &EntryHead) -> Revalidate {
-    let value = |name| stored_value(head, name).and_then(|v| HeaderValue::from_bytes(v).ok());
-    Revalidate {
+pub fn validators(head: &EntryHead) -> StoredValidators {
+    let value = |name| {
+        head.field(name)
+            .and_then(|v| HeaderValue::from_bytes(v).ok())
+    };
+    StoredValidators {
         etag: value("etag"),
         last_modified: value("last-modified"),
     }
@@ -43,14 +52,14 @@ pub fn validators(head: &EntryHead) -> Revalidate {
 fn matches(head: &EntryHead, not_modified: &HeaderMap) -> bool {
     let text = |v: &HeaderValue| v.to_str().ok().map(str::to_owned);
     if let Some(new) = not_modified.get(header::ETAG).and_then(text) {
-        let stored = stored_value(head, "etag").and_then(|v| std::str::from_utf8(v).ok());
+        let stored = head.field_str("etag");
         return match (EntityTag::parse(&new), stored.and_then(EntityTag::parse)) {
             (Some(new), Some(stored)) => new.weak_eq(&stored),
             _ => false,
         };
     }
     if let Some(new) = not_modified.get(header::LAST_MODIFIED) {
-        return stored_value(head, "last-modified") == Some(new.as_bytes());
+        return head.field("last-modified") == Some(new.as_bytes());
     }
     true
 }
@@ -74,8 +83,8 @@ pub struct Revalidated {
     pub keep: Keep,
 }
 
-/// The stored head updated by a 304, or `None` when the 304 is about
-/// another response than the stored one.
+/// The stored head updated by a 304 (its fields as caje passes them on),
+/// or `None` when the 304 is about another response than the stored one.
 pub fn updated_head(
     stored: &EntryHead,
     request_headers: &HeaderMap,
@@ -85,7 +94,7 @@ pub fn updated_head(
     if !matches(stored, not_modified) {
         return None;
     }
-    let fresh = forward::response_headers(not_modified);
+    let fresh = not_modified;
     // A 304's cookie is for the client whose request it answers, never
     // for the stored copy everyone gets.
     let replaced = |name: &str| {
@@ -100,20 +109,12 @@ pub fn updated_head(
         .filter(|(name, _)| !replaced(name))
         .cloned()
         .collect();
-    for (name, value) in &fresh {
+    for (name, value) in fresh {
         if replaced(name.as_str()) {
             headers.push((name.as_str().to_owned(), value.as_bytes().to_vec()));
         }
     }
-    let mut policy_headers = HeaderMap::new();
-    for (name, value) in &headers {
-        if let (Ok(name), Ok(value)) = (
-            HeaderName::from_bytes(name.as_bytes()),
-            HeaderValue::from_bytes(value),
-        ) {
-            policy_headers.append(name, value);
-        }
-    }
+    let mut policy_headers = fields_map(&headers);
     if let Some(age) = not_modified.get(header::AGE) {
         policy_headers.insert(header::AGE, age.clone());
     }

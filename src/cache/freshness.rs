@@ -1,13 +1,76 @@
-//! Serving stale responses (RFC 5861, RFC 9111 §4.2.4): how stale a stored
-//! response is, and what its directives allow. `http-cache-semantics` has
-//! no stale-while-revalidate or stale-if-error logic, so caje keeps it here.
+//! Freshness: whether a stored response may be sent as it is or must be
+//! validated first (RFC 9111 §4.2), and when a stale one may still be
+//! served (stale-while-revalidate, stale-if-error: RFC 5861, §4.2.4).
+//! `http-cache-semantics` lets a client's `max-stale` be refused only by
+//! `must-revalidate` and has no stale-while-revalidate or stale-if-error
+//! logic, so caje keeps those rules here.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use actix_web::http::header::{HeaderMap, HeaderName, HeaderValue};
-use http_cache_semantics::CachePolicy;
+use actix_web::http::header::HeaderMap;
+use http_cache_semantics::{BeforeRequest, CachePolicy};
 
-use super::{directives, EntryHead};
+use super::{directives, http_compat, CacheKey, EntryHead, Forward};
+
+/// What a stored response can do for a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Sent as it is.
+    Fresh,
+    /// Validated with the origin first: stale or soft-purged
+    /// ([`Forward::Stale`]), or the request's own directives ask for it
+    /// ([`Forward::Request`]).
+    Validate(Forward),
+}
+
+/// Judges a stored response for a request with these (origin-visible)
+/// headers at `now`.
+pub fn judge(seen: &HeaderMap, key: &CacheKey, head: &EntryHead, now: SystemTime) -> Verdict {
+    if head.invalidated {
+        return Verdict::Validate(Forward::Stale);
+    }
+    let stale = head.policy.is_stale(now);
+    // The key and the `Vary` selection already match the stored request, so
+    // without request directives the policy's answer is its freshness alone;
+    // asking it in full would rebuild both requests and the response head.
+    if directives::request(seen).is_empty() {
+        return if stale {
+            Verdict::Validate(Forward::Stale)
+        } else {
+            Verdict::Fresh
+        };
+    }
+    let policy_request = http_compat::policy_request(key, seen, &head.vary);
+    match head.policy.before_request(&policy_request, now) {
+        // A client's `max-stale` never beats a shared-cache prohibition on
+        // serving stale (no-cache, must-revalidate, proxy-revalidate,
+        // s-maxage; RFC 9111 §4.2.4): the library checks only must-revalidate.
+        BeforeRequest::Fresh(_) if stale && rules(head).forbidden => {
+            Verdict::Validate(Forward::Stale)
+        }
+        BeforeRequest::Fresh(_) => Verdict::Fresh,
+        BeforeRequest::Stale { .. } if stale => Verdict::Validate(Forward::Stale),
+        // Fresh, but the request's own directives ask for validation.
+        BeforeRequest::Stale { .. } => Verdict::Validate(Forward::Request),
+    }
+}
+
+/// Whether a stale entry may be sent while it is refreshed (never a
+/// soft-purged one: it must be validated first).
+pub fn within_while_revalidate(head: &EntryHead, now: SystemTime) -> bool {
+    let rules = rules(head);
+    !head.invalidated
+        && !rules.forbidden
+        && staleness(&head.policy, head.stored_at_ms, now) <= rules.while_revalidate
+}
+
+/// Whether a stale entry may stand in for a failed origin: within the
+/// response's `stale-if-error`, or else the configured `default`.
+pub fn within_if_error(head: &EntryHead, default: Duration, now: SystemTime) -> bool {
+    let rules = rules(head);
+    !rules.forbidden
+        && staleness(&head.policy, head.stored_at_ms, now) <= rules.if_error.unwrap_or(default)
+}
 
 /// What a stored response's directives allow once it is stale.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -22,22 +85,8 @@ pub struct StaleRules {
     pub forbidden: bool,
 }
 
-/// The stored header fields as a map.
-pub fn header_map(head: &EntryHead) -> HeaderMap {
-    let mut map = HeaderMap::new();
-    for (name, value) in &head.headers {
-        if let (Ok(name), Ok(value)) = (
-            HeaderName::from_bytes(name.as_bytes()),
-            HeaderValue::from_bytes(value),
-        ) {
-            map.append(name, value);
-        }
-    }
-    map
-}
-
 pub fn rules(head: &EntryHead) -> StaleRules {
-    let (d, _) = directives::response(&header_map(head));
+    let (d, _) = directives::response(&head.header_map());
     StaleRules {
         while_revalidate: Duration::from_secs(d.seconds("stale-while-revalidate").unwrap_or(0)),
         if_error: d.seconds("stale-if-error").map(Duration::from_secs),

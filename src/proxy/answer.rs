@@ -1,0 +1,152 @@
+//! Answering with what the origin said: its response streamed to the
+//! client (and to the cache when admission allows), or, after a 304, the
+//! stored response with the 304's fields.
+
+use std::time::SystemTime;
+
+use actix_web::http::header;
+use actix_web::http::{Method, StatusCode};
+use actix_web::HttpResponse;
+use futures_util::StreamExt;
+
+use super::body::tee;
+use super::exchange::{ttl, Exchange};
+use super::respond::{self, with_body};
+use crate::actors::cache_store::{Hit, Purge, UpdateHead};
+use crate::cache::admit::{self, OriginAnswer};
+use crate::cache::coalesce::{Flight, Outcome};
+use crate::cache::revalidate::{self, Keep};
+use crate::cache::{CacheStatus, Forward};
+use crate::upstream::fetch::{begin_store, content_length};
+use crate::upstream::{self, headers, RequestBody};
+
+/// The origin answered 304 to a revalidation: the stored response, updated
+/// with the 304's fields, is sent and its head stored. A 304 about another
+/// response than the stored one means asking again, unconditionally.
+pub async fn revalidated(
+    x: &Exchange<'_>,
+    hit: Hit,
+    reason: Forward,
+    not_modified: awc::ClientResponse,
+) -> HttpResponse {
+    let now = SystemTime::now();
+    let passed_on = headers::response_headers(not_modified.headers());
+    let Some(revalidated) = revalidate::updated_head(&hit.head, x.seen, &passed_on, now) else {
+        let again = upstream::send(
+            &x.upstream(),
+            x.origin_request(true),
+            None::<RequestBody<upstream::send::NoBody>>,
+        )
+        .await;
+        return match again.result {
+            Ok(response) => relay(x, reason, response, None).await,
+            Err(e) => respond::origin_failure(x.origin, &e),
+        };
+    };
+    let mut status = CacheStatus::forward(reason);
+    status.fwd_status = Some(StatusCode::NOT_MODIFIED.as_u16());
+    let head = revalidated.head;
+    match revalidated.keep {
+        Keep::Update => {
+            status.stored = true;
+            status.ttl = Some(ttl(&head, now));
+            x.state.cache.do_send(UpdateHead(head.clone()));
+        }
+        // This request may not store (its own directives or credentials):
+        // the stored copy stays as it was for everyone else.
+        Keep::AsStored => {}
+        // The origin now forbids keeping it: this answer is the last one.
+        Keep::Drop => x.state.cache.do_send(Purge(head.key.clone())),
+    }
+    let hit = Hit {
+        head: head.into(),
+        body: hit.body,
+    };
+    let mut response = x.answer(hit, &status, now);
+    // The stored head never keeps a 304's cookies: they are this client's.
+    for cookie in not_modified.headers().get_all(header::SET_COOKIE) {
+        response
+            .headers_mut()
+            .append(header::SET_COOKIE, cookie.clone());
+    }
+    response
+}
+
+/// Streams the origin's response to the client, storing it on the way when
+/// admission allows; a coalescing `flight` learns how that went.
+pub async fn relay(
+    x: &Exchange<'_>,
+    reason: Forward,
+    origin: awc::ClientResponse,
+    flight: Option<Flight>,
+) -> HttpResponse {
+    let status = origin.status();
+    let passed_on = headers::response_headers(origin.headers());
+    let content_length = content_length(origin.headers());
+    let mut cache_status = CacheStatus::forward(reason);
+    cache_status.fwd_status = Some(status.as_u16());
+
+    let answer = OriginAnswer {
+        status,
+        headers: origin.headers(),
+        passed_on: &passed_on,
+    };
+    let cache_set_cookie = x.origin.cache_set_cookie;
+    let admitted = if *x.req.method() == Method::GET {
+        admit::admit(x.key, x.seen, &answer, cache_set_cookie)
+    } else {
+        None
+    };
+    let sink = match admitted {
+        Some((head, ttl)) => {
+            cache_status.ttl = Some(ttl as i64);
+            begin_store(&x.state.cache, head, content_length).await
+        }
+        None => None,
+    };
+    cache_status.stored = sink.is_some();
+    let (sink, flight) = match (sink, content_length, flight) {
+        // Nothing will flow through an empty body: its entry is complete now.
+        (Some(sink), Some(0), flight) => {
+            let stored = sink.commit().await;
+            if let Some(flight) = flight {
+                flight.finish(if stored {
+                    Outcome::Stored
+                } else {
+                    Outcome::NotStored
+                });
+            }
+            (None, None)
+        }
+        (None, _, Some(flight)) => {
+            // Hit-for-miss only when no client at all could have it stored.
+            flight.finish(
+                if admit::storable_for_no_one(x.key, &answer, cache_set_cookie) {
+                    Outcome::Uncacheable
+                } else {
+                    Outcome::NotStored
+                },
+            );
+            (None, None)
+        }
+        (sink, _, flight) => (sink, flight),
+    };
+
+    let mut response = HttpResponse::build(status);
+    for (name, value) in &passed_on {
+        response.append_header((name.clone(), value.clone()));
+    }
+    let sent = x.state.metrics.body_bytes.with_label_values(&["origin"]);
+    let stream = tee(origin, sink, content_length, flight).inspect(move |chunk| {
+        if let Ok(chunk) = chunk {
+            sent.inc_by(chunk.len() as u64);
+        }
+    });
+    let mut response = with_body(response, status, x.req.method(), content_length, stream);
+    headers::mark_response(
+        response.headers_mut(),
+        x.req.version(),
+        &cache_status.to_string(),
+    );
+    response
+}

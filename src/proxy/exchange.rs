@@ -1,0 +1,78 @@
+//! One request's exchange as the handler works on it: the request, its
+//! fields as the origin will see them, its cache key, where it goes, and
+//! the two things every outcome does once: record itself (span and
+//! metric), and answer from a stored response.
+
+use std::time::SystemTime;
+
+use actix_web::http::header::HeaderMap;
+use actix_web::http::Method;
+use actix_web::{HttpRequest, HttpResponse};
+use tracing_actix_web::RootSpan;
+
+use super::respond;
+use super::state::ProxyState;
+use crate::actors::cache_store::Hit;
+use crate::cache::{freshness, CacheKey, CacheStatus, EntryHead};
+use crate::config::Origin;
+use crate::upstream::{OriginRequest, Upstream};
+
+pub struct Exchange<'a> {
+    pub req: &'a HttpRequest,
+    /// The client's fields as the origin will see them: every caching
+    /// decision reads these (see `upstream::headers::as_origin_sees`).
+    pub seen: &'a HeaderMap,
+    pub state: &'a ProxyState,
+    pub span: &'a RootSpan,
+    pub key: &'a CacheKey,
+    pub origin: &'a Origin,
+    pub client: &'a awc::Client,
+}
+
+impl Exchange<'_> {
+    /// Records how the request was answered: its span's `cache_status` and
+    /// `caje_requests_total`. Called once per request, whatever the path.
+    pub fn record(&self, outcome: &'static str) {
+        self.span.record("cache_status", outcome);
+        self.state
+            .metrics
+            .requests
+            .with_label_values(&[outcome])
+            .inc();
+    }
+
+    /// Answers from a stored response, reported with `status`.
+    pub fn answer(&self, hit: Hit, status: &CacheStatus, now: SystemTime) -> HttpResponse {
+        let Hit { head, body } = hit;
+        respond::from_cache(self.req, &head, body, now, status, &self.state.metrics)
+    }
+
+    /// Where this request's origin requests go.
+    pub fn upstream(&self) -> Upstream<'_> {
+        Upstream {
+            origin: self.origin,
+            client: self.client,
+            client_ip_header: self.state.settings.client_ip_header.as_ref(),
+            metrics: &self.state.metrics,
+        }
+    }
+
+    /// The client's request as the origin is asked it; `whole` when the
+    /// answer may be stored.
+    pub fn origin_request(&self, whole: bool) -> OriginRequest<'_> {
+        OriginRequest {
+            method: self.req.method().clone(),
+            path_and_query: &self.key.path_and_query,
+            client_headers: self.req.headers(),
+            peer: self.req.peer_addr(),
+            version: self.req.version(),
+            revalidate: None,
+            whole: whole && *self.req.method() == Method::GET,
+        }
+    }
+}
+
+/// Remaining freshness of a stored response, negative once stale.
+pub fn ttl(head: &EntryHead, now: SystemTime) -> i64 {
+    freshness::signed_ttl(&head.policy, head.stored_at_ms, now)
+}
