@@ -9,7 +9,10 @@
 //! seeded with real header values and config files (`input.rs` says how
 //! header blocks are written).
 //!
-//! One file per fuzz target, named as the target in `fuzz/fuzz_targets/`.
+//! Built only with the `fuzzing` feature: the fuzz crate and caje's own
+//! tests (through its dev-dependency on itself) turn it on, so the `caje`
+//! binary never carries the oracles or their allocator. One file per fuzz
+//! target, named as the target in `fuzz/fuzz_targets/`.
 
 use std::time::Duration;
 
