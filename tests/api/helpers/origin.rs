@@ -49,31 +49,41 @@ impl TestOrigin {
 }
 
 static CHUNK: [u8; 64 * 1024] = [b'x'; 64 * 1024];
-/// The test origin. Paths say what it answers:
-/// - `/cache/...`: `max-age=60`; `/max-age/{n}/...`: `max-age=n`
-/// - `/no-store`, `/private`, `/plain` (no freshness), `/no-cache`
-/// - `/age`: `Age: 30` with `max-age=60`
-/// - `/vary`: varies on `Accept-Language`
-/// - `/cookie`: `max-age=60` with `Set-Cookie`
-/// - `/sleep/{ms}`: answers after `ms`
-/// - `/big/{mib}`: a cacheable body of `mib` MiB, streamed
-/// - `/chunked/{kib}`: a cacheable body of `kib` KiB without `Content-Length`
-/// - `/echo`: the request's method, headers and body, not cacheable
-/// - `/status/{code}`: that status, cacheable
-/// - `/etag/{secs}/...`: `ETag: "v1"`, `max-age=secs`; 304 (with `max-age=60`
-///   and `X-Revalidated: <n>`) to `If-None-Match: "v1"`
-/// - `/weak/...`: like `/etag/60/...` with `ETag: W/"w1"`
-/// - `/lastmod/{secs}/...`: a fixed `Last-Modified`; 304 to `If-Modified-Since` at or after it
-/// - `/changing/{secs}/...`: `ETag: "v<n>"`, a new one every time: never 304
-/// - `/headers/...?name=value&…`: 200 with those response header fields
-///   (after `x-delay-ms` milliseconds when that is one of them)
-/// - `/flaky/...?cc=…`: first a 200 with `Cache-Control: <cc>`, then 500s
-/// - `/etag-nc/...`: like `/etag/`, with `Cache-Control: no-cache`
-/// - `/write?status=&location=&content_location=`: that status (200 by
-///   default) with those `Location` / `Content-Location` fields
-/// - `/det/{kib}/{chunk_ms}/...`: `max-age=3600`, the body
-///   [`deterministic_body`] gives for the path, in 64 KiB chunks
-///   `chunk_ms` apart
+/// The test origin. The first path segments choose the answer (the query
+/// string never does, except where shown); a route written without `/...`
+/// matches only that exact path, and anything else is a 404.
+///
+/// Unless a route says otherwise, the status is 200 and the body is
+/// `"{path} #{n}"`: the path (without query) and how many requests for that
+/// path and method the origin has had, this one included (the [`Counter`]
+/// the test reads). Routes that use `n` use the same count.
+///
+/// | path | answer |
+/// |---|---|
+/// | `/cache/...` | `Cache-Control: max-age=60` |
+/// | `/max-age/{secs}/...` | `max-age={secs}` |
+/// | `/no-store` | `no-store, max-age=60` |
+/// | `/private` | `private, max-age=60` |
+/// | `/no-cache` | `no-cache` |
+/// | `/plain` | no `Cache-Control`, no validators |
+/// | `/age` | `max-age=60` with `Age: 30` |
+/// | `/vary` | `max-age=60`, `Vary: Accept-Language`; the body ends ` lang={value}` (`none` when absent) |
+/// | `/cookie` | `max-age=60` with `Set-Cookie: session=abc` |
+/// | `/sleep/{ms}` | `max-age=60`, after `ms` milliseconds |
+/// | `/big/{mib}` | `max-age=60`, `mib` MiB (1 if not a number) of `x` with `Content-Length`, streamed in 64 KiB chunks |
+/// | `/chunked/{kib}` | `max-age=60`, `kib` KiB (1 if not a number) of `x` in 1 KiB chunks, no `Content-Length` |
+/// | `/echo` | not cacheable; the body is the request line (`METHOD uri`), its `name: value` header lines, an empty line, then the request body |
+/// | `/headers/...?name=value&…` | every query pair appended as a response field, after `x-delay-ms` milliseconds when that is one of them (it is sent too) |
+/// | `/flaky/...?cc=…` | the first request: 200 with `Cache-Control: {cc}` (empty without `cc`); every later one: 500 |
+/// | `/etag-nc/...` | `Cache-Control: no-cache`, `ETag: "v1"`; 304 without a body when `If-None-Match` contains `"v1"` |
+/// | `/etag/{secs}/...` | `max-age={secs}`, `ETag: "v1"`, `X-Revalidated: no`; when `If-None-Match` contains `"v1"`: 304 with `max-age=60`, the `ETag` and `X-Revalidated: {n}` |
+/// | `/weak/{secs}/...` | the same as `/etag/` with `ETag: W/"w1"` (matched by `"w1"`) |
+/// | `/lastmod/{secs}/...` | `max-age={secs}`, `Last-Modified: Mon, 01 Jan 2024 00:00:00 GMT`; when `If-Modified-Since` is a date at or after it: 304 with `max-age=60` and `X-Revalidated: {n}` |
+/// | `/changing/{secs}/...` | `max-age={secs}`, `ETag: "v{n}"`: a new tag every time, conditionals ignored, never 304 |
+/// | `/write?status=&location=&content_location=` | not cacheable; that status (200 when absent or invalid) with those `Location` / `Content-Location` fields |
+/// | `/det/{kib}/{chunk_ms}/...` | `max-age=3600`, the body [`deterministic_body`] gives for the path (empty if `kib` is not a number), with `Content-Length`, in 64 KiB chunks `chunk_ms` apart |
+/// | `/status/{code}` | that status (500 if not a valid code), `max-age=60` |
+/// | anything else | 404, not cacheable |
 pub async fn spawn_origin() -> TestOrigin {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind origin");
     let port = listener.local_addr().expect("origin addr").port();
@@ -93,6 +103,8 @@ pub async fn spawn_origin() -> TestOrigin {
     TestOrigin { port, counter }
 }
 
+// Each arm is a row of the table on `spawn_origin`: tests read the table, so
+// an arm changed or added there is changed or added here too.
 async fn origin_handler(
     req: HttpRequest,
     body: Bytes,
