@@ -2,7 +2,7 @@
 //! the scripted origin (`origin`), raw TCP origins (`raw_origin`), a caje
 //! node in the test process (`node`), a caje process (`process`); plus the
 //! client side (`client`) and a manifest database read from outside
-//! (`database`). Everything is re-exported here, so tests use
+//! (`database`). What tests name is re-exported here, so they use
 //! `crate::helpers::…` whichever file it lives in.
 
 use std::net::TcpListener;
