@@ -5,6 +5,7 @@ pub mod admin;
 pub mod cache;
 pub mod config;
 pub mod demo_origin;
+#[cfg(feature = "fuzzing")]
 pub mod fuzzing;
 pub mod litefs;
 pub mod metrics;

@@ -1,0 +1,47 @@
+//! A manifest database read from outside caje, as an operator would.
+
+use std::path::Path;
+
+#[derive(diesel::QueryableByName)]
+struct IntegrityRow {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    integrity_check: String,
+}
+
+#[derive(diesel::QueryableByName)]
+struct PathRow {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    path_and_query: String,
+}
+
+/// Opens a SQLite database from outside caje, as an operator would.
+fn open_db(db: &Path) -> diesel::SqliteConnection {
+    use diesel::{Connection, RunQueryDsl};
+    let mut conn = diesel::SqliteConnection::establish(&db.display().to_string())
+        .unwrap_or_else(|e| panic!("open {}: {e}", db.display()));
+    diesel::sql_query("PRAGMA busy_timeout = 5000")
+        .execute(&mut conn)
+        .expect("busy_timeout");
+    conn
+}
+
+/// SQLite's `PRAGMA integrity_check` of a database: `"ok"` when sound.
+pub fn integrity_check(db: &Path) -> String {
+    use diesel::RunQueryDsl;
+    let rows: Vec<IntegrityRow> = diesel::sql_query("PRAGMA integrity_check")
+        .load(&mut open_db(db))
+        .expect("integrity_check runs");
+    rows.into_iter()
+        .map(|r| r.integrity_check)
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// The paths (with query) of every page of a manifest database.
+pub fn manifest_paths(db: &Path) -> std::collections::HashSet<String> {
+    use diesel::RunQueryDsl;
+    let rows: Vec<PathRow> = diesel::sql_query("SELECT path_and_query FROM pages")
+        .load(&mut open_db(db))
+        .expect("pages readable");
+    rows.into_iter().map(|r| r.path_and_query).collect()
+}
