@@ -8,56 +8,14 @@ use actix_web::body::{EitherBody, MessageBody};
 use actix_web::cookie::{time, Cookie, SameSite};
 use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
 use actix_web::http::header::{self, HeaderName};
-use actix_web::http::{Method, StatusCode};
+use actix_web::http::Method;
 use actix_web::middleware::Next;
 use actix_web::{web, HttpMessage, HttpRequest, HttpResponse, ResponseError};
 use subtle::ConstantTimeEq;
 
 use super::provenance::{self, is_write};
+pub use super::refusal::AuthError;
 use super::session::{Invalid, Session, Sessions};
-use crate::config::ADMIN_TOKEN_ENV;
-
-/// Why an admin request is refused.
-#[derive(Debug, thiserror::Error)]
-pub enum AuthError {
-    #[error("caje: the admin endpoints are off because no admin token is set; start caje with {ADMIN_TOKEN_ENV}=<a long random string>")]
-    NotConfigured,
-    #[error("caje: this admin endpoint needs the admin token: Authorization: Bearer <token>, or log in at /_caje/login")]
-    Unauthorized,
-    #[error(
-        "caje: this dashboard session has expired or logged out; log in again at /_caje/login"
-    )]
-    SessionEnded,
-    #[error("caje: refused: a request with the dashboard's session cookie from another site or page (Sec-Fetch-Site is not same-origin); use the dashboard itself, or Authorization: Bearer")]
-    CrossSite,
-    #[error("caje: refused: a request with the dashboard's session cookie whose Origin is not the dashboard's own; use the dashboard itself, or Authorization: Bearer")]
-    ForeignOrigin,
-    #[error("caje: refused: a request with the dashboard's session cookie must carry the dashboard's CSRF token (the {} header or the csrf form field); use the dashboard itself, or Authorization: Bearer", provenance::CSRF_HEADER)]
-    MissingCsrf,
-    #[error("caje: refused: the CSRF token is not this session's; reload the dashboard")]
-    WrongCsrf,
-    #[error("caje: refused: admin pages are shown only as top-level pages, not to scripts or frames (Sec-Fetch-Dest, Sec-Fetch-Mode); scripts use Authorization: Bearer")]
-    NotNavigation,
-}
-
-impl ResponseError for AuthError {
-    fn status_code(&self) -> StatusCode {
-        match self {
-            Self::Unauthorized | Self::SessionEnded => StatusCode::UNAUTHORIZED,
-            _ => StatusCode::FORBIDDEN,
-        }
-    }
-
-    fn error_response(&self) -> HttpResponse {
-        let mut response = HttpResponse::build(self.status_code());
-        if let Self::Unauthorized | Self::SessionEnded = self {
-            response.insert_header((header::WWW_AUTHENTICATE, "Bearer realm=\"caje\""));
-        }
-        response
-            .content_type("text/plain; charset=utf-8")
-            .body(format!("{self}\n"))
-    }
-}
 
 /// How an authorised request proved it.
 pub enum Credential {

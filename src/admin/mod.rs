@@ -11,6 +11,7 @@ pub mod list;
 mod login;
 mod lookalike;
 mod provenance;
+mod refusal;
 mod session;
 
 use std::sync::Arc;

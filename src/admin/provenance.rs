@@ -10,11 +10,8 @@ use actix_web::http::header::{self, HeaderMap, HeaderName};
 use actix_web::http::Method;
 use actix_web::HttpRequest;
 
-use super::auth::AuthError;
-
-/// The header the dashboard's scripts send the CSRF token in; forms send
-/// it as the `csrf` field.
-pub const CSRF_HEADER: &str = "x-caje-csrf";
+use super::refusal::AuthError;
+pub use super::refusal::CSRF_HEADER;
 
 /// Whether `method` changes state (everything but GET, HEAD, OPTIONS).
 pub fn is_write(method: &Method) -> bool {
