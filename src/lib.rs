@@ -1,7 +1,7 @@
 //! caje: a caching CDN node. See README.md for how a request flows.
 
 pub mod actors;
-pub mod admin;
+pub(crate) mod admin;
 pub mod cache;
 pub mod config;
 pub mod demo_origin;
@@ -9,8 +9,8 @@ pub mod demo_origin;
 pub mod fuzzing;
 pub mod litefs;
 pub mod metrics;
-pub mod proxy;
+pub(crate) mod proxy;
 pub mod schema;
 pub mod startup;
 pub mod telemetry;
-pub mod upstream;
+pub(crate) mod upstream;

@@ -6,4 +6,4 @@ pub mod fetch;
 pub mod headers;
 pub mod send;
 
-pub use send::{send, OriginRequest, RequestBody, Sent, Upstream};
+pub use send::{send, OriginRequest, RequestBody, Upstream};
