@@ -5,7 +5,7 @@
 
 use std::time::SystemTime;
 
-use actix_web::http::{Method, StatusCode};
+use actix_web::http::{header, Method, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse};
 use tokio::sync::watch;
 use tracing_actix_web::RootSpan;
@@ -21,6 +21,7 @@ use crate::actors::cache_store::{Hit, Lookup, LookupResult};
 use crate::admin::auth::AdminAuth;
 use crate::cache::coalesce::{self, Outcome, Role};
 use crate::cache::freshness::{self, Verdict};
+use crate::cache::revalidate;
 use crate::cache::{directives, CacheKey, CacheStatus, Forward};
 use crate::config::normalize_host;
 use crate::upstream::fetch::content_length;
@@ -154,10 +155,10 @@ pub async fn proxy(
     // URL alone, so no client's body may shape it.
     let validators = stale
         .as_ref()
-        .map(|hit| crate::cache::revalidate::validators(&hit.head))
+        .map(|hit| revalidate::validators(&hit.head))
         .filter(|v| !v.is_empty());
     let (body, overflow) = LimitedBody::new(payload, state.settings.max_request_body);
-    let chunked = req.headers().contains_key("transfer-encoding");
+    let chunked = req.headers().contains_key(header::TRANSFER_ENCODING);
     let body = match (safe, content_length(req.headers()), chunked) {
         (false, Some(length), _) => Some(RequestBody {
             stream: body,

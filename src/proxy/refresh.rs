@@ -7,6 +7,7 @@
 use std::sync::Arc;
 use std::time::SystemTime;
 
+use actix_web::http::header::HeaderMap;
 use actix_web::http::{Method, StatusCode};
 use actix_web::web;
 
@@ -58,7 +59,7 @@ async fn refresh_once(
     state: &ProxyState,
     upstream: &Upstream<'_>,
     request: OriginRequest<'_>,
-    seen: &actix_web::http::header::HeaderMap,
+    seen: &HeaderMap,
     head: &EntryHead,
 ) {
     let sent = upstream::send(upstream, request, None::<RequestBody<NoBody>>).await;
