@@ -79,14 +79,18 @@ pub fn admit(
 }
 
 /// Whether no client at all could have this answer stored: not merely the
-/// one whose request (its directives, its credentials) fetched it. Only
-/// then does a URL skip coalescing for a while (hit-for-miss).
+/// one whose request (its directives, its credentials, its preconditions
+/// or range) fetched it. Only then does a URL skip coalescing for a while
+/// (hit-for-miss).
 pub fn storable_for_no_one(
     key: &CacheKey,
     answer: &OriginAnswer<'_>,
     cache_set_cookie: bool,
 ) -> bool {
-    admit(key, &HeaderMap::new(), answer, cache_set_cookie).is_none()
+    // These answer one request's preconditions or range, and say nothing
+    // of what the resource itself allows.
+    let conditional = matches!(answer.status.as_u16(), 206 | 304 | 412 | 416);
+    !conditional && admit(key, &HeaderMap::new(), answer, cache_set_cookie).is_none()
 }
 
 fn without_set_cookie(headers: &HeaderMap) -> HeaderMap {

@@ -41,6 +41,8 @@ struct Seen {
 /// - `/bigtag/{mib}/...`: `ETag: "b1"`, `max-age=60`, 304 to `If-None-Match`
 /// - `/range/...`: `max-age=60`, `0123456789`; a 206 of its first four
 ///   bytes to any `Range`
+/// - `/slowtag/...`: after 300 ms, `ETag: "s1"`, `max-age=60`; 304 to
+///   `If-None-Match: "s1"`
 struct TrustOrigin {
     port: u16,
     seen: Arc<Mutex<Vec<Seen>>>,
@@ -160,6 +162,16 @@ async fn trust_origin(
             .insert_header(("content-range", "bytes 0-3/10"))
             .body("0123"),
         ["range", ..] => ok.body("0123456789"),
+        ["slowtag", ..] => {
+            actix_web::rt::time::sleep(std::time::Duration::from_millis(300)).await;
+            if text(field("if-none-match")).contains("\"s1\"") {
+                return HttpResponse::NotModified()
+                    .insert_header(("cache-control", "max-age=60"))
+                    .insert_header(("etag", "\"s1\""))
+                    .finish();
+            }
+            ok.insert_header(("etag", "\"s1\"")).body("slowtag")
+        }
         _ => HttpResponse::NotFound().finish(),
     }
 }
@@ -652,4 +664,22 @@ async fn the_client_address_comes_from_the_configured_proxy_header_only() {
         "{}",
         seen[1].head
     );
+}
+
+#[actix_web::test]
+async fn a_conditional_first_request_does_not_switch_off_coalescing() {
+    let origin = spawn_trust_origin().await;
+    let app = node(&origin).await;
+    // The origin answers this client's own validator with a 304, which is
+    // not stored; it says nothing of whether the page may be.
+    let path = "/slowtag/x";
+    let first = app.get_with(path, &[("if-none-match", "\"s1\"")]).await;
+    assert_eq!(first.status, 304, "{}", first.cache_status());
+    let replies = futures_util::future::join_all((0..5).map(|_| app.get(path))).await;
+    let collapsed = replies
+        .iter()
+        .filter(|r| r.cache_status().contains("collapsed"))
+        .count();
+    assert_eq!(collapsed, 4);
+    assert_eq!(origin.count("GET", path), 2);
 }
