@@ -1,0 +1,198 @@
+//! Unit tests of the config: parsing, line-numbered errors, defaults,
+//! environment overrides and host normalisation.
+
+use super::*;
+
+const GOOD: &str = r#"
+listen = "127.0.0.1:8080"
+[[origin]]
+host = "Slow.Example.com"
+upstream = "http://127.0.0.1:3000/"
+timeout = "5s"
+"#;
+
+#[test]
+fn parses_a_good_file() {
+    let s = Settings::parse("caje.toml", GOOD).expect("valid");
+    assert_eq!(s.listen.port(), 8080);
+    assert_eq!(s.origins[0].host, "slow.example.com");
+    assert_eq!(s.origins[0].upstream, "http://127.0.0.1:3000");
+    assert_eq!(s.origins[0].timeout, Duration::from_secs(5));
+    assert_eq!(s.litefs, LiteFsMode::Auto);
+    assert_eq!(s.manifest_batch_window, DEFAULT_BATCH_WINDOW);
+    assert_eq!(s.halt_timeout, Duration::from_secs(10));
+    let text = format!("manifest_batch_window = \"20ms\"\nhalt_timeout = \"2s\"\n{GOOD}");
+    let s = Settings::parse("caje.toml", &text).expect("valid");
+    assert_eq!(s.manifest_batch_window, Duration::from_millis(20));
+    assert_eq!(s.halt_timeout, Duration::from_secs(2));
+    let err = Settings::parse("c.toml", &format!("halt_timeout = \"0s\"\n{GOOD}"))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("line 1: key `halt_timeout`"), "{err}");
+    let sized = Settings::parse("c.toml", &format!("max_size = \"2 MiB\"\n{GOOD}")).expect("valid");
+    assert_eq!(sized.max_size, Some(2 * 1024 * 1024));
+    assert_eq!(
+        Settings::parse("c.toml", GOOD).expect("valid").max_size,
+        None
+    );
+    let err = Settings::parse("c.toml", &format!("max_size = \"lots\"\n{GOOD}"))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("line 1: key `max_size`"), "{err}");
+    let err = Settings::parse("c.toml", &format!("max_size = \"0\"\n{GOOD}"))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("line 1: key `max_size`"), "{err}");
+    let memory = Settings::parse(
+        "c.toml",
+        &format!("memory_cache_size = \"0\"\nmemory_cache_max_object = \"1 KiB\"\n{GOOD}"),
+    )
+    .expect("valid");
+    assert_eq!(memory.memory_cache_size, 0);
+    assert_eq!(memory.memory_cache_max_object, 1024);
+    let err = Settings::parse("c.toml", &format!("\nmemory_cache_size = \"big\"\n{GOOD}"))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("line 2: key `memory_cache_size`"), "{err}");
+}
+
+#[test]
+fn admin_session_settings() {
+    let parsed = |text: &str| Settings::parse("c.toml", &format!("{text}\n{GOOD}"));
+    let s = parsed("").expect("valid");
+    assert_eq!(s.admin_session_lifetime, Duration::from_secs(8 * 3600));
+    assert_eq!(s.client_scheme_header, None);
+    let s = parsed(
+        "admin_session_lifetime = \"30m\"\nclient_scheme_header = \"Fly-Forwarded-Proto\"\nclient_ip_header = \"Fly-Client-IP\"",
+    )
+    .expect("valid");
+    assert_eq!(s.admin_session_lifetime, Duration::from_secs(1800));
+    assert_eq!(
+        s.client_scheme_header.as_ref().map(|h| h.as_str()),
+        Some("fly-forwarded-proto")
+    );
+    assert_eq!(
+        s.client_ip_header.as_ref().map(|h| h.as_str()),
+        Some("fly-client-ip")
+    );
+    for (bad, key) in [
+        (
+            "admin_session_lifetime = \"500ms\"",
+            "admin_session_lifetime",
+        ),
+        ("client_ip_header = \"a:b\"", "client_ip_header"),
+        (
+            "client_scheme_header = \"not a header\"",
+            "client_scheme_header",
+        ),
+    ] {
+        let err = parsed(bad).expect_err(bad).to_string();
+        assert!(err.contains(&format!("line 1: key `{key}`")), "{err}");
+    }
+}
+
+#[test]
+fn shutdown_timeout_defaults_to_10s_and_may_be_zero() {
+    let parsed = |text: &str| Settings::parse("c.toml", &format!("{text}\n{GOOD}"));
+    let default = parsed("").expect("valid").shutdown_timeout;
+    assert_eq!(default, Duration::from_secs(10));
+    let set = parsed("shutdown_timeout = \"2m\"").expect("valid");
+    assert_eq!(set.shutdown_timeout, Duration::from_secs(120));
+    let zero = parsed("shutdown_timeout = \"0s\"").expect("valid");
+    assert_eq!(zero.shutdown_timeout, Duration::ZERO);
+    let err = parsed("shutdown_timeout = \"soon\"")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("line 1: key `shutdown_timeout`"), "{err}");
+}
+
+#[test]
+fn unknown_key_names_line_and_key() {
+    let text = "listen = \"127.0.0.1:1\"\n[[origin]]\nhost = \"a\"\nupstream = \"http://b\"\ntimeot = \"1s\"\n";
+    let err = Settings::parse("c.toml", text).unwrap_err().to_string();
+    assert!(err.starts_with("c.toml: line 5"), "{err}");
+    assert!(err.contains("timeot"), "{err}");
+}
+
+#[test]
+fn bad_value_names_key_path() {
+    let text = "[[origin]]\nhost = \"a\"\nupstream = \"http://b\"\ntimeout = \"soon\"\n";
+    let err = Settings::parse("c.toml", text).unwrap_err().to_string();
+    assert!(err.contains("line 4"), "{err}");
+    assert!(err.contains("origin[0].timeout"), "{err}");
+}
+
+#[test]
+fn duplicate_host_and_bad_upstream_are_refused() {
+    let dup = "[[origin]]\nhost = \"a\"\nupstream = \"http://b\"\n[[origin]]\nhost = \"A\"\nupstream = \"http://c\"\n";
+    let err = Settings::parse("c.toml", dup).unwrap_err().to_string();
+    assert!(
+        err.contains("line 5") && err.contains("origin[1].host"),
+        "{err}"
+    );
+    let https = "[[origin]]\nhost = \"a\"\nupstream = \"ftp://b\"\n";
+    let err = Settings::parse("c.toml", https).unwrap_err().to_string();
+    assert!(
+        err.contains("line 3") && err.contains("origin[0].upstream"),
+        "{err}"
+    );
+}
+
+#[test]
+fn env_overrides_and_token() {
+    let mut s = Settings::parse("caje.toml", GOOD).expect("valid");
+    s.apply_env(|k| match k {
+        "CAJE_LISTEN" => Some("0.0.0.0:9000".into()),
+        "CAJE_LITEFS" => Some("off".into()),
+        "CAJE_ADMIN_TOKEN" => Some("sekrit".into()),
+        _ => None,
+    })
+    .expect("valid env");
+    assert_eq!(s.listen.port(), 9000);
+    assert_eq!(s.litefs, LiteFsMode::Off);
+    assert_eq!(s.admin_token.as_deref(), Some("sekrit"));
+    let err = s
+        .apply_env(|k| (k == "CAJE_LITEFS").then(|| "maybe".into()))
+        .unwrap_err();
+    assert!(err.to_string().contains("CAJE_LITEFS"));
+}
+
+#[test]
+fn cache_set_cookie_is_off_unless_set_per_origin() {
+    assert!(!Settings::parse("c.toml", GOOD).expect("valid").origins[0].cache_set_cookie);
+    let on = format!("{GOOD}cache_set_cookie = true\n");
+    assert!(Settings::parse("c.toml", &on).expect("valid").origins[0].cache_set_cookie);
+    let bad = format!("{GOOD}cache_set_cookie = \"yes\"\n");
+    let err = Settings::parse("c.toml", &bad).unwrap_err().to_string();
+    assert!(
+        err.contains("line 7") && err.contains("origin[0].cache_set_cookie"),
+        "{err}"
+    );
+}
+
+#[test]
+fn host_normalization() {
+    assert_eq!(normalize_host("LocalHost:3001"), "localhost");
+    assert_eq!(normalize_host("[::1]:80"), "[::1]");
+    assert_eq!(normalize_host("example.com"), "example.com");
+}
+
+#[test]
+fn request_limits() {
+    let s = Settings::parse("c.toml", GOOD).expect("valid");
+    assert_eq!(s.max_request_body, 10 * 1024 * 1024);
+    assert_eq!(s.client_request_timeout, Duration::from_secs(5));
+    let text = format!("max_request_body = \"1 KiB\"\nclient_request_timeout = \"2s\"\n{GOOD}");
+    let s = Settings::parse("c.toml", &text).expect("valid");
+    assert_eq!(s.max_request_body, 1024);
+    assert_eq!(s.client_request_timeout, Duration::from_secs(2));
+    for (text, key) in [
+        ("max_request_body = \"huge\"", "max_request_body"),
+        ("client_request_timeout = \"0s\"", "client_request_timeout"),
+    ] {
+        let err = Settings::parse("c.toml", &format!("{text}\n{GOOD}"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(&format!("line 1: key `{key}`")), "{err}");
+    }
+}
