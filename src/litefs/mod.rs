@@ -1,0 +1,16 @@
+//! LiteFS support: the HALT lock that lets a replica write (`halt.rs`), the
+//! node's role and replication lag (`node.rs`), and when a manifest write
+//! takes HALT (`writes.rs`).
+//!
+//! LiteFS replicates one SQLite database from the primary to the replicas
+//! through a FUSE mount. On a replica a plain write fails ("read only
+//! replica"); to write anyway a process takes the HALT lock, while which the
+//! primary stops writing and this node's writes are forwarded to it.
+
+mod halt;
+mod node;
+mod writes;
+
+pub use self::halt::{HaltGuard, HaltLock, LiteFsError, DEFAULT_HALT_TIMEOUT, HALT_EXPIRY};
+pub use self::node::{is_litefs_dir, lag, role, wait_for_replication, Lag, NodeRole};
+pub use self::writes::{is_read_only_refusal, LiteFsWrites};
