@@ -72,7 +72,7 @@ impl Handler<Flush> for ManifestBatcher {
         let written = self.writer.send(WriteBatch(Vec::new()));
         Box::pin(async move {
             if let Err(e) = written.await {
-                tracing::warn!(error = %e, "manifest writer gone; pending rows lost at shutdown");
+                tracing::warn!(error = %e, "pending manifest rows lost at shutdown");
             }
         })
     }

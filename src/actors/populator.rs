@@ -18,7 +18,7 @@ use futures_util::StreamExt;
 
 use super::cache_store::{CacheStore, GetCacheStats, HoldsFresh};
 use super::manifest::{ListPages, Manifest, ManifestError};
-use super::Mailbox;
+use super::{Mailbox, NotAnswering};
 use crate::cache::CacheKey;
 use crate::config::{Origin, Settings};
 use crate::metrics::{ActorMeter, PopulatorMetrics};
@@ -35,8 +35,8 @@ const FULL_PERCENT: u64 = 90;
 pub enum PopulateError {
     #[error("cannot read the manifest: {0}")]
     Manifest(#[from] ManifestError),
-    #[error("{0} is not answering")]
-    NotAnswering(&'static str),
+    #[error(transparent)]
+    NotAnswering(#[from] NotAnswering),
 }
 
 /// What one run queued.
@@ -157,28 +157,15 @@ impl Runner {
         );
         self.shared.borrow_mut().last_run = Some(now);
 
-        let pages = self
-            .manifest
-            .send(ListPages::all())
-            .await
-            .map_err(|_| PopulateError::NotAnswering("manifest"))??
-            .pages;
+        let pages = self.manifest.send(ListPages::all()).await??.pages;
         let keys: Vec<CacheKey> = pages
             .into_iter()
             .map(|p| CacheKey::new(&p.method, &p.host, &p.path_and_query))
             .collect();
-        let held = self
-            .cache
-            .send(HoldsFresh(keys.clone()))
-            .await
-            .map_err(|_| PopulateError::NotAnswering("cache store"))?;
+        let held = self.cache.send(HoldsFresh(keys.clone())).await?;
         let cache_full = match self.settings.max_size {
             Some(max) => {
-                let stats = self
-                    .cache
-                    .send(GetCacheStats)
-                    .await
-                    .map_err(|_| PopulateError::NotAnswering("cache store"))?;
+                let stats = self.cache.send(GetCacheStats).await?;
                 stats.bytes.saturating_mul(100) >= max.saturating_mul(FULL_PERCENT)
             }
             None => false,
