@@ -215,21 +215,21 @@ impl Runner {
         self.metrics.queued.dec();
         self.shared.borrow_mut().pending.remove(&key);
         match outcome {
-            Outcome::Stored => self.metrics.fetched.inc(),
-            Outcome::Deferred => self.metrics.deferred.inc(),
-            Outcome::Failed(reason) => {
+            FetchResult::Stored => self.metrics.fetched.inc(),
+            FetchResult::Deferred => self.metrics.deferred.inc(),
+            FetchResult::Failed(reason) => {
                 self.metrics.failed.inc();
                 tracing::warn!(host = %key.host, path = %key.path_and_query, %reason, "populator could not store a page");
             }
         }
     }
 
-    async fn fetch(&self, key: &CacheKey) -> Outcome {
+    async fn fetch(&self, key: &CacheKey) -> FetchResult {
         let Some(origin) = self.settings.origin_for(&key.host) else {
-            return Outcome::Failed(format!("no origin is configured for {}", key.host));
+            return FetchResult::Failed(format!("no origin is configured for {}", key.host));
         };
         let Some(wait) = self.reserve_slot(origin) else {
-            return Outcome::Deferred;
+            return FetchResult::Deferred;
         };
         actix_web::rt::time::sleep(wait).await;
         self.metrics.in_flight.inc();
@@ -238,9 +238,9 @@ impl Runner {
         let origin_failed = matches!(&outcome, Err(OriginFailure(_)));
         self.record_origin_health(origin, origin_failed);
         match outcome {
-            Ok(true) => Outcome::Stored,
-            Ok(false) => Outcome::Failed("the origin's answer may not be stored".to_owned()),
-            Err(OriginFailure(reason)) => Outcome::Failed(reason),
+            Ok(true) => FetchResult::Stored,
+            Ok(false) => FetchResult::Failed("the origin's answer may not be stored".to_owned()),
+            Err(OriginFailure(reason)) => FetchResult::Failed(reason),
         }
     }
 
@@ -316,7 +316,8 @@ impl Runner {
 
 struct OriginFailure(String);
 
-enum Outcome {
+/// How fetching one page for the populator ended.
+enum FetchResult {
     Stored,
     Deferred,
     Failed(String),
