@@ -29,10 +29,10 @@ use std::time::{Duration, Instant};
 
 /// How long [`HaltLock::acquire`] waits by default; LiteFS itself gives up
 /// halting the primary after 10 s, so waiting longer gains nothing.
-pub const DEFAULT_HALT_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const DEFAULT_HALT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A HALT held longer than this expires on the primary; writes after that fail.
-pub const HALT_EXPIRY: Duration = Duration::from_secs(30);
+const HALT_EXPIRY: Duration = Duration::from_secs(30);
 
 /// The byte of the lock file that LiteFS uses as the HALT lock.
 const HALT_BYTE: libc::off_t = 72;
@@ -63,7 +63,7 @@ pub enum LiteFsError {
 
 /// The HALT lock of one LiteFS database.
 #[derive(Debug, Clone)]
-pub struct HaltLock {
+pub(crate) struct HaltLock {
     /// `<database>-lock`.
     path: PathBuf,
     timeout: Duration,
@@ -72,7 +72,7 @@ pub struct HaltLock {
 impl HaltLock {
     /// The HALT lock of the database at `db_path` (e.g. `/litefs/manifest.db`
     /// → lock file `/litefs/manifest.db-lock`), with [`DEFAULT_HALT_TIMEOUT`].
-    pub fn new(db_path: impl AsRef<Path>) -> Self {
+    pub(crate) fn new(db_path: impl AsRef<Path>) -> Self {
         // Append to the OsStr, not via `with_extension`, which would replace `.db`.
         let mut path = OsString::from(db_path.as_ref().as_os_str());
         path.push("-lock");
@@ -83,18 +83,20 @@ impl HaltLock {
     }
 
     /// The same lock with another time limit for [`HaltLock::acquire`].
-    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+    pub(crate) fn with_timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
         self
     }
 
     /// The lock file's path.
-    pub fn lock_path(&self) -> &Path {
+    #[cfg(test)]
+    fn lock_path(&self) -> &Path {
         &self.path
     }
 
     /// The time limit of [`HaltLock::acquire`].
-    pub fn timeout(&self) -> Duration {
+    #[cfg(test)]
+    fn timeout(&self) -> Duration {
         self.timeout
     }
 
@@ -104,7 +106,7 @@ impl HaltLock {
     /// context. Past the limit it fails with [`LiteFsError::HaltTimeout`]; the
     /// abandoned attempt keeps waiting on a helper thread and, should it get
     /// the lock later, releases it at once.
-    pub fn acquire(&self) -> Result<HaltGuard, LiteFsError> {
+    pub(crate) fn acquire(&self) -> Result<HaltGuard, LiteFsError> {
         self.acquire_inner().0
     }
 
@@ -225,7 +227,7 @@ fn halt_flock(l_type: libc::c_int) -> libc::flock {
 /// can never leave the primary halted.
 #[must_use = "the HALT lock is released as soon as the guard is dropped"]
 #[derive(Debug)]
-pub struct HaltGuard {
+pub(crate) struct HaltGuard {
     file: File,
     path: PathBuf,
     waited: Duration,
@@ -234,22 +236,17 @@ pub struct HaltGuard {
 
 impl HaltGuard {
     /// How long [`HaltLock::acquire`] waited for the lock.
-    pub fn waited(&self) -> Duration {
+    pub(crate) fn waited(&self) -> Duration {
         self.waited
     }
 
     /// How long the lock has been held so far.
-    pub fn held_for(&self) -> Duration {
+    fn held_for(&self) -> Duration {
         self.acquired_at.elapsed()
     }
 
-    /// The lock file's path.
-    pub fn lock_path(&self) -> &Path {
-        &self.path
-    }
-
     /// Releases the lock now; returns how long it was held.
-    pub fn release(self) -> Duration {
+    pub(crate) fn release(self) -> Duration {
         let held = self.held_for();
         drop(self);
         held

@@ -11,6 +11,8 @@ mod halt;
 mod node;
 mod writes;
 
-pub use self::halt::{HaltGuard, HaltLock, LiteFsError, DEFAULT_HALT_TIMEOUT, HALT_EXPIRY};
-pub use self::node::{is_litefs_dir, lag, role, wait_for_replication, Lag, NodeRole};
-pub use self::writes::{is_read_only_refusal, LiteFsWrites};
+pub use self::halt::LiteFsError;
+pub(crate) use self::halt::{HaltGuard, DEFAULT_HALT_TIMEOUT};
+pub(crate) use self::node::{Lag, NodeRole};
+pub(crate) use self::writes::is_read_only_refusal;
+pub use self::writes::LiteFsWrites;

@@ -18,7 +18,7 @@ const LAG_NOT_REPLICATED: i64 = i32::MAX as i64;
 
 /// This node's role in the LiteFS cluster.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum NodeRole {
+pub(crate) enum NodeRole {
     /// No `.primary` file: this node is the primary (or a replica that
     /// currently knows no primary).
     Primary,
@@ -33,7 +33,7 @@ pub enum NodeRole {
 /// at any time (failover), and "absent" is also what a replica that lost its
 /// primary shows: a write refused as read-only must re-check the role and
 /// retry under HALT rather than trust an earlier answer.
-pub fn role(dir: &Path) -> io::Result<NodeRole> {
+pub(super) fn role(dir: &Path) -> io::Result<NodeRole> {
     match fs::read_to_string(dir.join(PRIMARY_FILE)) {
         Ok(content) => Ok(NodeRole::Replica {
             primary: content.trim().to_owned(),
@@ -45,13 +45,13 @@ pub fn role(dir: &Path) -> io::Result<NodeRole> {
 
 /// Whether `dir` looks like a LiteFS mount: `.primary` (replicas) or `.lag`
 /// (every node) exists there. Used for `litefs = "auto"`.
-pub fn is_litefs_dir(dir: &Path) -> bool {
+pub(super) fn is_litefs_dir(dir: &Path) -> bool {
     dir.join(PRIMARY_FILE).exists() || dir.join(LAG_FILE).exists()
 }
 
 /// How far this node lags behind the primary (0 on the primary).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Lag {
+pub(crate) enum Lag {
     /// Milliseconds since the last transaction or heartbeat (one a second)
     /// from the primary.
     Millis(u64),
@@ -61,7 +61,8 @@ pub enum Lag {
 
 impl Lag {
     /// The lag as a duration; `None` while not replicated yet.
-    pub fn as_duration(&self) -> Option<Duration> {
+    #[cfg(test)]
+    fn as_duration(&self) -> Option<Duration> {
         match self {
             Lag::Millis(ms) => Some(Duration::from_millis(*ms)),
             Lag::NotReplicatedYet => None,
@@ -72,7 +73,7 @@ impl Lag {
 /// Reads `.lag` in the database's directory `dir` (written as `%+010d`
 /// milliseconds, e.g. `+000000042`). `Ok(None)` when there is no such file
 /// (not LiteFS); `InvalidData` when its content is not a number.
-pub fn lag(dir: &Path) -> io::Result<Option<Lag>> {
+pub(super) fn lag(dir: &Path) -> io::Result<Option<Lag>> {
     let path = dir.join(LAG_FILE);
     let content = match fs::read_to_string(&path) {
         Ok(content) => content,
@@ -94,7 +95,7 @@ pub fn lag(dir: &Path) -> io::Result<Option<Lag>> {
 /// Blocks while `.lag` in `dir` says the initial replication has not
 /// finished, polling every `poll`; `on_wait` is called before each wait with
 /// the number of waits so far (the first one logs why start-up pauses).
-pub fn wait_for_replication(dir: &Path, poll: Duration, mut on_wait: impl FnMut(u32)) {
+pub(super) fn wait_for_replication(dir: &Path, poll: Duration, mut on_wait: impl FnMut(u32)) {
     let mut waits = 0;
     while matches!(lag(dir), Ok(Some(Lag::NotReplicatedYet))) {
         on_wait(waits);

@@ -44,7 +44,7 @@ impl LiteFsWrites {
 
     /// Whether LiteFS manages the database: always with `on`, never with
     /// `off`, and with `auto` when its `.primary` or `.lag` file is there.
-    pub fn active(&self) -> bool {
+    pub(crate) fn active(&self) -> bool {
         match self.mode {
             LiteFsMode::Off => false,
             LiteFsMode::On => true,
@@ -53,7 +53,7 @@ impl LiteFsWrites {
     }
 
     /// The node's role, `None` when LiteFS is not active.
-    pub fn role(&self) -> Option<NodeRole> {
+    pub(crate) fn role(&self) -> Option<NodeRole> {
         if !self.active() {
             return None;
         }
@@ -68,14 +68,14 @@ impl LiteFsWrites {
     }
 
     /// This node's replication lag, as LiteFS's `.lag` says.
-    pub fn lag(&self) -> io::Result<Option<Lag>> {
+    pub(crate) fn lag(&self) -> io::Result<Option<Lag>> {
         node::lag(&self.dir)
     }
 
     /// Blocks while LiteFS has not finished the initial replication of the
     /// database, logging now and then why start-up pauses; returns at once
     /// when LiteFS is not active.
-    pub fn wait_for_initial_replication(&self) {
+    pub(crate) fn wait_for_initial_replication(&self) {
         if !self.active() {
             return;
         }
@@ -90,28 +90,28 @@ impl LiteFsWrites {
     }
 
     /// Takes the HALT lock, within the configured time limit.
-    pub fn halt(&self) -> Result<HaltGuard, LiteFsError> {
+    pub(crate) fn halt(&self) -> Result<HaltGuard, LiteFsError> {
         self.halt.acquire()
     }
 
     /// Whether a write retries under HALT after a refusal: when it did not
     /// hold HALT, LiteFS manages the database, and the refusal said the
     /// database is read-only here.
-    pub fn retries_under_halt(&self, halted: bool, refused_read_only: bool) -> bool {
+    pub(crate) fn retries_under_halt(&self, halted: bool, refused_read_only: bool) -> bool {
         !halted && refused_read_only && self.active()
     }
 }
 
 impl NodeRole {
     /// Whether a write in this role takes HALT first: only on a replica.
-    pub fn writes_under_halt(&self) -> bool {
+    pub(crate) fn writes_under_halt(&self) -> bool {
         matches!(self, NodeRole::Replica { .. })
     }
 }
 
 /// Whether SQLite's message for a refused write means the database is
 /// read-only here, as on a LiteFS replica written without HALT.
-pub fn is_read_only_refusal(message: &str) -> bool {
+pub(crate) fn is_read_only_refusal(message: &str) -> bool {
     let message = message.to_ascii_lowercase();
     ["readonly", "read only", "read-only"]
         .iter()

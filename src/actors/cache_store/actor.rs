@@ -38,7 +38,7 @@ impl CacheStore {
     /// `on_store` is told of every committed entry (the manifest records it);
     /// `max_bytes` bounds the entries' total size (least recently used go);
     /// `memory` is the tier of small hot entries this store keeps current.
-    pub fn new(
+    pub(crate) fn new(
         root: PathBuf,
         max_bytes: Option<u64>,
         memory: Arc<MemoryTier>,

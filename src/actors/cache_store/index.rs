@@ -10,7 +10,7 @@ use crate::cache::key::{CacheKey, Hash, VariantKey};
 
 /// What a stored variant is, as listed and as the populator judges it.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct EntryInfo {
+pub(crate) struct EntryInfo {
     pub key: CacheKey,
     pub size: u64,
     /// Milliseconds since the Unix epoch.

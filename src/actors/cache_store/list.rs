@@ -10,7 +10,7 @@ use crate::cache::key::{CacheKey, Hash, VariantKey};
 /// Which of these URLs this node holds a fresh copy of (any variant).
 #[derive(Message)]
 #[rtype(result = "Vec<bool>")]
-pub struct HoldsFresh(pub Vec<CacheKey>);
+pub(crate) struct HoldsFresh(pub Vec<CacheKey>);
 
 impl Handler<HoldsFresh> for CacheStore {
     type Result = Vec<bool>;
@@ -29,13 +29,13 @@ impl Handler<HoldsFresh> for CacheStore {
 /// One page of the cache's entries, in a stable (hash) order.
 #[derive(Message)]
 #[rtype(result = "EntryList")]
-pub struct ListEntries {
+pub(crate) struct ListEntries {
     pub offset: usize,
     pub limit: usize,
 }
 
 #[derive(Debug, Clone, serde::Serialize, MessageResponse)]
-pub struct EntryList {
+pub(crate) struct EntryList {
     pub total: usize,
     pub entries: Vec<EntryInfo>,
 }

@@ -26,10 +26,11 @@ mod sink;
 mod stats;
 
 pub use self::actor::CacheStore;
-pub use self::index::EntryInfo;
-pub use self::list::{EntryList, HoldsFresh, ListEntries};
-pub use self::purge::{Clear, Purge, PurgeTag, SoftPurge};
+pub(crate) use self::list::{HoldsFresh, ListEntries};
+pub(crate) use self::purge::{Clear, PurgeTag};
+pub use self::purge::{Purge, SoftPurge};
 pub use self::reads::{EntryBody, Hit, Lookup, LookupResult};
 pub use self::rewrite::UpdateHead;
-pub use self::sink::{BeginStore, CacheStoreError, StoreSink};
+pub(crate) use self::sink::BeginStore;
+pub use self::sink::StoreSink;
 pub use self::stats::{CacheStats, GetCacheStats};

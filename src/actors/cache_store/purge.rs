@@ -84,7 +84,7 @@ impl Handler<SoftPurge> for CacheStore {
 /// many there were.
 #[derive(Message)]
 #[rtype(result = "usize")]
-pub struct PurgeTag {
+pub(crate) struct PurgeTag {
     pub tag: String,
     pub soft: bool,
 }
@@ -105,7 +105,7 @@ impl Handler<PurgeTag> for CacheStore {
 /// Empties this node's file cache; answers how many entries it removed.
 #[derive(Message)]
 #[rtype(result = "usize")]
-pub struct Clear;
+pub(crate) struct Clear;
 
 impl Handler<Clear> for CacheStore {
     type Result = usize;

@@ -23,7 +23,7 @@ use crate::cache::key::{Hash, VariantKey};
 const SINK_CHUNKS: usize = 16;
 
 #[derive(Debug, thiserror::Error)]
-pub enum CacheStoreError {
+pub(crate) enum CacheStoreError {
     #[error("cache directory I/O: {0}")]
     Io(#[from] io::Error),
     #[error("cache entry: {0}")]
@@ -33,7 +33,7 @@ pub enum CacheStoreError {
 /// Starts storing a response; the body is then fed through the returned sink.
 #[derive(Message)]
 #[rtype(result = "Result<StoreSink, CacheStoreError>")]
-pub struct BeginStore {
+pub(crate) struct BeginStore {
     pub head: EntryHead,
     /// The origin's `Content-Length`: a body that ends short is not stored.
     pub expected_len: Option<u64>,

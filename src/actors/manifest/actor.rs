@@ -168,7 +168,7 @@ pub struct RoleReport {
 /// writer thread is alive.
 #[derive(Message)]
 #[rtype(result = "RoleReport")]
-pub struct GetRole;
+pub(crate) struct GetRole;
 
 impl Handler<GetRole> for Manifest {
     type Result = RoleReport;

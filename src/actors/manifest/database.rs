@@ -12,7 +12,7 @@ use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
 
 use crate::litefs::{self, LiteFsError, LiteFsWrites, NodeRole};
 
-pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations");
+const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations");
 
 /// How long a write waits for another SQLite writer before failing.
 const BUSY_TIMEOUT_MS: u32 = 5_000;

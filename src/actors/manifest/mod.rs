@@ -15,10 +15,14 @@ mod pages;
 mod purge_log;
 mod visits;
 
-pub use self::actor::{GetRole, Manifest, RoleReport};
-pub use self::database::{connect, prepare, ManifestError, MIGRATIONS};
-pub use self::pages::{ClearPages, ListPages, PageList, WriteBatch};
-pub use self::purge_log::{LastPurgeId, LogPurge, LoggedPurge, PurgeTarget, PurgesSince};
-pub use self::visits::{merge_visits, Page, PageVisit};
+pub(crate) use self::actor::GetRole;
+pub use self::actor::{Manifest, RoleReport};
+pub use self::database::{connect, prepare, ManifestError};
+pub(crate) use self::pages::ClearPages;
+pub use self::pages::{ListPages, PageList, WriteBatch};
+pub use self::purge_log::LastPurgeId;
+pub(crate) use self::purge_log::{LogPurge, LoggedPurge, PurgeTarget, PurgesSince};
+pub(crate) use self::visits::merge_visits;
+pub use self::visits::{Page, PageVisit};
 /// Re-exported: whoever calls [`prepare`] or builds a [`Manifest`] needs it.
 pub use crate::litefs::LiteFsWrites;

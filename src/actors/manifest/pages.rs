@@ -186,7 +186,7 @@ impl Handler<ListPages> for Manifest {
 /// pages it held.
 #[derive(Message)]
 #[rtype(result = "Result<usize, ManifestError>")]
-pub struct ClearPages;
+pub(crate) struct ClearPages;
 
 impl Handler<ClearPages> for Manifest {
     type Result = Result<usize, ManifestError>;

@@ -13,7 +13,7 @@ use crate::schema::purges;
 
 /// What a purge drops.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub enum PurgeTarget {
+pub(crate) enum PurgeTarget {
     /// Every stored variant of one URL.
     Url(CacheKey),
     /// Every stored response carrying a tag, on any host.
@@ -22,7 +22,7 @@ pub enum PurgeTarget {
 
 /// A purge as logged in the shared manifest.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LoggedPurge {
+pub(crate) struct LoggedPurge {
     pub id: i64,
     pub target: PurgeTarget,
     pub soft: bool,
@@ -31,7 +31,7 @@ pub struct LoggedPurge {
 /// Appends a purge to the shared log, for every node to apply; answers its id.
 #[derive(Message)]
 #[rtype(result = "Result<i64, ManifestError>")]
-pub struct LogPurge {
+pub(crate) struct LogPurge {
     pub target: PurgeTarget,
     pub soft: bool,
 }
@@ -81,7 +81,7 @@ struct PurgeRow {
 /// Purges logged after `id`, oldest first (at most 1,000).
 #[derive(Message)]
 #[rtype(result = "Result<Vec<LoggedPurge>, ManifestError>")]
-pub struct PurgesSince(pub i64);
+pub(crate) struct PurgesSince(pub i64);
 
 impl Handler<PurgesSince> for Manifest {
     type Result = Result<Vec<LoggedPurge>, ManifestError>;

@@ -59,7 +59,7 @@ pub(super) fn now_ms() -> i64 {
 }
 
 /// Merges visits into a map keyed by page.
-pub fn merge_visits(into: &mut HashMap<CacheKey, PageVisit>, visits: Vec<PageVisit>) {
+pub(crate) fn merge_visits(into: &mut HashMap<CacheKey, PageVisit>, visits: Vec<PageVisit>) {
     for visit in visits {
         match into.get_mut(&visit.key) {
             Some(existing) => existing.absorb(&visit),

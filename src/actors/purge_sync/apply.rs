@@ -8,7 +8,7 @@ use crate::actors::manifest::{
 use crate::actors::{Mailbox, NotAnswering};
 
 #[derive(Debug, thiserror::Error)]
-pub enum PurgeSyncError {
+pub(crate) enum PurgeSyncError {
     #[error(transparent)]
     NotAnswering(#[from] NotAnswering),
     #[error("cannot read the purge log: {0}")]
@@ -17,7 +17,7 @@ pub enum PurgeSyncError {
 
 /// Purges `target` from this node's cache, hard or soft; answers how many
 /// stored responses (and writes under way) it dropped or marked.
-pub async fn purge_here(
+pub(crate) async fn purge_here(
     cache: &Mailbox<CacheStore>,
     target: PurgeTarget,
     soft: bool,
@@ -35,7 +35,7 @@ pub async fn purge_here(
 /// now: nothing this node holds predates it. A cache that stops answering
 /// midway leaves the cursor after the last purge it applied, so the rest
 /// are applied next round.
-pub async fn apply_since(
+pub(crate) async fn apply_since(
     cursor: Option<i64>,
     manifest: &Mailbox<Manifest>,
     cache: &Mailbox<CacheStore>,

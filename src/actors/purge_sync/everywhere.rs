@@ -8,7 +8,7 @@ use crate::actors::{Mailbox, NotAnswering};
 
 /// What a purge did here, and whether it reached the shared log.
 #[derive(Debug, Clone, serde::Serialize)]
-pub struct PurgeReport {
+pub(crate) struct PurgeReport {
     /// Stored responses purged on this node.
     pub purged: usize,
     /// Logged for every other node to apply.
@@ -19,7 +19,7 @@ pub struct PurgeReport {
 /// so every node applies it within its `purge_poll_interval`. Fails only
 /// when the cache store does not answer; a purge that could not be logged
 /// is reported as such.
-pub async fn purge_everywhere(
+pub(crate) async fn purge_everywhere(
     cache: &Mailbox<CacheStore>,
     manifest: &Mailbox<Manifest>,
     target: PurgeTarget,

@@ -15,13 +15,13 @@ use std::time::Duration;
 
 use actix::prelude::*;
 
-pub use self::apply::{apply_since, purge_here, PurgeSyncError};
-pub use self::everywhere::{purge_everywhere, PurgeReport};
+pub(crate) use self::apply::apply_since;
+pub(crate) use self::everywhere::purge_everywhere;
 use super::cache_store::CacheStore;
 use super::manifest::Manifest;
 use super::Mailbox;
 
-pub struct PurgeSync {
+pub(crate) struct PurgeSync {
     cursor_file: PathBuf,
     /// The newest purge applied; `None` until read from the file or the log.
     cursor: Option<i64>,

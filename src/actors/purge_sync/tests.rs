@@ -9,6 +9,7 @@ use actix::{Actor, SyncArbiter};
 use bytes::Bytes;
 use http_cache_semantics::CachePolicy;
 
+use super::apply::PurgeSyncError;
 use super::*;
 use crate::actors::cache_store::{BeginStore, HoldsFresh};
 use crate::actors::manifest::{self, LiteFsWrites, LogPurge, PurgeTarget};
