@@ -13,7 +13,7 @@
 //! One file per job: `actor.rs` (the actor and its bookkeeping), `index.rs`,
 //! `sink.rs` (storing), `reads.rs` (lookups and bodies), `rewrite.rs` (head
 //! rewrites), `purge.rs`, `list.rs`, `stats.rs`, `in_flight.rs` (writes a
-//! purge cancels). Everything public is re-exported here.
+//! purge cancels). What other modules name is re-exported here.
 
 mod actor;
 mod in_flight;

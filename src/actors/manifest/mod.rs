@@ -7,7 +7,7 @@
 //!
 //! `database.rs` opens and migrates the database, `actor.rs` is the writer
 //! and its role report, `visits.rs` the rows, `pages.rs` and `purge_log.rs`
-//! the two tables' messages. Everything public is re-exported here.
+//! the two tables' messages. What other modules name is re-exported here.
 
 mod actor;
 mod database;
