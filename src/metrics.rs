@@ -135,6 +135,11 @@ pub struct ActorMeter {
 }
 
 impl ActorMeter {
+    /// The actor's name, as its metrics are labelled.
+    pub fn actor(&self) -> &'static str {
+        self.actor
+    }
+
     pub fn queued(&self) {
         self.depth.inc();
     }

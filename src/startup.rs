@@ -247,7 +247,7 @@ impl Application {
         let served = self.server.await;
         tracing::info!("stopped serving; writing the manifest rows still gathering");
         if let Err(e) = self.batcher.send(Flush).await {
-            tracing::warn!(error = %e, "manifest batcher gone; pending rows lost at shutdown");
+            tracing::warn!(error = %e, "pending manifest rows lost at shutdown");
         }
         tracing::info!("shut down");
         served

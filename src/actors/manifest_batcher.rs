@@ -15,7 +15,7 @@ use crate::metrics::ActorMeter;
 /// A batch this large is written at once, without waiting for the window.
 const MAX_BATCH_ROWS: usize = 1_000;
 
-pub struct ManifestBatcher {
+pub(crate) struct ManifestBatcher {
     writer: Mailbox<Manifest>,
     meter: ActorMeter,
     window: Duration,
@@ -58,7 +58,7 @@ impl Actor for ManifestBatcher {
 /// `stopping` does not run) before the process exits.
 #[derive(Message)]
 #[rtype(result = "()")]
-pub struct Flush;
+pub(crate) struct Flush;
 
 impl Handler<Flush> for ManifestBatcher {
     type Result = ResponseFuture<()>;
@@ -72,7 +72,7 @@ impl Handler<Flush> for ManifestBatcher {
         let written = self.writer.send(WriteBatch(Vec::new()));
         Box::pin(async move {
             if let Err(e) = written.await {
-                tracing::warn!(error = %e, "manifest writer gone; pending rows lost at shutdown");
+                tracing::warn!(error = %e, "pending manifest rows lost at shutdown");
             }
         })
     }
@@ -81,7 +81,7 @@ impl Handler<Flush> for ManifestBatcher {
 /// Records that a page was stored: inserts its row or touches it, soon.
 #[derive(Message)]
 #[rtype(result = "()")]
-pub struct RecordPage {
+pub(crate) struct RecordPage {
     pub key: CacheKey,
 }
 

@@ -7,10 +7,22 @@ pub mod manifest_batcher;
 pub mod populator;
 pub mod purge_sync;
 
-use actix::dev::{Request, ToEnvelope};
+use std::future::Future;
+
+use actix::dev::ToEnvelope;
 use actix::{Actor, Addr, Handler, Message};
+use futures_util::FutureExt;
 
 use crate::metrics::ActorMeter;
+
+/// An actor's mailbox is closed: the actor stopped or its thread is gone,
+/// so a message sent to it gets no answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the {actor} actor is not answering")]
+pub struct NotAnswering {
+    /// The actor's name, as its metrics are labelled.
+    pub actor: &'static str,
+}
 
 /// An actor's address that counts what is sent to it, so its mailbox depth
 /// is a metric (the handler counts what it takes out).
@@ -33,7 +45,9 @@ impl<A: Actor> Mailbox<A> {
         Self { addr, meter }
     }
 
-    pub fn send<M>(&self, msg: M) -> Request<A, M>
+    /// Sends `msg` now, not when the answer is awaited: a caller may rely on
+    /// its messages arriving in the order it sent them.
+    pub fn send<M>(&self, msg: M) -> impl Future<Output = Result<M::Result, NotAnswering>> + 'static
     where
         M: Message + Send + 'static,
         M::Result: Send,
@@ -41,7 +55,10 @@ impl<A: Actor> Mailbox<A> {
         A::Context: ToEnvelope<A, M>,
     {
         self.meter.queued();
-        self.addr.send(msg)
+        let actor = self.meter.actor();
+        self.addr
+            .send(msg)
+            .map(move |answer| answer.map_err(|_| NotAnswering { actor }))
     }
 
     pub fn do_send<M>(&self, msg: M)

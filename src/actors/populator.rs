@@ -18,7 +18,7 @@ use futures_util::StreamExt;
 
 use super::cache_store::{CacheStore, GetCacheStats, HoldsFresh};
 use super::manifest::{ListPages, Manifest, ManifestError};
-use super::Mailbox;
+use super::{Mailbox, NotAnswering};
 use crate::cache::CacheKey;
 use crate::config::{Origin, Settings};
 use crate::metrics::{ActorMeter, PopulatorMetrics, ProxyMetrics};
@@ -37,8 +37,8 @@ const FULL_PERCENT: u64 = 90;
 pub enum PopulateError {
     #[error("cannot read the manifest: {0}")]
     Manifest(#[from] ManifestError),
-    #[error("{0} is not answering")]
-    NotAnswering(&'static str),
+    #[error(transparent)]
+    NotAnswering(#[from] NotAnswering),
 }
 
 /// What one run queued.
@@ -163,28 +163,15 @@ impl Runner {
         );
         self.shared.borrow_mut().last_run = Some(now);
 
-        let pages = self
-            .manifest
-            .send(ListPages::all())
-            .await
-            .map_err(|_| PopulateError::NotAnswering("manifest"))??
-            .pages;
+        let pages = self.manifest.send(ListPages::all()).await??.pages;
         let keys: Vec<CacheKey> = pages
             .into_iter()
             .map(|p| CacheKey::new(&p.method, &p.host, &p.path_and_query))
             .collect();
-        let held = self
-            .cache
-            .send(HoldsFresh(keys.clone()))
-            .await
-            .map_err(|_| PopulateError::NotAnswering("cache store"))?;
+        let held = self.cache.send(HoldsFresh(keys.clone())).await?;
         let cache_full = match self.settings.max_size {
             Some(max) => {
-                let stats = self
-                    .cache
-                    .send(GetCacheStats)
-                    .await
-                    .map_err(|_| PopulateError::NotAnswering("cache store"))?;
+                let stats = self.cache.send(GetCacheStats).await?;
                 stats.bytes.saturating_mul(100) >= max.saturating_mul(FULL_PERCENT)
             }
             None => false,
@@ -234,21 +221,21 @@ impl Runner {
         self.metrics.queued.dec();
         self.shared.borrow_mut().pending.remove(&key);
         match outcome {
-            Outcome::Stored => self.metrics.fetched.inc(),
-            Outcome::Deferred => self.metrics.deferred.inc(),
-            Outcome::Failed(reason) => {
+            FetchResult::Stored => self.metrics.fetched.inc(),
+            FetchResult::Deferred => self.metrics.deferred.inc(),
+            FetchResult::Failed(reason) => {
                 self.metrics.failed.inc();
                 tracing::warn!(host = %key.host, path = %key.path_and_query, %reason, "populator could not store a page");
             }
         }
     }
 
-    async fn fetch(&self, key: &CacheKey) -> Outcome {
+    async fn fetch(&self, key: &CacheKey) -> FetchResult {
         let Some(origin) = self.settings.origin_for(&key.host) else {
-            return Outcome::Failed(format!("no origin is configured for {}", key.host));
+            return FetchResult::Failed(format!("no origin is configured for {}", key.host));
         };
         let Some(wait) = self.reserve_slot(origin) else {
-            return Outcome::Deferred;
+            return FetchResult::Deferred;
         };
         actix_web::rt::time::sleep(wait).await;
         self.metrics.in_flight.inc();
@@ -257,9 +244,9 @@ impl Runner {
         let origin_failed = matches!(&outcome, Err(OriginFailure(_)));
         self.record_origin_health(origin, origin_failed);
         match outcome {
-            Ok(true) => Outcome::Stored,
-            Ok(false) => Outcome::Failed("the origin's answer may not be stored".to_owned()),
-            Err(OriginFailure(reason)) => Outcome::Failed(reason),
+            Ok(true) => FetchResult::Stored,
+            Ok(false) => FetchResult::Failed("the origin's answer may not be stored".to_owned()),
+            Err(OriginFailure(reason)) => FetchResult::Failed(reason),
         }
     }
 
@@ -334,7 +321,8 @@ impl Runner {
 
 struct OriginFailure(String);
 
-enum Outcome {
+/// How fetching one page for the populator ended.
+enum FetchResult {
     Stored,
     Deferred,
     Failed(String),

@@ -11,18 +11,19 @@ use crate::actors::cache_store::Clear;
 use crate::actors::manifest::{ClearPages, PurgeTarget};
 use crate::actors::populator::RunNow;
 use crate::actors::purge_sync::purge_everywhere;
+use crate::actors::NotAnswering;
 use crate::cache::CacheKey;
 
-fn unavailable(actor: &str, error: impl std::fmt::Display) -> HttpResponse {
-    tracing::error!(%error, "{actor} is not answering");
-    HttpResponse::ServiceUnavailable().json(json!({ "error": format!("{actor} is not answering") }))
+fn unavailable(error: NotAnswering) -> HttpResponse {
+    tracing::error!(%error, "admin action not done");
+    HttpResponse::ServiceUnavailable().json(json!({ "error": error.to_string() }))
 }
 
 /// `POST /_caje/clear_fs`: empties this node's file cache.
 pub async fn clear_fs(state: web::Data<AdminState>) -> HttpResponse {
     match state.cache.send(Clear).await {
         Ok(removed) => HttpResponse::Ok().json(json!({ "removed_entries": removed })),
-        Err(e) => unavailable("cache store", e),
+        Err(e) => unavailable(e),
     }
 }
 
@@ -32,7 +33,7 @@ pub async fn clear_db(state: web::Data<AdminState>) -> HttpResponse {
         Ok(Ok(removed)) => HttpResponse::Ok().json(json!({ "removed_pages": removed })),
         Ok(Err(e)) => HttpResponse::InternalServerError()
             .json(json!({ "error": format!("cannot clear the manifest: {e}") })),
-        Err(e) => unavailable("manifest", e),
+        Err(e) => unavailable(e),
     }
 }
 
@@ -42,7 +43,7 @@ pub async fn populate(state: web::Data<AdminState>) -> HttpResponse {
         Ok(Ok(report)) => HttpResponse::Ok().json(report),
         Ok(Err(e)) => HttpResponse::InternalServerError()
             .json(json!({ "error": format!("cannot run the populator: {e}") })),
-        Err(e) => unavailable("populator", e),
+        Err(e) => unavailable(e),
     }
 }
 
@@ -101,7 +102,7 @@ pub async fn purge(
             answer["logged"] = json!(report.logged);
             HttpResponse::Ok().json(answer)
         }
-        Err(e) => unavailable("cache store", e),
+        Err(e) => unavailable(e),
     }
 }
 

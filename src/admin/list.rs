@@ -140,12 +140,12 @@ async fn gather(
         state.populator.send(GetStatus),
         state.manifest.send(GetRole),
     );
-    let entries = entries.map_err(|e| format!("cache store is not answering: {e}"))?;
+    let entries = entries.map_err(|e| e.to_string())?;
     let pages = pages
-        .map_err(|e| format!("manifest is not answering: {e}"))?
+        .map_err(|e| e.to_string())?
         .map_err(|e| format!("cannot read the manifest: {e}"))?;
-    let populator = populator.map_err(|e| format!("populator is not answering: {e}"))?;
-    let role = role.map_err(|e| format!("manifest is not answering: {e}"))?;
+    let populator = populator.map_err(|e| e.to_string())?;
+    let role = role.map_err(|e| e.to_string())?;
     let keys: Vec<CacheKey> = pages
         .pages
         .iter()
@@ -155,7 +155,7 @@ async fn gather(
         .cache
         .send(HoldsFresh(keys))
         .await
-        .map_err(|e| format!("cache store is not answering: {e}"))?;
+        .map_err(|e| e.to_string())?;
     let now_ms = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64);

@@ -1,11 +1,6 @@
-//! LiteFS support: the HALT lock that lets a replica write, the node's role
-//! (primary or replica) and its replication lag.
-//!
-//! LiteFS replicates one SQLite database from the primary to the replicas
-//! through a FUSE mount. On a replica a plain write fails ("read only
-//! replica"); to write anyway a process takes the HALT lock: a write lock on
-//! byte 72 of `<database>-lock`, taken as an *open-file-description* lock with
-//! the blocking `F_OFD_SETLKW`. While it is held the primary stops writing and
+//! The HALT lock that lets a LiteFS replica write: a write lock on byte 72 of
+//! `<database>-lock`, taken as an *open-file-description* lock with the
+//! blocking `F_OFD_SETLKW`. While it is held the primary stops writing and
 //! this node's writes are forwarded to it. Reference: superfly/litefs-go.
 //!
 //! Facts about the real LiteFS lock that shape this module:
@@ -24,7 +19,7 @@
 //! descriptor, and on LiteFS closing any descriptor releases the lock.
 
 use std::ffi::OsString;
-use std::fs::{self, File, OpenOptions};
+use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
@@ -34,22 +29,13 @@ use std::time::{Duration, Instant};
 
 /// How long [`HaltLock::acquire`] waits by default; LiteFS itself gives up
 /// halting the primary after 10 s, so waiting longer gains nothing.
-pub const DEFAULT_HALT_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const DEFAULT_HALT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A HALT held longer than this expires on the primary; writes after that fail.
-pub const HALT_EXPIRY: Duration = Duration::from_secs(30);
+const HALT_EXPIRY: Duration = Duration::from_secs(30);
 
 /// The byte of the lock file that LiteFS uses as the HALT lock.
 const HALT_BYTE: libc::off_t = 72;
-
-/// Written by LiteFS in a replica's directory; holds the primary's host name.
-const PRIMARY_FILE: &str = ".primary";
-
-/// Written by LiteFS in the database's directory; holds the lag in milliseconds.
-const LAG_FILE: &str = ".lag";
-
-/// `.lag` value meaning that the initial replication has not finished yet.
-const LAG_NOT_REPLICATED: i64 = i32::MAX as i64;
 
 /// Why the HALT lock could not be taken.
 #[derive(Debug, thiserror::Error)]
@@ -77,7 +63,7 @@ pub enum LiteFsError {
 
 /// The HALT lock of one LiteFS database.
 #[derive(Debug, Clone)]
-pub struct HaltLock {
+pub(crate) struct HaltLock {
     /// `<database>-lock`.
     path: PathBuf,
     timeout: Duration,
@@ -86,7 +72,7 @@ pub struct HaltLock {
 impl HaltLock {
     /// The HALT lock of the database at `db_path` (e.g. `/litefs/manifest.db`
     /// → lock file `/litefs/manifest.db-lock`), with [`DEFAULT_HALT_TIMEOUT`].
-    pub fn new(db_path: impl AsRef<Path>) -> Self {
+    pub(crate) fn new(db_path: impl AsRef<Path>) -> Self {
         // Append to the OsStr, not via `with_extension`, which would replace `.db`.
         let mut path = OsString::from(db_path.as_ref().as_os_str());
         path.push("-lock");
@@ -97,18 +83,20 @@ impl HaltLock {
     }
 
     /// The same lock with another time limit for [`HaltLock::acquire`].
-    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+    pub(crate) fn with_timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
         self
     }
 
     /// The lock file's path.
-    pub fn lock_path(&self) -> &Path {
+    #[cfg(test)]
+    fn lock_path(&self) -> &Path {
         &self.path
     }
 
     /// The time limit of [`HaltLock::acquire`].
-    pub fn timeout(&self) -> Duration {
+    #[cfg(test)]
+    fn timeout(&self) -> Duration {
         self.timeout
     }
 
@@ -118,7 +106,7 @@ impl HaltLock {
     /// context. Past the limit it fails with [`LiteFsError::HaltTimeout`]; the
     /// abandoned attempt keeps waiting on a helper thread and, should it get
     /// the lock later, releases it at once.
-    pub fn acquire(&self) -> Result<HaltGuard, LiteFsError> {
+    pub(crate) fn acquire(&self) -> Result<HaltGuard, LiteFsError> {
         self.acquire_inner().0
     }
 
@@ -239,7 +227,7 @@ fn halt_flock(l_type: libc::c_int) -> libc::flock {
 /// can never leave the primary halted.
 #[must_use = "the HALT lock is released as soon as the guard is dropped"]
 #[derive(Debug)]
-pub struct HaltGuard {
+pub(crate) struct HaltGuard {
     file: File,
     path: PathBuf,
     waited: Duration,
@@ -248,22 +236,17 @@ pub struct HaltGuard {
 
 impl HaltGuard {
     /// How long [`HaltLock::acquire`] waited for the lock.
-    pub fn waited(&self) -> Duration {
+    pub(crate) fn waited(&self) -> Duration {
         self.waited
     }
 
     /// How long the lock has been held so far.
-    pub fn held_for(&self) -> Duration {
+    fn held_for(&self) -> Duration {
         self.acquired_at.elapsed()
     }
 
-    /// The lock file's path.
-    pub fn lock_path(&self) -> &Path {
-        &self.path
-    }
-
     /// Releases the lock now; returns how long it was held.
-    pub fn release(self) -> Duration {
+    pub(crate) fn release(self) -> Duration {
         let held = self.held_for();
         drop(self);
         held
@@ -290,131 +273,11 @@ impl Drop for HaltGuard {
     }
 }
 
-/// This node's role in the LiteFS cluster.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Role {
-    /// No `.primary` file: this node is the primary (or a replica that
-    /// currently knows no primary).
-    Primary,
-    /// A replica; `primary` is the primary's host name from `.primary`.
-    Replica { primary: String },
-}
-
-/// The role of this node, read from the database's directory `dir`.
-///
-/// `.primary` present means replica, its trimmed content being the primary's
-/// host name (possibly empty); absent means primary. The answer can change
-/// at any time (failover), and "absent" is also what a replica that lost its
-/// primary shows: a write refused as read-only must re-check the role and
-/// retry under HALT rather than trust an earlier answer.
-pub fn role(dir: &Path) -> io::Result<Role> {
-    match fs::read_to_string(dir.join(PRIMARY_FILE)) {
-        Ok(content) => Ok(Role::Replica {
-            primary: content.trim().to_owned(),
-        }),
-        Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(Role::Primary),
-        Err(err) => Err(err),
-    }
-}
-
-/// Whether `dir` looks like a LiteFS mount: `.primary` (replicas) or `.lag`
-/// (every node) exists there. Used for `litefs = "auto"`.
-pub fn is_litefs_dir(dir: &Path) -> bool {
-    dir.join(PRIMARY_FILE).exists() || dir.join(LAG_FILE).exists()
-}
-
-/// How far this node lags behind the primary (0 on the primary).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Lag {
-    /// Milliseconds since the last transaction or heartbeat (one a second)
-    /// from the primary.
-    Millis(u64),
-    /// The initial replication from the primary has not finished yet.
-    NotReplicatedYet,
-}
-
-impl Lag {
-    /// The lag as a duration; `None` while not replicated yet.
-    pub fn as_duration(&self) -> Option<Duration> {
-        match self {
-            Lag::Millis(ms) => Some(Duration::from_millis(*ms)),
-            Lag::NotReplicatedYet => None,
-        }
-    }
-}
-
-/// Reads `.lag` in the database's directory `dir` (written as `%+010d`
-/// milliseconds, e.g. `+000000042`). `Ok(None)` when there is no such file
-/// (not LiteFS); `InvalidData` when its content is not a number.
-pub fn lag(dir: &Path) -> io::Result<Option<Lag>> {
-    let path = dir.join(LAG_FILE);
-    let content = match fs::read_to_string(&path) {
-        Ok(content) => content,
-        Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(err) => return Err(err),
-    };
-    parse_lag(&content).map(Some).ok_or_else(|| {
-        io::Error::new(
-            io::ErrorKind::InvalidData,
-            format!(
-                "{}: expected a signed millisecond count like +000000042, got {:?}",
-                path.display(),
-                content.trim()
-            ),
-        )
-    })
-}
-
-/// Blocks while `.lag` in `dir` says the initial replication has not
-/// finished, polling every `poll`; `on_wait` is called before each wait with
-/// the number of waits so far (the first one logs why start-up pauses).
-pub fn wait_for_replication(dir: &Path, poll: Duration, mut on_wait: impl FnMut(u32)) {
-    let mut waits = 0;
-    while matches!(lag(dir), Ok(Some(Lag::NotReplicatedYet))) {
-        on_wait(waits);
-        waits = waits.saturating_add(1);
-        thread::sleep(poll);
-    }
-}
-
-/// Parses the content of `.lag`.
-fn parse_lag(content: &str) -> Option<Lag> {
-    let ms: i64 = content.trim().parse().ok()?;
-    Some(match ms {
-        LAG_NOT_REPLICATED => Lag::NotReplicatedYet,
-        // Clock skew between nodes can make the lag negative: count it as none.
-        ms => Lag::Millis(u64::try_from(ms).unwrap_or(0)),
-    })
-}
-
 #[cfg(test)]
 mod tests {
-    use super::*;
-
-    #[test]
-    fn waits_until_initial_replication_is_done() {
-        let dir = tempfile::tempdir().expect("temp dir");
-        fs::write(dir.path().join(LAG_FILE), "+2147483647").expect("write lag");
-        let (tx, rx) = mpsc::channel();
-        let path = dir.path().to_owned();
-        let waiter = thread::spawn(move || {
-            wait_for_replication(&path, Duration::from_millis(5), |n| {
-                let _ = tx.send(n);
-            })
-        });
-        // Two rounds of waiting prove it is waiting, not done.
-        assert_eq!(rx.recv().expect("first wait"), 0);
-        assert_eq!(rx.recv().expect("second wait"), 1);
-        fs::write(dir.path().join(LAG_FILE), "+000000003").expect("write lag");
-        waiter.join().expect("waiter returns once replicated");
-
-        // Without LiteFS (no .lag) it does not wait at all.
-        let plain = tempfile::tempdir().expect("temp dir");
-        wait_for_replication(plain.path(), Duration::from_millis(5), |_| {
-            panic!("waited without LiteFS")
-        });
-    }
     use std::panic::{catch_unwind, AssertUnwindSafe};
+
+    use super::*;
 
     /// A temp dir holding an empty `manifest.db-lock`; returns the HALT lock.
     fn lock_in(dir: &tempfile::TempDir, timeout: Duration) -> HaltLock {
@@ -573,55 +436,5 @@ mod tests {
         assert!(matches!(busy, LiteFsError::PrimaryBusy { .. }));
         let other = lock_error(path, io::Error::from_raw_os_error(libc::ENOSYS));
         assert!(matches!(other, LiteFsError::Lock { .. }));
-    }
-
-    #[test]
-    fn role_from_primary_file() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        assert_eq!(role(dir.path()).expect("role"), Role::Primary);
-        assert!(!is_litefs_dir(dir.path()));
-
-        fs::write(dir.path().join(".primary"), "host-a\n").expect("write .primary");
-        assert_eq!(
-            role(dir.path()).expect("role"),
-            Role::Replica {
-                primary: "host-a".into()
-            }
-        );
-        assert!(is_litefs_dir(dir.path()));
-    }
-
-    #[test]
-    fn lag_file_alone_marks_a_litefs_dir() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        fs::write(dir.path().join(".lag"), "+000000000").expect("write .lag");
-        assert!(is_litefs_dir(dir.path()));
-        assert_eq!(role(dir.path()).expect("role"), Role::Primary);
-    }
-
-    #[test]
-    fn lag_values() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        assert_eq!(lag(dir.path()).expect("missing .lag"), None);
-
-        let file = dir.path().join(".lag");
-        fs::write(&file, "+000000042").expect("write .lag");
-        let got = lag(dir.path()).expect("lag");
-        assert_eq!(got, Some(Lag::Millis(42)));
-        assert_eq!(
-            got.and_then(|l| l.as_duration()),
-            Some(Duration::from_millis(42))
-        );
-
-        fs::write(&file, "+2147483647").expect("write .lag");
-        assert_eq!(lag(dir.path()).expect("lag"), Some(Lag::NotReplicatedYet));
-
-        fs::write(&file, "-000000005\n").expect("write .lag");
-        assert_eq!(lag(dir.path()).expect("lag"), Some(Lag::Millis(0)));
-
-        fs::write(&file, "garbage").expect("write .lag");
-        let err = lag(dir.path()).expect_err("garbage must fail");
-        assert_eq!(err.kind(), io::ErrorKind::InvalidData);
-        assert!(err.to_string().contains("garbage"), "{err}");
     }
 }

@@ -1,0 +1,231 @@
+//! The `CacheStore` actor itself: its state, the rebuild of the index from
+//! file names at start, and the bookkeeping every message shares (adding,
+//! removing and opening entries, reading a head the index lacks).
+
+use std::fs::{self, File};
+use std::io::{self, Seek, SeekFrom};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::UNIX_EPOCH;
+
+use actix::prelude::*;
+
+use super::in_flight::InFlight;
+use super::index::{EntryInfo, Index, Variant};
+use crate::actors::manifest_batcher::ManifestBatcher;
+use crate::actors::Mailbox;
+use crate::cache::entry::{self, DecodedEntry, EntryError};
+use crate::cache::eviction::Evictor;
+use crate::cache::key::VariantKey;
+use crate::cache::memory_tier::MemoryTier;
+use crate::metrics::{ActorMeter, CacheMetrics};
+
+pub struct CacheStore {
+    root: PathBuf,
+    pub(super) tmp_dir: PathBuf,
+    pub(super) index: Index,
+    pub(super) evictor: Evictor,
+    pub(super) memory: Arc<MemoryTier>,
+    pub(super) metrics: CacheMetrics,
+    pub(super) meter: ActorMeter,
+    pub(super) on_store: Option<Mailbox<ManifestBatcher>>,
+    next_tmp: u64,
+    /// Stores and head rewrites under way, which a purge cancels.
+    pub(super) in_flight: InFlight,
+}
+
+impl CacheStore {
+    /// `on_store` is told of every committed entry (the manifest records it);
+    /// `max_bytes` bounds the entries' total size (least recently used go);
+    /// `memory` is the tier of small hot entries this store keeps current.
+    pub(crate) fn new(
+        root: PathBuf,
+        max_bytes: Option<u64>,
+        memory: Arc<MemoryTier>,
+        metrics: CacheMetrics,
+        meter: ActorMeter,
+        on_store: Option<Mailbox<ManifestBatcher>>,
+    ) -> Self {
+        let tmp_dir = root.join("tmp");
+        metrics
+            .max_bytes
+            .set(max_bytes.map_or(0, |m| i64::try_from(m).unwrap_or(i64::MAX)));
+        Self {
+            root,
+            tmp_dir,
+            index: Index::default(),
+            evictor: Evictor::new(max_bytes),
+            memory,
+            metrics,
+            meter,
+            on_store,
+            next_tmp: 0,
+            in_flight: InFlight::default(),
+        }
+    }
+
+    /// A fresh name under `tmp/` for an entry being written.
+    pub(super) fn next_tmp_path(&mut self) -> PathBuf {
+        self.next_tmp += 1;
+        self.tmp_dir
+            .join(format!("{}-{}.tmp", std::process::id(), self.next_tmp))
+    }
+
+    pub(super) fn path_for(&self, vk: &VariantKey) -> PathBuf {
+        let name = vk.file_name();
+        self.root.join(&name[..2]).join(name)
+    }
+
+    /// Indexes an entry, then evicts what the bound requires.
+    pub(super) fn add_variant(&mut self, vk: VariantKey, variant: Variant) {
+        self.memory.remove(&vk.primary);
+        for used in self.memory.take_used() {
+            self.evictor.used(&used);
+        }
+        let size = variant.size;
+        let url = self.index.url_or_default(vk.primary);
+        match url.variants.insert(vk.variant, variant) {
+            Some(old) => self.metrics.bytes.sub(old.size as i64),
+            None => self.metrics.entries.inc(),
+        }
+        self.metrics.bytes.add(size as i64);
+        for victim in self.evictor.added(vk, size) {
+            self.metrics.evictions.inc();
+            self.remove(&victim);
+        }
+    }
+
+    /// Removes leftovers of interrupted writes and indexes every entry by name.
+    fn rebuild(&mut self) -> io::Result<()> {
+        fs::create_dir_all(&self.tmp_dir)?;
+        for tmp in fs::read_dir(&self.tmp_dir)? {
+            let path = tmp?.path();
+            if fs::remove_file(&path).is_ok() {
+                self.metrics.temp_files_cleaned.inc();
+            }
+        }
+        let mut found = Vec::new();
+        for shard in fs::read_dir(&self.root)? {
+            let shard = shard?;
+            let shard_name = shard.file_name();
+            let Some(prefix) = shard_name.to_str().filter(|n| n.len() == 2) else {
+                continue;
+            };
+            if !shard.file_type()?.is_dir() {
+                continue;
+            }
+            for file in fs::read_dir(shard.path())? {
+                let file = file?;
+                let name = file.file_name();
+                let Some(vk) = name
+                    .to_str()
+                    .filter(|n| n.starts_with(prefix))
+                    .and_then(VariantKey::from_file_name)
+                else {
+                    continue;
+                };
+                let metadata = file.metadata()?;
+                let modified = metadata.modified().unwrap_or(UNIX_EPOCH);
+                found.push((modified, vk, metadata.len()));
+            }
+        }
+        // Oldest first: the last written are kept when the bound bites.
+        found.sort_by_key(|(modified, _, _)| *modified);
+        for (_, vk, size) in found {
+            self.add_variant(vk, Variant { size, info: None });
+        }
+        Ok(())
+    }
+
+    /// Opens and checks an entry; any damage is reported as an error.
+    pub(super) fn open(&self, vk: &VariantKey) -> Result<(DecodedEntry, File), EntryError> {
+        let mut file = File::open(self.path_for(vk))?;
+        let len = file.metadata()?.len();
+        let mut reader = io::BufReader::with_capacity(8 * 1024, &mut file);
+        let decoded = entry::decode_head(&mut reader, len)?;
+        drop(reader);
+        file.seek(SeekFrom::Start(decoded.body_offset))?;
+        Ok((decoded, file))
+    }
+
+    /// Drops an entry from the index and the disk.
+    pub(super) fn remove(&mut self, vk: &VariantKey) {
+        // A rewrite under way would rename the old body back into place.
+        self.in_flight.cancel_rewrites(vk);
+        self.memory.remove(&vk.primary);
+        self.evictor.removed(vk);
+        if let Some(url) = self.index.url_mut(&vk.primary) {
+            if let Some(old) = url.variants.remove(&vk.variant) {
+                self.metrics.entries.dec();
+                self.metrics.bytes.sub(old.size as i64);
+            }
+            if url.variants.is_empty() {
+                self.index.remove_url(&vk.primary);
+            }
+        }
+        if let Err(e) = fs::remove_file(self.path_for(vk)) {
+            if e.kind() != io::ErrorKind::NotFound {
+                self.metrics.io_errors.inc();
+                tracing::warn!(error = %e, "cannot remove cache entry");
+            }
+        }
+    }
+
+    /// Counts why an entry is unusable, then drops it.
+    pub(super) fn discard_broken(&mut self, vk: &VariantKey, error: &EntryError) {
+        match error {
+            EntryError::Io(e) if e.kind() == io::ErrorKind::NotFound => {}
+            EntryError::Io(_) => self.metrics.io_errors.inc(),
+            _ => self.metrics.corrupt.inc(),
+        }
+        tracing::warn!(file = %vk.file_name(), %error, "broken cache entry removed; served as a miss");
+        self.remove(vk);
+    }
+
+    /// What a variant is, reading its head if the index does not know yet;
+    /// `None` (and the entry removed) when it is broken.
+    pub(super) fn info_of(&mut self, vk: &VariantKey) -> Option<EntryInfo> {
+        let variant = self.index.variant(vk)?;
+        if let Some(info) = &variant.info {
+            return Some(info.clone());
+        }
+        let size = variant.size;
+        match self.open(vk) {
+            Ok((decoded, _)) => {
+                let info = EntryInfo::from_head(&decoded.head, size);
+                if let Some(v) = self.index.variant_mut(vk) {
+                    v.info = Some(info.clone());
+                }
+                Some(info)
+            }
+            Err(e) => {
+                self.discard_broken(vk, &e);
+                None
+            }
+        }
+    }
+}
+
+impl Actor for CacheStore {
+    type Context = Context<Self>;
+
+    fn started(&mut self, _ctx: &mut Self::Context) {
+        let _span =
+            tracing::info_span!("cache_store.rebuild", dir = %self.root.display()).entered();
+        match self.rebuild() {
+            Ok(()) => tracing::info!(
+                entries = self.metrics.entries.get(),
+                bytes = self.metrics.bytes.get(),
+                temp_files_cleaned = self.metrics.temp_files_cleaned.get(),
+                "cache index rebuilt"
+            ),
+            Err(e) => {
+                self.metrics.io_errors.inc();
+                tracing::error!(
+                    error = %e,
+                    "cannot prepare the cache directory; starting empty, storing nothing while it is unusable"
+                );
+            }
+        }
+    }
+}

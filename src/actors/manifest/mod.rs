@@ -1,0 +1,28 @@
+//! `Manifest`: the one SQLite writer. It writes batches of stored pages to
+//! the `pages` table, which LiteFS shares with every region, and keeps the
+//! shared purge log. On a LiteFS replica each batch is one transaction under
+//! one HALT lock (the policy lives in `crate::litefs`). A failure is logged
+//! and counted, never returned to a user's request, and the failed rows are
+//! kept and written again, with backoff, until they land.
+//!
+//! `database.rs` opens and migrates the database, `actor.rs` is the writer
+//! and its role report, `visits.rs` the rows, `pages.rs` and `purge_log.rs`
+//! the two tables' messages. What other modules name is re-exported here.
+
+mod actor;
+mod database;
+mod pages;
+mod purge_log;
+mod visits;
+
+pub(crate) use self::actor::GetRole;
+pub use self::actor::{Manifest, RoleReport};
+pub use self::database::{connect, prepare, ManifestError};
+pub(crate) use self::pages::ClearPages;
+pub use self::pages::{ListPages, PageList, WriteBatch};
+pub use self::purge_log::LastPurgeId;
+pub(crate) use self::purge_log::{LogPurge, LoggedPurge, PurgeTarget, PurgesSince};
+pub(crate) use self::visits::merge_visits;
+pub use self::visits::{Page, PageVisit};
+/// Re-exported: whoever calls [`prepare`] or builds a [`Manifest`] needs it.
+pub use crate::litefs::LiteFsWrites;

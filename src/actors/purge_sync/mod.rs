@@ -1,0 +1,100 @@
+//! `PurgeSync`: applies the purges logged in the shared manifest by any node
+//! to this node's cache, at start and then every `purge_poll_interval`, so
+//! one purge clears every region. It keeps how far it got in
+//! `<cache_dir>/purge-cursor`, so a node that was down applies what it
+//! missed when it comes back. One round is [`apply_since`] (`apply.rs`);
+//! purging here and logging for the others is [`purge_everywhere`].
+
+mod apply;
+mod everywhere;
+#[cfg(test)]
+mod tests;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use actix::prelude::*;
+
+pub(crate) use self::apply::apply_since;
+pub(crate) use self::everywhere::purge_everywhere;
+use super::cache_store::CacheStore;
+use super::manifest::Manifest;
+use super::Mailbox;
+
+pub(crate) struct PurgeSync {
+    cursor_file: PathBuf,
+    /// The newest purge applied; `None` until read from the file or the log.
+    cursor: Option<i64>,
+    manifest: Mailbox<Manifest>,
+    cache: Mailbox<CacheStore>,
+    interval: Duration,
+    busy: bool,
+}
+
+impl PurgeSync {
+    pub fn new(
+        cache_dir: PathBuf,
+        manifest: Mailbox<Manifest>,
+        cache: Mailbox<CacheStore>,
+        interval: Duration,
+    ) -> Self {
+        Self {
+            cursor_file: cache_dir.join("purge-cursor"),
+            cursor: None,
+            manifest,
+            cache,
+            interval,
+            busy: false,
+        }
+    }
+
+    fn saved_cursor(&self) -> Option<i64> {
+        std::fs::read_to_string(&self.cursor_file)
+            .ok()
+            .and_then(|text| text.trim().parse().ok())
+    }
+
+    fn save_cursor(&self, cursor: i64) {
+        if let Err(e) = std::fs::write(&self.cursor_file, cursor.to_string()) {
+            tracing::warn!(error = %e, file = %self.cursor_file.display(), "cannot save the purge cursor");
+        }
+    }
+}
+
+impl Actor for PurgeSync {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        self.cursor = self.saved_cursor();
+        // At once: a node without a cursor starts from the log's end as it
+        // is now, not as it is one interval later (it would skip purges
+        // logged meanwhile, after it may have stored what they name).
+        self.sync(ctx);
+        ctx.run_interval(self.interval, |sync, ctx| sync.sync(ctx));
+    }
+}
+
+impl PurgeSync {
+    /// Runs one round of [`apply_since`], unless the last is still running.
+    fn sync(&mut self, ctx: &mut Context<Self>) {
+        if self.busy {
+            return;
+        }
+        self.busy = true;
+        let (manifest, cache, cursor) = (self.manifest.clone(), self.cache.clone(), self.cursor);
+        let work = async move { apply_since(cursor, &manifest, &cache).await };
+        let work = tracing::Instrument::instrument(work, tracing::debug_span!("purge_sync.sync"));
+        ctx.spawn(work.into_actor(self).map(|applied, sync, _| {
+            sync.busy = false;
+            match applied {
+                Ok(applied) if sync.cursor != Some(applied) => {
+                    sync.cursor = Some(applied);
+                    sync.save_cursor(applied);
+                }
+                Ok(_) => {}
+                // The manifest logs its own failures; the next round retries.
+                Err(e) => tracing::debug!(error = %e, "purge log not read this round"),
+            }
+        }));
+    }
+}

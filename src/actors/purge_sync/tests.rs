@@ -1,0 +1,172 @@
+//! One round of purge sync ([`apply_since`]) against a real SQLite manifest
+//! and a real `CacheStore`, both in a temp dir.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use actix::{Actor, SyncArbiter};
+use bytes::Bytes;
+use http_cache_semantics::CachePolicy;
+
+use super::apply::PurgeSyncError;
+use super::*;
+use crate::actors::cache_store::{BeginStore, HoldsFresh};
+use crate::actors::manifest::{self, LiteFsWrites, LogPurge, PurgeTarget};
+use crate::cache::entry::EntryHead;
+use crate::cache::memory_tier::MemoryTier;
+use crate::cache::{policy, CacheKey};
+use crate::config::LiteFsMode;
+use crate::metrics::Metrics;
+
+fn key(path: &str) -> CacheKey {
+    CacheKey::new("GET", "a", path)
+}
+
+/// A manifest writer on `database`, prepared (migrated) or not.
+fn manifest_on(database: &Path, prepared: bool, metrics: &Metrics) -> Mailbox<Manifest> {
+    let litefs = LiteFsWrites::new(LiteFsMode::Off, database, Duration::from_secs(1));
+    if prepared {
+        manifest::prepare(database, &litefs).expect("prepared");
+    }
+    let (database, writes) = (database.to_owned(), metrics.manifest.clone());
+    let meter = metrics.actors.meter("manifest");
+    let writer = SyncArbiter::start(1, move || {
+        Manifest::new(
+            database.clone(),
+            litefs.clone(),
+            writes.clone(),
+            meter.clone(),
+        )
+    });
+    Mailbox::new(writer, metrics.actors.meter("manifest"))
+}
+
+fn cache_in(dir: &Path, metrics: &Metrics) -> Mailbox<CacheStore> {
+    let memory = Arc::new(MemoryTier::new(0, 0, metrics.cache.clone()));
+    let meter = metrics.actors.meter("cache_store");
+    let store = CacheStore::new(
+        dir.to_owned(),
+        None,
+        memory,
+        metrics.cache.clone(),
+        meter,
+        None,
+    );
+    Mailbox::new(store.start(), metrics.actors.meter("cache_store"))
+}
+
+/// Stores a fresh (`max-age=60`) response for `path`, tagged `tags`.
+async fn store(cache: &Mailbox<CacheStore>, path: &str, tags: &[&str]) {
+    let request = http1::Request::get(path)
+        .header("host", "a")
+        .body(())
+        .expect("request");
+    let response = http1::Response::builder()
+        .header("cache-control", "max-age=60")
+        .body(())
+        .expect("response");
+    let now = SystemTime::now();
+    let head = EntryHead {
+        key: key(path),
+        vary: Vec::new(),
+        status: 200,
+        headers: Vec::new(),
+        policy: CachePolicy::new_options(&request, &response, now, policy::options()),
+        stored_at_ms: now
+            .duration_since(UNIX_EPOCH)
+            .expect("after 1970")
+            .as_millis() as u64,
+        tags: tags.iter().map(|t| (*t).to_owned()).collect(),
+        invalidated: false,
+    };
+    let sink = cache
+        .send(BeginStore {
+            head,
+            expected_len: Some(4),
+        })
+        .await
+        .expect("the cache store answers")
+        .expect("storing begins");
+    assert!(sink.write(Bytes::from_static(b"body")).await);
+    assert!(sink.commit().await, "stored");
+}
+
+async fn fresh_here(cache: &Mailbox<CacheStore>, paths: &[&str]) -> Vec<bool> {
+    let keys = paths.iter().map(|p| key(p)).collect();
+    cache
+        .send(HoldsFresh(keys))
+        .await
+        .expect("the cache store answers")
+}
+
+async fn log(manifest: &Mailbox<Manifest>, target: PurgeTarget, soft: bool) -> i64 {
+    manifest
+        .send(LogPurge { target, soft })
+        .await
+        .expect("the manifest answers")
+        .expect("logged")
+}
+
+#[actix_web::test]
+async fn a_round_applies_the_purges_logged_after_the_cursor() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let metrics = Metrics::new().expect("metrics");
+    let manifest = manifest_on(&dir.path().join("manifest.db"), true, &metrics);
+    let cache = cache_in(&dir.path().join("cache"), &metrics);
+    for (path, tags) in [("/a", &[][..]), ("/b", &["t"][..]), ("/c", &[][..])] {
+        store(&cache, path, tags).await;
+    }
+
+    // Without a cursor a node starts from the log's end: 0 while it is empty.
+    assert_eq!(
+        apply_since(None, &manifest, &cache).await.expect("round"),
+        0
+    );
+
+    let first = log(&manifest, PurgeTarget::Url(key("/a")), false).await;
+    let last = log(&manifest, PurgeTarget::Tag("t".into()), true).await;
+    assert!(last > first);
+    assert_eq!(
+        apply_since(Some(0), &manifest, &cache)
+            .await
+            .expect("round"),
+        last,
+        "the cursor moves to the last purge applied"
+    );
+    // /a purged, /b soft-purged (kept, but no longer fresh), /c untouched.
+    assert_eq!(
+        fresh_here(&cache, &["/a", "/b", "/c"]).await,
+        [false, false, true]
+    );
+
+    // Nothing new: the cursor stays.
+    assert_eq!(
+        apply_since(Some(last), &manifest, &cache)
+            .await
+            .expect("round"),
+        last
+    );
+
+    // A node without a cursor skips what was logged before it started.
+    store(&cache, "/a", &[]).await;
+    assert_eq!(
+        apply_since(None, &manifest, &cache).await.expect("round"),
+        last
+    );
+    assert_eq!(fresh_here(&cache, &["/a"]).await, [true]);
+}
+
+#[actix_web::test]
+async fn a_purge_log_that_cannot_be_read_is_an_error() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let metrics = Metrics::new().expect("metrics");
+    // Never migrated: the purge log table does not exist.
+    let manifest = manifest_on(&dir.path().join("manifest.db"), false, &metrics);
+    let cache = cache_in(&dir.path().join("cache"), &metrics);
+    let failed = apply_since(Some(0), &manifest, &cache).await;
+    assert!(
+        matches!(failed, Err(PurgeSyncError::Manifest(_))),
+        "{failed:?}"
+    );
+}
