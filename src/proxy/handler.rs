@@ -239,7 +239,7 @@ async fn lookup(x: &Exchange<'_>) -> Cached {
                 Ok(LookupResult::VaryMiss) => return Cached::Nothing(Forward::VaryMiss),
                 Ok(LookupResult::Broken) => return Cached::Nothing(Forward::Miss),
                 Err(e) => {
-                    tracing::error!(error = %e, "cache store is not answering");
+                    tracing::error!(error = %e, "lookup failed; answered as a miss");
                     return Cached::Nothing(Forward::Miss);
                 }
             }

@@ -36,11 +36,8 @@ pub async fn purge_method(
             format!("caje: purged {} stored response(s)\n", report.purged),
         ),
         Err(e) => {
-            tracing::error!(error = %e, "cache store is not answering");
-            plain(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "caje: cache store is not answering\n",
-            )
+            tracing::error!(error = %e, "purge failed");
+            plain(StatusCode::SERVICE_UNAVAILABLE, format!("caje: {e}\n"))
         }
     }
 }

@@ -21,7 +21,7 @@ pub async fn begin_store(
         Ok(Ok(sink)) => Some(sink),
         Ok(Err(_)) => None,
         Err(e) => {
-            tracing::error!(error = %e, "cache store is not answering");
+            tracing::error!(error = %e, "cannot start a cache entry");
             None
         }
     }

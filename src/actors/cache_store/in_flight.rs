@@ -50,6 +50,11 @@ impl InFlight {
         id
     }
 
+    /// How many writes are under way.
+    pub fn len(&self) -> usize {
+        self.writes.len()
+    }
+
     /// Ends a write; `true` when it may commit.
     pub fn end(&mut self, id: WriteId) -> bool {
         self.writes.remove(&id).is_some_and(|w| !w.cancelled)

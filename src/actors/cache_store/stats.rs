@@ -14,6 +14,8 @@ pub struct CacheStats {
     pub stored: u64,
     pub stores_aborted: u64,
     pub writes_cancelled: u64,
+    /// Stores and head rewrites under way now.
+    pub writes_in_flight: u64,
     pub corrupt: u64,
     pub io_errors: u64,
     pub temp_files_cleaned: u64,
@@ -39,6 +41,7 @@ impl Handler<GetCacheStats> for CacheStore {
             stored: m.stored.get(),
             stores_aborted: m.stores_aborted.get(),
             writes_cancelled: m.writes_cancelled.get(),
+            writes_in_flight: self.in_flight.len() as u64,
             corrupt: m.corrupt.get(),
             io_errors: m.io_errors.get(),
             temp_files_cleaned: m.temp_files_cleaned.get(),
