@@ -4,7 +4,9 @@
 #   bash bench/run.sh --quick    5 s runs, 1 round,  cold start over  10,000 entries
 #   bash bench/run.sh --cold-only   only the cold start (100,000 entries; with --quick 10,000)
 # Environment: CAJE_RUST_LOG (default "warn": no per-request log line, like
-# nginx with access_log off; set "info" to measure caje's default logging).
+# nginx with access_log off; set "info" to measure caje's default logging);
+# CAJE_BIN, a caje binary to measure instead of this tree's release build
+# (an A/B of two commits: build each, run the script once per binary).
 set -euo pipefail
 
 QUICK=0
@@ -66,9 +68,13 @@ if ((${#need[@]})); then
 fi
 export PATH="$PATH:/usr/sbin:/sbin"
 
-log "cargo build --release"
-(cd "$ROOT" && cargo build --release -q)
-CAJE="$ROOT/target/release/caje"
+if [[ -n ${CAJE_BIN:-} ]]; then
+  CAJE="$CAJE_BIN"
+else
+  log "cargo build --release"
+  (cd "$ROOT" && cargo build --release -q)
+  CAJE="$ROOT/target/release/caje"
+fi
 
 # -------------------------------------------------------------------- ports
 read -r P_ORIGIN P_SLOW P_CAJE P_NGINX P_NGINXNL P_VARNISH P_CEIL P_COLD <<<"$(python3 "$TOOLS" freeport 8)"
