@@ -85,14 +85,26 @@ static CHUNK: [u8; 64 * 1024] = [b'x'; 64 * 1024];
 /// | `/status/{code}` | that status (500 if not a valid code), `max-age=60` |
 /// | anything else | 404, not cacheable |
 pub async fn spawn_origin() -> TestOrigin {
+    let counter = Counter::default();
+    let port = serve(web::Data::new(counter.clone()), origin_handler);
+    TestOrigin { port, counter }
+}
+
+/// Serves `handler` for every path on a loopback port, with `data` shared
+/// by its requests; answers the port. For origins a test writes itself.
+pub fn serve<T, F, Args>(data: web::Data<T>, handler: F) -> u16
+where
+    T: Send + Sync + 'static,
+    F: actix_web::Handler<Args> + Clone + Send + 'static,
+    Args: actix_web::FromRequest + 'static,
+    F::Output: actix_web::Responder + 'static,
+{
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind origin");
     let port = listener.local_addr().expect("origin addr").port();
-    let counter = Counter::default();
-    let shared = web::Data::new(counter.clone());
     let server = HttpServer::new(move || {
         App::new()
-            .app_data(shared.clone())
-            .default_service(web::to(origin_handler))
+            .app_data(data.clone())
+            .default_service(web::to(handler.clone()))
     })
     .workers(1)
     .disable_signals()
@@ -100,7 +112,7 @@ pub async fn spawn_origin() -> TestOrigin {
     .expect("listen origin")
     .run();
     actix_web::rt::spawn(server);
-    TestOrigin { port, counter }
+    port
 }
 
 // Each arm is a row of the table on `spawn_origin`: tests read the table, so

@@ -1,10 +1,11 @@
 //! The gullible origin: it believes every forwarding and override header,
 //! and keeps every request head it receives.
 
-use std::net::TcpListener;
 use std::sync::{Arc, Mutex};
 
-use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
+use actix_web::{web, HttpRequest, HttpResponse};
+
+use crate::helpers::serve;
 
 /// An origin that believes every forwarding and override header, as IIS
 /// (`X-Original-URL`), Symfony (`X-Forwarded-Host`, `X-HTTP-Method-Override`)
@@ -28,21 +29,8 @@ impl GullibleOrigin {
 }
 
 pub(super) async fn spawn_gullible_origin() -> GullibleOrigin {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind origin");
-    let port = listener.local_addr().expect("origin addr").port();
     let heads = Arc::new(Mutex::new(Vec::new()));
-    let shared = web::Data::from(heads.clone());
-    let server = HttpServer::new(move || {
-        App::new()
-            .app_data(shared.clone())
-            .default_service(web::to(gullible))
-    })
-    .workers(1)
-    .disable_signals()
-    .listen(listener)
-    .expect("listen origin")
-    .run();
-    actix_web::rt::spawn(server);
+    let port = serve(web::Data::from(heads.clone()), gullible);
     GullibleOrigin { port, heads }
 }
 

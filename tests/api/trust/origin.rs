@@ -1,13 +1,13 @@
 //! The trust origin: it keeps every request it receives.
 
-use std::net::TcpListener;
 use std::sync::{Arc, Mutex};
 
 use actix_web::http::Method;
-use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
+use actix_web::{web, HttpRequest, HttpResponse};
+
 use bytes::Bytes;
 
-use crate::helpers::{Counter, TestOrigin};
+use crate::helpers::{serve, Counter, TestOrigin};
 
 /// One request as the trust origin received it.
 #[derive(Clone, Debug)]
@@ -57,21 +57,8 @@ impl TrustOrigin {
 }
 
 pub(super) async fn spawn_trust_origin() -> TrustOrigin {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind origin");
-    let port = listener.local_addr().expect("origin addr").port();
     let seen = Arc::new(Mutex::new(Vec::new()));
-    let shared = web::Data::from(seen.clone());
-    let server = HttpServer::new(move || {
-        App::new()
-            .app_data(shared.clone())
-            .default_service(web::to(trust_origin))
-    })
-    .workers(1)
-    .disable_signals()
-    .listen(listener)
-    .expect("listen origin")
-    .run();
-    actix_web::rt::spawn(server);
+    let port = serve(web::Data::from(seen.clone()), trust_origin);
     TrustOrigin { port, seen }
 }
 
