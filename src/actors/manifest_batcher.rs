@@ -99,7 +99,10 @@ impl Handler<RecordPage> for ManifestBatcher {
     fn handle(&mut self, msg: RecordPage, ctx: &mut Self::Context) {
         let _handling = self.meter.handling("record_page");
         let _span = tracing::debug_span!("manifest_batcher.record", host = %msg.key.host, path = %msg.key.path_and_query).entered();
-        merge_visits(&mut self.pending, vec![PageVisit::now(msg.key).by(&self.holder)]);
+        merge_visits(
+            &mut self.pending,
+            vec![PageVisit::now(msg.key).by(&self.holder)],
+        );
         if self.pending.len() >= MAX_BATCH_ROWS {
             self.flush();
         } else if !self.flush_scheduled {

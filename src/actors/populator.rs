@@ -361,7 +361,15 @@ impl Runner {
         let Ok(response) = peer::ask(&peer, key, &no_fields, origin.cache_set_cookie).await else {
             return false;
         };
-        match store_fully(&self.cache, key, &no_fields, response, origin.cache_set_cookie).await {
+        match store_fully(
+            &self.cache,
+            key,
+            &no_fields,
+            response,
+            origin.cache_set_cookie,
+        )
+        .await
+        {
             Ok(stored) => stored,
             Err(e) => {
                 tracing::info!(error = %e, peer = %url, "peer body failed; asking the origin");

@@ -137,8 +137,14 @@ mod tests {
 
     #[test]
     fn renders_under_a_node_s_cache_name() {
-        assert_eq!(CacheStatus::hit(7).render("caje-ams"), "caje-ams; hit; ttl=7");
-        assert_eq!(CacheStatus::hit(7).render(CACHE_NAME), CacheStatus::hit(7).to_string());
+        assert_eq!(
+            CacheStatus::hit(7).render("caje-ams"),
+            "caje-ams; hit; ttl=7"
+        );
+        assert_eq!(
+            CacheStatus::hit(7).render(CACHE_NAME),
+            CacheStatus::hit(7).to_string()
+        );
     }
 
     #[test]

@@ -40,20 +40,21 @@ impl Settings {
         }
         if let Some(v) = get("CAJE_NODE_NAME") {
             self.node_name =
-                Some(super::peers::validate_node_name(&v).map_err(|message| {
-                    ConfigError::Env {
+                Some(
+                    super::peers::validate_node_name(&v).map_err(|message| ConfigError::Env {
                         var: "CAJE_NODE_NAME",
                         message,
-                    }
-                })?);
+                    })?,
+                );
         }
         if let Some(v) = get("CAJE_PEER_URL") {
-            self.peer_url = Some(super::peers::validate_peer_url(&v).map_err(|message| {
-                ConfigError::Env {
-                    var: "CAJE_PEER_URL",
-                    message,
-                }
-            })?);
+            self.peer_url =
+                Some(
+                    super::peers::validate_peer_url(&v).map_err(|message| ConfigError::Env {
+                        var: "CAJE_PEER_URL",
+                        message,
+                    })?,
+                );
         }
         if let Some(v) = get("CAJE_PEER_FETCH") {
             self.peer_fetch = v.parse().map_err(|message| ConfigError::Env {

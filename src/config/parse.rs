@@ -278,7 +278,8 @@ impl Settings {
         let client_ip_header = header_name("client_ip_header", &raw.client_ip_header)?;
         let checked = |key: &str,
                        value: &Option<Spanned<String>>,
-                       check: fn(&str) -> Result<String, String>| match value {
+                       check: fn(&str) -> Result<String, String>| match value
+        {
             None => Ok(None),
             Some(v) => check(v.get_ref())
                 .map(Some)
@@ -289,7 +290,11 @@ impl Settings {
                     message,
                 }),
         };
-        let node_name = checked("node_name", &raw.node_name, super::peers::validate_node_name)?;
+        let node_name = checked(
+            "node_name",
+            &raw.node_name,
+            super::peers::validate_node_name,
+        )?;
         let peer_url = checked("peer_url", &raw.peer_url, super::peers::validate_peer_url)?;
         let peer_timeout = duration(
             "peer_timeout",

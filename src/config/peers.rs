@@ -104,10 +104,7 @@ impl Settings {
         }
         if self.peer_url.is_none() {
             if let (Some(machine), Some(app)) = (machine, app) {
-                let url = format!(
-                    "http://{machine}.vm.{app}.internal:{}",
-                    self.listen.port()
-                );
+                let url = format!("http://{machine}.vm.{app}.internal:{}", self.listen.port());
                 self.peer_url = validate_peer_url(&url).ok();
             }
         }

@@ -42,7 +42,9 @@ pub async fn ask(x: &Exchange<'_>) -> Option<awc::ClientResponse> {
             .await
             .ok()?
             .ok()??;
-        let url = holder.peer_url.filter(|url| !settings.is_own_peer_url(url))?;
+        let url = holder
+            .peer_url
+            .filter(|url| !settings.is_own_peer_url(url))?;
         let cdn_loop = settings.cdn_loop();
         let peer = Peer {
             url: &url,

@@ -189,7 +189,9 @@ mod tests {
         assert!(peer_hit(&fields("caje-ams; hit; ttl=3")));
         assert!(peer_hit(&fields("origin-cdn; fwd=miss, caje-ams; hit")));
         assert!(!peer_hit(&fields("caje-ams; hit, caje-lhr; fwd=uri-miss")));
-        assert!(!peer_hit(&fields("caje; fwd=uri-miss; detail=only-if-cached")));
+        assert!(!peer_hit(&fields(
+            "caje; fwd=uri-miss; detail=only-if-cached"
+        )));
         assert!(!peer_hit(&HeaderMap::new()));
     }
 }

@@ -10,8 +10,8 @@ use diesel::upsert::excluded;
 use super::actor::{Manifest, FIRST_RETRY_DELAY, MAX_RETRY_DELAY};
 use super::database::ManifestError;
 use super::visits::{merge_visits, Holder, Page, PageVisit};
-use crate::cache::CacheKey;
 use crate::actors::Mailbox;
+use crate::cache::CacheKey;
 use crate::schema::pages;
 
 /// Rows kept for retry after failed writes; past it the newest are dropped.
