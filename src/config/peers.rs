@@ -119,3 +119,71 @@ impl Settings {
             .unwrap_or_else(|| CDN_LOOP_ID.to_owned())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ORIGIN: &str = "[[origin]]\nhost = \"a.test\"\nupstream = \"http://127.0.0.1:3000\"\n";
+
+    #[test]
+    fn defaults_leave_the_node_unnamed_and_warm_from_peers() {
+        let s = Settings::parse("c.toml", ORIGIN).expect("valid");
+        assert_eq!(s.node_name, None);
+        assert_eq!(s.peer_url, None);
+        assert_eq!(s.peer_fetch, PeerFetch::Warm);
+        assert_eq!(s.peer_timeout, DEFAULT_PEER_TIMEOUT);
+        assert_eq!(s.cache_name(), "caje");
+        assert_eq!(s.cdn_loop(), "caje");
+    }
+
+    #[test]
+    fn parses_and_checks_the_peer_settings() {
+        let text = format!(
+            "node_name = \"lhr\"\npeer_url = \"http://lhr.internal:3001\"\npeer_fetch = \"all\"\npeer_timeout = \"200ms\"\n{ORIGIN}"
+        );
+        let s = Settings::parse("c.toml", &text).expect("valid");
+        assert_eq!(s.cache_name(), "caje-lhr");
+        assert_eq!(s.cdn_loop(), "caje; node=lhr");
+        assert_eq!(s.peer_url.as_deref(), Some("http://lhr.internal:3001"));
+        assert!(s.is_own_peer_url("http://lhr.internal:3001"));
+        assert_eq!(s.peer_fetch, PeerFetch::All);
+        assert_eq!(s.peer_timeout, Duration::from_millis(200));
+        for bad in [
+            "node_name = \"a b\"",
+            "peer_url = \"lhr:3001\"",
+            "peer_fetch = \"some\"",
+        ] {
+            let err = Settings::parse("c.toml", &format!("{bad}\n{ORIGIN}"));
+            assert!(err.is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn on_fly_the_machine_names_the_node_and_its_private_address() {
+        let mut s = Settings::parse("c.toml", ORIGIN).expect("valid");
+        s.listen = "[::]:8080".parse().expect("addr");
+        let env = |var: &str| match var {
+            "FLY_REGION" => Some("ams".to_owned()),
+            "FLY_MACHINE_ID" => Some("3d8d9e1".to_owned()),
+            "FLY_APP_NAME" => Some("caje-demo".to_owned()),
+            _ => None,
+        };
+        s.apply_env(env).expect("applied");
+        assert_eq!(s.node_name.as_deref(), Some("ams-3d8d9e1"));
+        assert_eq!(
+            s.peer_url.as_deref(),
+            Some("http://3d8d9e1.vm.caje-demo.internal:8080")
+        );
+        // What the file or CAJE_* set wins.
+        let mut s = Settings::parse("c.toml", ORIGIN).expect("valid");
+        s.apply_env(|var: &str| match var {
+            "CAJE_NODE_NAME" => Some("edge1".to_owned()),
+            "CAJE_PEER_FETCH" => Some("off".to_owned()),
+            other => env(other),
+        })
+        .expect("applied");
+        assert_eq!(s.node_name.as_deref(), Some("edge1"));
+        assert_eq!(s.peer_fetch, PeerFetch::Off);
+    }
+}
