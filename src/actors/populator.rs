@@ -291,7 +291,7 @@ impl Runner {
     /// Fetches one page and stores it when allowed: `Ok(true)` when stored.
     /// The node that stored it is asked first (`peer_fetch`), then the origin.
     async fn fetch_now(&self, key: &CacheKey, origin: &Origin) -> Result<bool, OriginFailure> {
-        if self.from_peer(key, origin).await {
+        if self.stored_from_peer(key, origin).await {
             return Ok(true);
         }
         let upstream = Upstream {
@@ -327,7 +327,7 @@ impl Runner {
     /// Stores the page from the node that stored it last, when that is
     /// another node offered as a peer and its copy is usable; `true` once
     /// stored. Whatever goes wrong leaves the page to the origin.
-    async fn from_peer(&self, key: &CacheKey, origin: &Origin) -> bool {
+    async fn stored_from_peer(&self, key: &CacheKey, origin: &Origin) -> bool {
         if self.settings.peer_fetch == PeerFetch::Off {
             return false;
         }
