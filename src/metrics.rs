@@ -264,6 +264,9 @@ pub struct ProxyMetrics {
     pub origin_requests: IntCounterVec,
     pub origin_seconds: HistogramVec,
     pub body_bytes: IntCounterVec,
+    /// Requests to peers (tiered cache) by outcome: `used`, `unusable`
+    /// (504, stale, not storable, not a stored answer), `timeout`, `error`.
+    pub peer_requests: IntCounterVec,
 }
 
 impl ProxyMetrics {
@@ -289,6 +292,11 @@ impl ProxyMetrics {
                 "caje_body_bytes_total",
                 "Response body bytes sent to clients, by source (cache or origin).",
                 &["source"],
+            )?,
+            peer_requests: r.counter_vec(
+                "caje_peer_requests_total",
+                "Requests to peer nodes for a stored page, by outcome (used, unusable, timeout, error).",
+                &["outcome"],
             )?,
         })
     }

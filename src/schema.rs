@@ -9,6 +9,8 @@ diesel::table! {
         first_seen -> BigInt,
         last_seen -> BigInt,
         times_stored -> BigInt,
+        stored_by -> Nullable<Text>,
+        peer_url -> Nullable<Text>,
     }
 }
 

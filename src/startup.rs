@@ -11,7 +11,7 @@ use actix_web::{web, App, HttpServer};
 use tracing_actix_web::TracingLogger;
 
 use crate::actors::cache_store::CacheStore;
-use crate::actors::manifest::{self, LiteFsWrites, Manifest, ManifestError};
+use crate::actors::manifest::{self, Holder, LiteFsWrites, Manifest, ManifestError};
 use crate::actors::manifest_batcher::{Flush, ManifestBatcher};
 use crate::actors::populator::Populator;
 use crate::actors::purge_sync::PurgeSync;
@@ -59,7 +59,12 @@ pub struct Application {
 
 impl Application {
     /// Must be called inside a running actix `System`.
-    pub async fn build(settings: Settings) -> Result<Self, StartupError> {
+    pub async fn build(mut settings: Settings) -> Result<Self, StartupError> {
+        let addr = settings.listen;
+        let listen_error = |source| StartupError::Listen { addr, source };
+        let listener = TcpListener::bind(settings.listen).map_err(listen_error)?;
+        let port = listener.local_addr().map_err(listen_error)?.port();
+        settings.peer_url = settings.peer_url.map(|url| with_port(url, port));
         let settings = Arc::new(settings);
         let metrics = Arc::new(Metrics::new()?);
         let litefs = LiteFsWrites::new(settings.litefs, &settings.database, settings.halt_timeout);
@@ -97,6 +102,10 @@ impl Application {
             ManifestBatcher::new(
                 manifest.clone(),
                 settings.manifest_batch_window,
+                Holder {
+                    stored_by: Some(settings.stored_by()),
+                    peer_url: settings.peer_url.clone(),
+                },
                 actors.meter("manifest_batcher"),
             )
             .start(),
@@ -156,12 +165,6 @@ impl Application {
             )
         };
 
-        let listen_error = |source| StartupError::Listen {
-            addr: settings.listen,
-            source,
-        };
-        let listener = TcpListener::bind(settings.listen).map_err(listen_error)?;
-        let port = listener.local_addr().map_err(listen_error)?.port();
         let state = web::Data::new(ProxyState::new(
             settings.clone(),
             cache.clone(),
@@ -282,4 +285,13 @@ fn set_no_delay(connection: OriginConnection) -> OriginConnection {
         tracing::debug!(error = %e, "cannot set TCP_NODELAY on an origin connection");
     }
     connection
+}
+
+/// A `peer_url` ending in port 0 (a node listening on port 0, as in tests)
+/// names the port actually bound.
+fn with_port(url: String, port: u16) -> String {
+    match url.strip_suffix(":0") {
+        Some(base) => format!("{base}:{port}"),
+        None => url,
+    }
 }

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use actix::prelude::*;
 
-use super::manifest::{merge_visits, Manifest, PageVisit, WriteBatch};
+use super::manifest::{merge_visits, Holder, Manifest, PageVisit, WriteBatch};
 use super::Mailbox;
 use crate::cache::CacheKey;
 use crate::metrics::ActorMeter;
@@ -19,16 +19,24 @@ pub(crate) struct ManifestBatcher {
     writer: Mailbox<Manifest>,
     meter: ActorMeter,
     window: Duration,
+    /// This node, recorded as the page's holder.
+    holder: Holder,
     pending: HashMap<CacheKey, PageVisit>,
     flush_scheduled: bool,
 }
 
 impl ManifestBatcher {
-    pub fn new(writer: Mailbox<Manifest>, window: Duration, meter: ActorMeter) -> Self {
+    pub fn new(
+        writer: Mailbox<Manifest>,
+        window: Duration,
+        holder: Holder,
+        meter: ActorMeter,
+    ) -> Self {
         Self {
             writer,
             meter,
             window,
+            holder,
             pending: HashMap::new(),
             flush_scheduled: false,
         }
@@ -91,7 +99,10 @@ impl Handler<RecordPage> for ManifestBatcher {
     fn handle(&mut self, msg: RecordPage, ctx: &mut Self::Context) {
         let _handling = self.meter.handling("record_page");
         let _span = tracing::debug_span!("manifest_batcher.record", host = %msg.key.host, path = %msg.key.path_and_query).entered();
-        merge_visits(&mut self.pending, vec![PageVisit::now(msg.key)]);
+        merge_visits(
+            &mut self.pending,
+            vec![PageVisit::now(msg.key).by(&self.holder)],
+        );
         if self.pending.len() >= MAX_BATCH_ROWS {
             self.flush();
         } else if !self.flush_scheduled {

@@ -17,12 +17,13 @@ use actix_web::http::header::HeaderMap;
 use futures_util::StreamExt;
 
 use super::cache_store::{CacheStore, GetCacheStats, HoldsFresh};
-use super::manifest::{ListPages, Manifest, ManifestError};
+use super::manifest::{ListPages, Manifest, ManifestError, PageHolder};
 use super::{Mailbox, NotAnswering};
 use crate::cache::CacheKey;
-use crate::config::{Origin, Settings};
+use crate::config::{Origin, PeerFetch, Settings};
 use crate::metrics::{ActorMeter, PopulatorMetrics, ProxyMetrics};
 use crate::upstream::fetch::store_fully;
+use crate::upstream::peer::{self, Peer};
 use crate::upstream::send::NoBody;
 use crate::upstream::{self, OriginRequest, RequestBody, Upstream};
 
@@ -288,12 +289,17 @@ impl Runner {
     }
 
     /// Fetches one page and stores it when allowed: `Ok(true)` when stored.
+    /// The node that stored it is asked first (`peer_fetch`), then the origin.
     async fn fetch_now(&self, key: &CacheKey, origin: &Origin) -> Result<bool, OriginFailure> {
+        if self.stored_from_peer(key, origin).await {
+            return Ok(true);
+        }
         let upstream = Upstream {
             origin,
             client: &self.client,
             client_ip_header: None,
             metrics: &self.origin_metrics,
+            cdn_loop: self.settings.cdn_loop(),
         };
         let request = OriginRequest::own_get(&key.path_and_query);
         let response = upstream::send(&upstream, request, None::<RequestBody<NoBody>>)
@@ -316,6 +322,60 @@ impl Runner {
         )
         .await
         .map_err(|e| OriginFailure(format!("origin {} body: {e}", origin.upstream)))
+    }
+
+    /// Stores the page from the node that stored it last, when that is
+    /// another node offered as a peer and its copy is usable; `true` once
+    /// stored. Whatever goes wrong leaves the page to the origin.
+    async fn stored_from_peer(&self, key: &CacheKey, origin: &Origin) -> bool {
+        if self.settings.peer_fetch == PeerFetch::Off {
+            return false;
+        }
+        let holder = match self.manifest.send(PageHolder(key.clone())).await {
+            Ok(Ok(Some(holder))) => holder,
+            Ok(Ok(None)) => return false,
+            Ok(Err(e)) => {
+                tracing::debug!(error = %e, "no page holder; asking the origin");
+                return false;
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, "no page holder; asking the origin");
+                return false;
+            }
+        };
+        let Some(url) = holder
+            .peer_url
+            .filter(|url| !self.settings.is_own_peer_url(url))
+        else {
+            return false;
+        };
+        let cdn_loop = self.settings.cdn_loop();
+        let peer = Peer {
+            url: &url,
+            client: &self.client,
+            timeout: self.settings.peer_timeout,
+            cdn_loop: &cdn_loop,
+            metrics: &self.origin_metrics,
+        };
+        let no_fields = HeaderMap::new();
+        let Ok(response) = peer::ask(&peer, key, &no_fields, origin.cache_set_cookie).await else {
+            return false;
+        };
+        match store_fully(
+            &self.cache,
+            key,
+            &no_fields,
+            response,
+            origin.cache_set_cookie,
+        )
+        .await
+        {
+            Ok(stored) => stored,
+            Err(e) => {
+                tracing::info!(error = %e, peer = %url, "peer body failed; asking the origin");
+                false
+            }
+        }
     }
 }
 

@@ -79,31 +79,52 @@ impl CacheStatus {
     }
 }
 
+impl CacheStatus {
+    /// The member under the cache name `name` (`caje-<node_name>` when a
+    /// node name is set; `Display` uses [`CACHE_NAME`]).
+    pub fn render(&self, name: &str) -> String {
+        let mut out = String::from(name);
+        // Writing to a String cannot fail.
+        let _ = fmt::write(&mut out, format_args!("{}", Params(self)));
+        out
+    }
+}
+
+/// A member's parameters, after its cache name.
+struct Params<'a>(&'a CacheStatus);
+
 impl fmt::Display for CacheStatus {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(CACHE_NAME)?;
-        if self.hit {
+        Params(self).fmt(f)
+    }
+}
+
+impl fmt::Display for Params<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let this = self.0;
+        if this.hit {
             f.write_str("; hit")?;
         }
-        if let Some(fwd) = self.fwd {
+        if let Some(fwd) = this.fwd {
             write!(f, "; fwd={}", fwd.as_str())?;
         }
-        if let Some(status) = self.fwd_status {
+        if let Some(status) = this.fwd_status {
             write!(f, "; fwd-status={status}")?;
         }
-        if self.stored {
+        if this.stored {
             f.write_str("; stored")?;
         }
-        if self.collapsed {
+        if this.collapsed {
             f.write_str("; collapsed")?;
         }
-        if let Some(ttl) = self.ttl {
+        if let Some(ttl) = this.ttl {
             // A Structured Field integer has at most 15 digits (RFC 8941
             // §3.3.1); an origin can ask for a longer max-age.
             let ttl = ttl.clamp(-MAX_SF_INTEGER, MAX_SF_INTEGER);
             write!(f, "; ttl={ttl}")?;
         }
-        if let Some(detail) = self.detail {
+        if let Some(detail) = this.detail {
             write!(f, "; detail={detail}")?;
         }
         Ok(())
@@ -113,6 +134,18 @@ impl fmt::Display for CacheStatus {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn renders_under_a_node_s_cache_name() {
+        assert_eq!(
+            CacheStatus::hit(7).render("caje-ams"),
+            "caje-ams; hit; ttl=7"
+        );
+        assert_eq!(
+            CacheStatus::hit(7).render(CACHE_NAME),
+            CacheStatus::hit(7).to_string()
+        );
+    }
 
     #[test]
     fn formats_as_rfc9211_members() {

@@ -6,7 +6,8 @@ use super::{ConfigError, Settings, ADMIN_TOKEN_ENV};
 
 impl Settings {
     /// Applies `CAJE_LISTEN`, `CAJE_CACHE_DIR`, `CAJE_DATABASE`, `CAJE_LITEFS`,
-    /// `CAJE_WORKERS` and `CAJE_ADMIN_TOKEN`; `get` reads one variable.
+    /// `CAJE_WORKERS`, `CAJE_NODE_NAME`, `CAJE_PEER_URL`, `CAJE_PEER_FETCH` and
+    /// `CAJE_ADMIN_TOKEN`, then Fly.io's defaults for the node's name and peer URL; `get` reads one variable.
     pub fn apply_env(&mut self, get: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
         if let Some(v) = get("CAJE_LISTEN") {
             self.listen = v.parse().map_err(|e| ConfigError::Env {
@@ -37,6 +38,31 @@ impl Settings {
                 }
             }
         }
+        if let Some(v) = get("CAJE_NODE_NAME") {
+            self.node_name =
+                Some(
+                    super::peers::validate_node_name(&v).map_err(|message| ConfigError::Env {
+                        var: "CAJE_NODE_NAME",
+                        message,
+                    })?,
+                );
+        }
+        if let Some(v) = get("CAJE_PEER_URL") {
+            self.peer_url =
+                Some(
+                    super::peers::validate_peer_url(&v).map_err(|message| ConfigError::Env {
+                        var: "CAJE_PEER_URL",
+                        message,
+                    })?,
+                );
+        }
+        if let Some(v) = get("CAJE_PEER_FETCH") {
+            self.peer_fetch = v.parse().map_err(|message| ConfigError::Env {
+                var: "CAJE_PEER_FETCH",
+                message,
+            })?;
+        }
+        self.apply_fly(&get);
         self.admin_token = get(ADMIN_TOKEN_ENV).filter(|t| !t.is_empty());
         Ok(())
     }

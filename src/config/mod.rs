@@ -18,10 +18,12 @@ use serde::Deserialize;
 mod env;
 mod origin;
 mod parse;
+mod peers;
 #[cfg(test)]
 mod tests;
 
 pub use origin::Origin;
+pub use peers::{PeerFetch, CDN_LOOP_ID, DEFAULT_PEER_TIMEOUT};
 
 /// Where the admin token comes from; never read from the file, so it is never committed.
 pub const ADMIN_TOKEN_ENV: &str = "CAJE_ADMIN_TOKEN";
@@ -149,6 +151,16 @@ pub struct Settings {
     /// (`fly-client-ip` on Fly.io); `None`: the connection's peer. caje
     /// passes the address on in `X-Forwarded-For`, never the header itself.
     pub client_ip_header: Option<actix_web::http::header::HeaderName>,
+    /// This node's name in `Cache-Status` (`caje-<name>`), `CDN-Loop` and
+    /// the manifest; `None`: plain `caje` (see `peers.rs` for Fly's default).
+    pub node_name: Option<String>,
+    /// How peers reach this node (`http://host:port`); `None`: it is not
+    /// offered as a peer.
+    pub peer_url: Option<String>,
+    /// When a page is asked of the peer that stored it before its origin.
+    pub peer_fetch: PeerFetch,
+    /// How long a peer may take before the origin is asked instead.
+    pub peer_timeout: Duration,
     pub origins: Vec<Origin>,
     pub admin_token: Option<String>,
 }
@@ -179,6 +191,10 @@ impl Settings {
             admin_session_lifetime: DEFAULT_ADMIN_SESSION_LIFETIME,
             client_scheme_header: None,
             client_ip_header: None,
+            node_name: None,
+            peer_url: None,
+            peer_fetch: PeerFetch::default(),
+            peer_timeout: DEFAULT_PEER_TIMEOUT,
             origins,
             admin_token: None,
         }

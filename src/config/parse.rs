@@ -48,6 +48,11 @@ struct RawSettings {
     admin_session_lifetime: Option<Spanned<String>>,
     client_scheme_header: Option<Spanned<String>>,
     client_ip_header: Option<Spanned<String>>,
+    node_name: Option<Spanned<String>>,
+    peer_url: Option<Spanned<String>>,
+    #[serde(default)]
+    peer_fetch: super::PeerFetch,
+    peer_timeout: Option<Spanned<String>>,
     #[serde(default)]
     origin: Vec<RawOrigin>,
 }
@@ -271,6 +276,31 @@ impl Settings {
         };
         let client_scheme_header = header_name("client_scheme_header", &raw.client_scheme_header)?;
         let client_ip_header = header_name("client_ip_header", &raw.client_ip_header)?;
+        let checked = |key: &str,
+                       value: &Option<Spanned<String>>,
+                       check: fn(&str) -> Result<String, String>| match value
+        {
+            None => Ok(None),
+            Some(v) => check(v.get_ref())
+                .map(Some)
+                .map_err(|message| ConfigError::Invalid {
+                    file: file.to_owned(),
+                    line: line_of(v.span().start),
+                    key: Some(key.to_owned()),
+                    message,
+                }),
+        };
+        let node_name = checked(
+            "node_name",
+            &raw.node_name,
+            super::peers::validate_node_name,
+        )?;
+        let peer_url = checked("peer_url", &raw.peer_url, super::peers::validate_peer_url)?;
+        let peer_timeout = duration(
+            "peer_timeout",
+            &raw.peer_timeout,
+            super::DEFAULT_PEER_TIMEOUT,
+        )?;
         Ok(Self {
             listen: raw.listen,
             cache_dir: raw.cache_dir,
@@ -294,6 +324,10 @@ impl Settings {
             admin_session_lifetime,
             client_scheme_header,
             client_ip_header,
+            node_name,
+            peer_url,
+            peer_fetch: raw.peer_fetch,
+            peer_timeout,
             origins,
             admin_token: None,
         })

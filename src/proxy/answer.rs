@@ -146,7 +146,7 @@ pub async fn relay(
     headers::mark_response(
         response.headers_mut(),
         x.req.version(),
-        &cache_status.to_string(),
+        &cache_status.render(&x.state.settings.cache_name()),
     );
     response
 }

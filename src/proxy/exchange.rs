@@ -44,7 +44,8 @@ impl Exchange<'_> {
     /// Answers from a stored response, reported with `status`.
     pub fn answer(&self, hit: Hit, status: &CacheStatus, now: SystemTime) -> HttpResponse {
         let Hit { head, body } = hit;
-        respond::from_cache(self.req, &head, body, now, status, &self.state.metrics)
+        let status = status.render(&self.state.settings.cache_name());
+        respond::from_cache(self.req, &head, body, now, &status, &self.state.metrics)
     }
 
     /// Where this request's origin requests go.
@@ -54,6 +55,7 @@ impl Exchange<'_> {
             client: self.client,
             client_ip_header: self.state.settings.client_ip_header.as_ref(),
             metrics: &self.state.metrics,
+            cdn_loop: self.state.settings.cdn_loop(),
         }
     }
 

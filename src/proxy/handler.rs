@@ -16,7 +16,7 @@ use super::exchange::{ttl, Exchange};
 use super::request_checks;
 use super::respond::{self, plain};
 use super::state::ProxyState;
-use super::{purge, refresh};
+use super::{peer, purge, refresh};
 use crate::actors::cache_store::{Hit, Lookup, LookupResult};
 use crate::admin::auth::AdminAuth;
 use crate::cache::coalesce::{self, Outcome, Role};
@@ -120,7 +120,8 @@ pub async fn proxy(
                 detail: Some("only-if-cached"),
                 ..CacheStatus::default()
             };
-            headers::mark_response(response.headers_mut(), req.version(), &status.to_string());
+            let status = status.render(&state.settings.cache_name());
+            headers::mark_response(response.headers_mut(), req.version(), &status);
             return response;
         }
         Cached::Validate(hit, reason) => (Some(hit), reason),
@@ -148,6 +149,12 @@ pub async fn proxy(
         },
     };
     x.record(CacheStatus::forward(reason).outcome());
+    // With `peer_fetch = "all"`, the node that stored the page first.
+    if miss {
+        if let Some(answer) = peer::ask(&x).await {
+            return relay(&x, reason, answer, flight).await;
+        }
+    }
 
     // 4. The origin, asked for the whole response unless this request
     // fetches alone (its answer is known not to be stored). A GET or HEAD

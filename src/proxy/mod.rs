@@ -6,6 +6,7 @@ mod answer;
 mod body;
 mod exchange;
 mod handler;
+mod peer;
 mod purge;
 mod refresh;
 mod request_checks;

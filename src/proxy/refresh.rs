@@ -37,6 +37,7 @@ pub fn spawn(
             client: &client,
             client_ip_header: state.settings.client_ip_header.as_ref(),
             metrics: &state.metrics,
+            cdn_loop: state.settings.cdn_loop(),
         };
         let seen = headers::as_origin_sees(req.headers());
         let validators = revalidate::validators(&head);

@@ -16,7 +16,7 @@ use awc::error::SendRequestError;
 use crate::actors::cache_store::EntryBody;
 use crate::cache::conditional::{self, Preconditions, Validators};
 use crate::cache::range::{self, RangeAnswer};
-use crate::cache::{CacheStatus, EntryHead};
+use crate::cache::EntryHead;
 use crate::config::Origin;
 use crate::metrics::ProxyMetrics;
 use crate::upstream::headers;
@@ -47,7 +47,7 @@ pub fn from_cache(
     head: &EntryHead,
     body: EntryBody,
     now: SystemTime,
-    status: &CacheStatus,
+    status: &str,
     metrics: &ProxyMetrics,
 ) -> HttpResponse {
     let text = |name| {
@@ -127,7 +127,7 @@ pub fn from_cache(
             )
         }
     };
-    headers::mark_response(response.headers_mut(), req.version(), &status.to_string());
+    headers::mark_response(response.headers_mut(), req.version(), status);
     response
 }
 

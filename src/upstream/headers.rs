@@ -152,6 +152,8 @@ pub struct ClientInfo<'a> {
     /// never the client's spelling of it (case, port, absolute-form target).
     pub host: &'a str,
     pub version: Version,
+    /// This node's `CDN-Loop` member, appended after the client's.
+    pub cdn_loop: &'a HeaderValue,
 }
 
 /// Headers for the origin request. `Host` and `Content-Length` are left to
@@ -175,19 +177,81 @@ pub fn origin_request_headers(client: &HeaderMap, info: &ClientInfo<'_>) -> Head
     }
     out.insert(x_forwarded_proto, HeaderValue::from_static("http"));
     append_via(&mut out, info.version);
+    append_cdn_loop(&mut out, info.cdn_loop);
     out
 }
 
 /// Headers of an origin response as caje passes them on; the body's length
-/// is set by the response body itself.
+/// is set by the response body itself. The `Cache-Status` members of caches
+/// upstream (a peer) are kept without their `ttl`, which is out of date as
+/// soon as the answer is stored.
 pub fn response_headers(origin: &HeaderMap) -> HeaderMap {
-    end_to_end(origin, &[header::CONTENT_LENGTH])
+    let mut out = end_to_end(origin, &[header::CONTENT_LENGTH]);
+    let upstream: Vec<String> = out
+        .get_all(header::CACHE_STATUS)
+        .filter_map(|v| v.to_str().ok())
+        .map(without_ttl)
+        .collect();
+    out.remove(header::CACHE_STATUS);
+    if let Ok(value) = HeaderValue::from_str(&upstream.join(", ")) {
+        if !upstream.is_empty() {
+            out.insert(header::CACHE_STATUS, value);
+        }
+    }
+    out
 }
 
-/// Marks that the response passed through caje: `Via` and `Cache-Status`.
+/// A `Cache-Status` value without the `ttl` parameter of its members (a
+/// member with a quoted string is kept as it is).
+fn without_ttl(value: &str) -> String {
+    value
+        .split(',')
+        .map(str::trim)
+        .filter(|m| !m.is_empty())
+        .map(|member| {
+            if member.contains('"') {
+                return member.to_owned();
+            }
+            member
+                .split(';')
+                .map(str::trim)
+                .filter(|p| !p.starts_with("ttl="))
+                .collect::<Vec<_>>()
+                .join("; ")
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Marks that the response passed through caje: `Via`, and its
+/// `Cache-Status` member after those of caches before it (RFC 9211: the
+/// cache nearest the client last).
 pub fn mark_response(headers: &mut HeaderMap, version: Version, cache_status: &str) {
     append_via(headers, version);
-    if let Ok(status) = HeaderValue::from_str(cache_status) {
+    let value = match headers
+        .get(header::CACHE_STATUS)
+        .and_then(|v| v.to_str().ok())
+    {
+        Some(before) if !before.trim().is_empty() => format!("{before}, {cache_status}"),
+        _ => cache_status.to_owned(),
+    };
+    if let Ok(status) = HeaderValue::from_str(&value) {
         headers.insert(header::CACHE_STATUS, status);
     }
+}
+
+/// Appends this node's `CDN-Loop` member (RFC 8586) after the request's own.
+pub fn append_cdn_loop(headers: &mut HeaderMap, member: &HeaderValue) {
+    headers.append(HeaderName::from_static("cdn-loop"), member.clone());
+}
+
+/// Whether a request already passed through a caje node: its `CDN-Loop`
+/// names caje's pseudonym (`id`). Such a request is never sent to a peer.
+pub fn looped(headers: &HeaderMap, id: &str) -> bool {
+    headers
+        .get_all("cdn-loop")
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|member| member.split(';').next())
+        .any(|cdn| cdn.trim().eq_ignore_ascii_case(id))
 }

@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use actix_web::body::SizedStream;
-use actix_web::http::header::{self, HeaderMap, HeaderName};
+use actix_web::http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use actix_web::http::{Method, Version};
 use awc::error::{ConnectError, SendRequestError};
 use bytes::Bytes;
@@ -41,6 +41,8 @@ pub struct Upstream<'a> {
     pub client: &'a awc::Client,
     pub client_ip_header: Option<&'a HeaderName>,
     pub metrics: &'a ProxyMetrics,
+    /// This node's `CDN-Loop` member (`Settings::cdn_loop`).
+    pub cdn_loop: HeaderValue,
 }
 
 /// What is asked of the origin.
@@ -114,6 +116,7 @@ where
             client_ip_header: upstream.client_ip_header,
             host: &origin.host,
             version: request.version,
+            cdn_loop: &upstream.cdn_loop,
         },
     );
     if request.whole {

@@ -17,6 +17,7 @@ mod keepalive;
 mod litefs;
 mod manifest;
 mod multinode;
+mod peers;
 mod populator;
 mod proxying;
 mod purging;

@@ -19,10 +19,10 @@ pub(crate) use self::actor::GetRole;
 pub use self::actor::{Manifest, RoleReport};
 pub use self::database::{connect, prepare, ManifestError};
 pub(crate) use self::pages::ClearPages;
-pub use self::pages::{ListPages, PageList, WriteBatch};
+pub use self::pages::{ListPages, PageHolder, PageList, WriteBatch};
 pub use self::purge_log::LastPurgeId;
 pub(crate) use self::purge_log::{LogPurge, LoggedPurge, PurgeTarget, PurgesSince};
 pub(crate) use self::visits::merge_visits;
-pub use self::visits::{Page, PageVisit};
+pub use self::visits::{Holder, Page, PageVisit};
 /// Re-exported: whoever calls [`prepare`] or builds a [`Manifest`] needs it.
 pub use crate::litefs::LiteFsWrites;

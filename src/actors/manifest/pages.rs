@@ -9,8 +9,9 @@ use diesel::upsert::excluded;
 
 use super::actor::{Manifest, FIRST_RETRY_DELAY, MAX_RETRY_DELAY};
 use super::database::ManifestError;
-use super::visits::{merge_visits, Page, PageVisit};
+use super::visits::{merge_visits, Holder, Page, PageVisit};
 use crate::actors::Mailbox;
+use crate::cache::CacheKey;
 use crate::schema::pages;
 
 /// Rows kept for retry after failed writes; past it the newest are dropped.
@@ -26,12 +27,16 @@ fn upsert(conn: &mut SqliteConnection, rows: &[PageVisit]) -> QueryResult<()> {
                 pages::first_seen.eq(row.first_seen),
                 pages::last_seen.eq(row.last_seen),
                 pages::times_stored.eq(row.times),
+                pages::stored_by.eq(&row.holder.stored_by),
+                pages::peer_url.eq(&row.holder.peer_url),
             ))
             .on_conflict((pages::method, pages::host, pages::path_and_query))
             .do_update()
             .set((
                 pages::last_seen.eq(excluded(pages::last_seen)),
                 pages::times_stored.eq(pages::times_stored + excluded(pages::times_stored)),
+                pages::stored_by.eq(excluded(pages::stored_by)),
+                pages::peer_url.eq(excluded(pages::peer_url)),
             ))
             .execute(conn)?;
     }
@@ -177,6 +182,39 @@ impl Handler<ListPages> for Manifest {
         });
         if let Err(e) = &result {
             self.failed("list_pages", e);
+        }
+        result
+    }
+}
+
+/// The node that stored a page last, as the manifest says; `None` when
+/// the page is not listed.
+#[derive(Message)]
+#[rtype(result = "Result<Option<Holder>, ManifestError>")]
+pub struct PageHolder(pub CacheKey);
+
+impl Handler<PageHolder> for Manifest {
+    type Result = Result<Option<Holder>, ManifestError>;
+
+    fn handle(&mut self, msg: PageHolder, _ctx: &mut Self::Context) -> Self::Result {
+        let _handling = self.meter.handling("page_holder");
+        let _span = tracing::debug_span!("manifest.page_holder").entered();
+        let key = msg.0;
+        let result = self.conn().and_then(|conn| {
+            let found = pages::table
+                .filter(pages::method.eq(&key.method))
+                .filter(pages::host.eq(&key.host))
+                .filter(pages::path_and_query.eq(&key.path_and_query))
+                .select((pages::stored_by, pages::peer_url))
+                .first::<(Option<String>, Option<String>)>(conn)
+                .optional()?;
+            Ok(found.map(|(stored_by, peer_url)| Holder {
+                stored_by,
+                peer_url,
+            }))
+        });
+        if let Err(e) = &result {
+            self.failed("page_holder", e);
         }
         result
     }

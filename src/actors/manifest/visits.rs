@@ -19,6 +19,17 @@ pub struct Page {
     pub first_seen: i64,
     pub last_seen: i64,
     pub times_stored: i64,
+    /// The node that stored the page last (its `node_name`).
+    pub stored_by: Option<String>,
+    /// Where other nodes may ask that node for the page; `None`: nowhere.
+    pub peer_url: Option<String>,
+}
+
+/// The node that stores a page, as the manifest records it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Holder {
+    pub stored_by: Option<String>,
+    pub peer_url: Option<String>,
 }
 
 /// Stores of one page gathered for a batch.
@@ -29,6 +40,8 @@ pub struct PageVisit {
     pub first_seen: i64,
     pub last_seen: i64,
     pub times: i64,
+    /// The node that stored it (the last one, once merged).
+    pub holder: Holder,
 }
 
 impl PageVisit {
@@ -40,6 +53,15 @@ impl PageVisit {
             first_seen: now,
             last_seen: now,
             times: 1,
+            holder: Holder::default(),
+        }
+    }
+
+    /// The same visit, made by `holder`.
+    pub fn by(self, holder: &Holder) -> Self {
+        Self {
+            holder: holder.clone(),
+            ..self
         }
     }
 
@@ -48,6 +70,9 @@ impl PageVisit {
         self.first_seen = self.first_seen.min(other.first_seen);
         self.last_seen = self.last_seen.max(other.last_seen);
         self.times += other.times;
+        if other.last_seen >= self.last_seen {
+            self.holder = other.holder.clone();
+        }
     }
 }
 

@@ -1,0 +1,2 @@
+ALTER TABLE pages DROP COLUMN peer_url;
+ALTER TABLE pages DROP COLUMN stored_by;
