@@ -9,6 +9,7 @@ diesel::table! {
         first_seen -> BigInt,
         last_seen -> BigInt,
         times_stored -> BigInt,
+        seq -> BigInt,
     }
 }
 
