@@ -101,3 +101,52 @@ async fn a_purge_on_one_node_is_applied_by_the_others_at_once() {
         assert!(metric(other, "caje_sync_purges_applied_total") >= 1.0);
     }
 }
+
+/// How long a purge on A takes to be applied by B and C, over 50 purges:
+/// `cargo test --test api -- --ignored --nocapture sync::measure`.
+#[actix_web::test]
+#[ignore = "a measurement: cargo test --test api -- --ignored --nocapture sync::measure"]
+async fn measure_purge_propagation() {
+    let origin = spawn_origin().await;
+    let shared = tempfile::tempdir().expect("temp dir");
+    let database = shared.path().join("manifest.db");
+    let a = node(&origin, &database).await;
+    let b = node(&origin, &database).await;
+    let c = node(&origin, &database).await;
+    let mut took = Vec::new();
+    for n in 0..50 {
+        let path = format!("/cache/measured-{n}");
+        a.get(&path).await;
+        for other in [&b, &c] {
+            eventually(|| async { (only_if_cached(other, &path).await == 200).then_some(()) })
+                .await;
+        }
+        let started = std::time::Instant::now();
+        let url = format!("http://{}{path}", crate::helpers::HOST);
+        let reply = a
+            .admin(
+                "POST",
+                "/_caje/purge",
+                Some(TOKEN),
+                Some(json!({ "url": url })),
+            )
+            .await;
+        assert_eq!(reply.status, 200);
+        // Polled every 2 ms (not `eventually`'s 20 ms), bounded at 10 s.
+        for other in [&b, &c] {
+            while only_if_cached(other, &path).await != 504 {
+                assert!(started.elapsed() < Duration::from_secs(10), "not applied");
+                actix_web::rt::time::sleep(Duration::from_millis(2)).await;
+            }
+        }
+        took.push(started.elapsed());
+    }
+    took.sort();
+    let at = |q: f64| took[((took.len() as f64 - 1.0) * q).round() as usize];
+    println!(
+        "purge on A applied by B and C: p50 {:?}, p99 {:?}, max {:?} (50 purges, sync_interval 50ms)",
+        at(0.5),
+        at(0.99),
+        took[took.len() - 1]
+    );
+}
