@@ -150,3 +150,44 @@ async fn measure_purge_propagation() {
         took[took.len() - 1]
     );
 }
+
+#[actix_web::test]
+async fn a_page_never_fresh_does_not_bounce_between_nodes() {
+    let origin = spawn_origin().await;
+    let shared = tempfile::tempdir().expect("temp dir");
+    let database = shared.path().join("manifest.db");
+    let a = node(&origin, &database).await;
+    let b = node(&origin, &database).await;
+    // Stored, but to be revalidated on every use: never fresh. Each store
+    // changes its manifest row, which the other node notices.
+    let path = "/etag-nc/bouncy";
+    a.get(path).await;
+    eventually(|| async {
+        let s = b.populator.send(GetStatus).await.expect("status");
+        (s.fetched >= 1).then_some(())
+    })
+    .await;
+    // Pages stored after it, by each node in turn: once the other has
+    // warmed one, it has handled every change before it (a bounce's stores
+    // included), and its fetches of them took their turn at the origin.
+    for (n, (from, to)) in [(&a, &b), (&b, &a), (&a, &b), (&b, &a)]
+        .into_iter()
+        .enumerate()
+    {
+        let marker = format!("/cache/after-the-bouncy-one-{n}");
+        from.get(&marker).await;
+        eventually(|| async { (only_if_cached(to, &marker).await == 200).then_some(()) }).await;
+    }
+    eventually(|| async {
+        let s = a.populator.send(GetStatus).await.expect("status");
+        (s.queued == 0 && s.in_flight == 0).then_some(())
+    })
+    .await;
+    // A for its client, B once to warm, A once more for B's store; then
+    // each has fetched it within the minute and lets the other's store be.
+    assert!(
+        origin.counter.get(path) <= 3,
+        "{}",
+        origin.counter.get(path)
+    );
+}
