@@ -346,6 +346,38 @@ impl PopulatorMetrics {
     }
 }
 
+/// Change-driven sync's figures: `ManifestWatch` and the purges `PurgeSync` applies.
+#[derive(Clone)]
+pub struct SyncMetrics {
+    pub ticks: IntCounter,
+    pub changes: IntCounter,
+    pub pages_queued: IntCounter,
+    pub purges_applied: IntCounter,
+}
+
+impl SyncMetrics {
+    fn register(r: &Register) -> prometheus::Result<Self> {
+        Ok(Self {
+            ticks: r.counter(
+                "caje_sync_ticks_total",
+                "Times the manifest watch checked the manifest's data_version.",
+            )?,
+            changes: r.counter(
+                "caje_sync_changes_total",
+                "Ticks that found the manifest changed and read what was new.",
+            )?,
+            pages_queued: r.counter(
+                "caje_sync_pages_queued_total",
+                "Changed manifest pages the watch handed to the populator to warm.",
+            )?,
+            purges_applied: r.counter(
+                "caje_sync_purges_applied_total",
+                "Entries of the shared purge log this node applied after start.",
+            )?,
+        })
+    }
+}
+
 /// The manifest writer's figures, including the LiteFS HALT lock.
 #[derive(Clone)]
 pub struct ManifestMetrics {
@@ -426,6 +458,7 @@ pub struct Metrics {
     pub proxy: ProxyMetrics,
     pub populator: PopulatorMetrics,
     pub manifest: ManifestMetrics,
+    pub sync: SyncMetrics,
 }
 
 impl Metrics {
@@ -437,6 +470,7 @@ impl Metrics {
         let proxy = ProxyMetrics::register(&r)?;
         let populator = PopulatorMetrics::register(&r)?;
         let manifest = ManifestMetrics::register(&r)?;
+        let sync = SyncMetrics::register(&r)?;
         Ok(Self {
             registry,
             actors,
@@ -444,6 +478,7 @@ impl Metrics {
             proxy,
             populator,
             manifest,
+            sync,
         })
     }
 

@@ -9,6 +9,7 @@ diesel::table! {
         first_seen -> BigInt,
         last_seen -> BigInt,
         times_stored -> BigInt,
+        seq -> BigInt,
         stored_by -> Nullable<Text>,
         peer_url -> Nullable<Text>,
     }

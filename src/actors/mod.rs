@@ -4,6 +4,7 @@
 pub mod cache_store;
 pub mod manifest;
 pub mod manifest_batcher;
+pub mod manifest_watch;
 pub mod populator;
 pub mod purge_sync;
 

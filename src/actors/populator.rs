@@ -1,10 +1,12 @@
 //! `Populator`: warms this node's cache with the pages the shared manifest
 //! lists and this node lacks (or holds only stale), so a page first seen in
-//! one region is soon a hit in every region. It runs every
-//! `populate_interval` and on demand, fetches with bounded concurrency and a
-//! per-origin rate limit, never fetches one page twice at once, backs off
-//! from failing origins, and stores only what the origin's answer allows
-//! (the same decision as the proxy's).
+//! one region is soon a hit in every region. `ManifestWatch` sends it the
+//! pages that changed (`Warm`) within `sync_interval`; a full reconcile,
+//! streaming the whole manifest a page at a time, runs every
+//! `populate_interval` as a safety net, and on demand. It fetches with
+//! bounded concurrency and a per-origin rate limit, never fetches one page
+//! twice at once, backs off from failing origins, and stores only what the
+//! origin's answer allows (the same decision as the proxy's).
 
 use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
@@ -17,7 +19,7 @@ use actix_web::http::header::HeaderMap;
 use futures_util::StreamExt;
 
 use super::cache_store::{CacheStore, GetCacheStats, HoldsFresh};
-use super::manifest::{ListPages, Manifest, ManifestError, PageHolder};
+use super::manifest::{Manifest, ManifestError, PageHolder, PagesAfter};
 use super::{Mailbox, NotAnswering};
 use crate::cache::CacheKey;
 use crate::config::{Origin, PeerFetch, Settings};
@@ -33,6 +35,10 @@ const MAX_BACKOFF: Duration = Duration::from_secs(300);
 /// full cache would only evict what traffic keeps there, and evicted pages
 /// would be fetched back by the next run, for ever.
 const FULL_PERCENT: u64 = 90;
+/// A page this node fetched is not fetched again for a change within this
+/// long: its own store changes the manifest row, and a page that is never
+/// fresh (no `max-age`) would otherwise bounce between nodes for ever.
+const REWARM_AFTER: Duration = Duration::from_secs(60);
 
 #[derive(Debug, thiserror::Error)]
 pub enum PopulateError {
@@ -80,6 +86,9 @@ struct Shared {
     pending: HashSet<CacheKey>,
     origins: HashMap<String, OriginPace>,
     last_run: Option<SystemTime>,
+    /// When this node last fetched each page (for `REWARM_AFTER`), pruned
+    /// as it goes: as many as fetched within `REWARM_AFTER`.
+    fetched_at: HashMap<CacheKey, Instant>,
 }
 
 /// Everything one run needs, cheap to clone into its futures.
@@ -164,11 +173,47 @@ impl Runner {
         );
         self.shared.borrow_mut().last_run = Some(now);
 
-        let pages = self.manifest.send(ListPages::all()).await??.pages;
-        let keys: Vec<CacheKey> = pages
-            .into_iter()
-            .map(|p| CacheKey::new(&p.method, &p.host, &p.path_and_query))
-            .collect();
+        let mut report = PopulateReport {
+            queued: Vec::new(),
+            already_in_flight: 0,
+            cache_full: false,
+        };
+        let mut after = 0;
+        loop {
+            let limit = self.settings.manifest_page_size;
+            let slice = self.manifest.send(PagesAfter { after, limit }).await??;
+            let Some((last, _)) = slice.last() else {
+                break;
+            };
+            after = *last;
+            let full = slice.len() >= limit;
+            let keys = slice.into_iter().map(|(_, key)| key).collect();
+            let part = self.clone().queue(keys, false).await?;
+            report.queued.extend(part.queued);
+            report.already_in_flight += part.already_in_flight;
+            report.cache_full |= part.cache_full;
+            if !full || part.cache_full {
+                break;
+            }
+        }
+        tracing::info!(
+            queued = report.queued.len(),
+            already_in_flight = report.already_in_flight,
+            cache_full = report.cache_full,
+            "populator queued pages"
+        );
+        Ok(report)
+    }
+
+    /// Checks `keys` against the cache and starts fetching in the
+    /// background those it lacks and no fetch is under way for. For a
+    /// change (`Warm`), pages this node fetched within `REWARM_AFTER` are
+    /// skipped too.
+    async fn queue(
+        self,
+        keys: Vec<CacheKey>,
+        for_change: bool,
+    ) -> Result<PopulateReport, PopulateError> {
         let held = self.cache.send(HoldsFresh(keys.clone())).await?;
         let cache_full = match self.settings.max_size {
             Some(max) => {
@@ -180,9 +225,13 @@ impl Runner {
         let mut queue = Vec::new();
         let mut already_in_flight = 0;
         if !cache_full {
+            let now = Instant::now();
             let mut shared = self.shared.borrow_mut();
+            shared
+                .fetched_at
+                .retain(|_, at| now.duration_since(*at) < REWARM_AFTER);
             for (key, held) in keys.into_iter().zip(held) {
-                if held {
+                if held || (for_change && shared.fetched_at.contains_key(&key)) {
                     continue;
                 }
                 if shared.pending.insert(key.clone()) {
@@ -201,12 +250,6 @@ impl Runner {
             already_in_flight,
             cache_full,
         };
-        tracing::info!(
-            queued = queue.len(),
-            already_in_flight,
-            cache_full,
-            "populator queued pages"
-        );
         let concurrency = self.settings.populate_concurrency;
         actix_web::rt::spawn(async move {
             futures_util::stream::iter(queue)
@@ -220,7 +263,10 @@ impl Runner {
     async fn populate(self, key: CacheKey) {
         let outcome = self.fetch(&key).await;
         self.metrics.queued.dec();
-        self.shared.borrow_mut().pending.remove(&key);
+        let mut shared = self.shared.borrow_mut();
+        shared.pending.remove(&key);
+        shared.fetched_at.insert(key.clone(), Instant::now());
+        drop(shared);
         match outcome {
             FetchResult::Stored => self.metrics.fetched.inc(),
             FetchResult::Deferred => self.metrics.deferred.inc(),
@@ -399,6 +445,33 @@ impl Handler<RunNow> for Populator {
     fn handle(&mut self, _msg: RunNow, _ctx: &mut Self::Context) -> Self::Result {
         let _handling = self.meter.handling("run_now");
         Box::pin(self.runner.clone().run())
+    }
+}
+
+/// Pages changed in the manifest, sent by `ManifestWatch`: checked against
+/// the cache and those this node lacks fetched, with the usual pacing.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Warm(pub Vec<CacheKey>);
+
+impl Handler<Warm> for Populator {
+    type Result = ();
+
+    fn handle(&mut self, msg: Warm, _ctx: &mut Self::Context) {
+        let _handling = self.meter.handling("warm");
+        let runner = self.runner.clone();
+        actix_web::rt::spawn(async move {
+            match runner.queue(msg.0, true).await {
+                Ok(report) if !report.queued.is_empty() => {
+                    tracing::debug!(
+                        queued = report.queued.len(),
+                        "populator warms changed pages"
+                    );
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "populator could not warm changed pages"),
+            }
+        });
     }
 }
 

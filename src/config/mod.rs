@@ -84,7 +84,12 @@ fn default_database() -> PathBuf {
 }
 /// How long manifest rows gather before one write (and, on a replica, one HALT).
 pub const DEFAULT_BATCH_WINDOW: Duration = Duration::from_millis(100);
-const DEFAULT_POPULATE_INTERVAL: Duration = Duration::from_secs(30);
+/// The full reconcile is a slow safety net: change-driven sync warms new pages.
+const DEFAULT_POPULATE_INTERVAL: Duration = Duration::from_secs(600);
+/// How often `ManifestWatch` checks the manifest for changes.
+const DEFAULT_SYNC_INTERVAL: Duration = Duration::from_millis(50);
+/// Manifest rows read per query by the watch and the full reconcile.
+pub const DEFAULT_MANIFEST_PAGE_SIZE: usize = 500;
 const DEFAULT_POPULATE_CONCURRENCY: usize = 4;
 const DEFAULT_POPULATE_RATE: u32 = 10;
 /// Larger request bodies get 413 (uploads through a CDN are rare and small).
@@ -92,7 +97,8 @@ const DEFAULT_MAX_REQUEST_BODY: u64 = 10 * 1024 * 1024;
 /// How long a client may take to send a request head (actix-web's default).
 const DEFAULT_CLIENT_REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 const DEFAULT_COALESCE_TIMEOUT: Duration = Duration::from_secs(10);
-const DEFAULT_PURGE_POLL: Duration = Duration::from_secs(2);
+/// A safety net too: `ManifestWatch` pokes `PurgeSync` when a purge is logged.
+const DEFAULT_PURGE_POLL: Duration = Duration::from_secs(30);
 /// How long a stopping node lets requests in flight finish.
 const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(10);
 const DEFAULT_MEMORY_CACHE_SIZE: u64 = 32 * 1024 * 1024;
@@ -113,8 +119,15 @@ pub struct Settings {
     pub manifest_batch_window: Duration,
     /// How long a manifest write waits for the LiteFS HALT lock.
     pub halt_timeout: Duration,
-    /// How often the populator looks for manifest pages this node lacks.
+    /// How often the populator's full reconcile looks for manifest pages
+    /// this node lacks (changed pages are warmed within `sync_interval`).
     pub populate_interval: Duration,
+    /// How often the manifest is checked for new pages and purges
+    /// (`PRAGMA data_version`); zero: never (only the slow polls remain).
+    pub sync_interval: Duration,
+    /// Manifest rows read per query by the watch and the full reconcile
+    /// (not a file setting; tests make it small).
+    pub manifest_page_size: usize,
     /// Pages the populator fetches at once.
     pub populate_concurrency: usize,
     /// Populator requests per second to any one origin.
@@ -125,7 +138,8 @@ pub struct Settings {
     /// How long a request for a URL already being fetched waits for that
     /// fetch before asking the origin itself.
     pub coalesce_timeout: Duration,
-    /// How often a node applies purges logged by any node.
+    /// How often a node applies purges logged by any node even when the
+    /// watch saw none (a safety net).
     pub purge_poll_interval: Duration,
     /// How long requests in flight may finish after SIGTERM before they are
     /// dropped (whole seconds; a fraction rounds up).
@@ -177,6 +191,8 @@ impl Settings {
             manifest_batch_window: DEFAULT_BATCH_WINDOW,
             halt_timeout: crate::litefs::DEFAULT_HALT_TIMEOUT,
             populate_interval: DEFAULT_POPULATE_INTERVAL,
+            sync_interval: DEFAULT_SYNC_INTERVAL,
+            manifest_page_size: DEFAULT_MANIFEST_PAGE_SIZE,
             populate_concurrency: DEFAULT_POPULATE_CONCURRENCY,
             populate_rate: DEFAULT_POPULATE_RATE,
             stale_if_error: Duration::ZERO,

@@ -14,9 +14,10 @@ use super::origin::{validate_host, validate_upstream, DEFAULT_ORIGIN_TIMEOUT};
 use super::{
     default_cache_dir, default_database, default_listen, ConfigError, LiteFsMode, Origin, Settings,
     DEFAULT_ADMIN_SESSION_LIFETIME, DEFAULT_BATCH_WINDOW, DEFAULT_CLIENT_REQUEST_TIMEOUT,
-    DEFAULT_COALESCE_TIMEOUT, DEFAULT_MAX_REQUEST_BODY, DEFAULT_MEMORY_CACHE_MAX_OBJECT,
-    DEFAULT_MEMORY_CACHE_SIZE, DEFAULT_POPULATE_CONCURRENCY, DEFAULT_POPULATE_INTERVAL,
-    DEFAULT_POPULATE_RATE, DEFAULT_PURGE_POLL, DEFAULT_SHUTDOWN_TIMEOUT,
+    DEFAULT_COALESCE_TIMEOUT, DEFAULT_MANIFEST_PAGE_SIZE, DEFAULT_MAX_REQUEST_BODY,
+    DEFAULT_MEMORY_CACHE_MAX_OBJECT, DEFAULT_MEMORY_CACHE_SIZE, DEFAULT_POPULATE_CONCURRENCY,
+    DEFAULT_POPULATE_INTERVAL, DEFAULT_POPULATE_RATE, DEFAULT_PURGE_POLL, DEFAULT_SHUTDOWN_TIMEOUT,
+    DEFAULT_SYNC_INTERVAL,
 };
 
 #[derive(Debug, Clone, Deserialize)]
@@ -37,6 +38,7 @@ struct RawSettings {
     stale_if_error: Option<Spanned<String>>,
     coalesce_timeout: Option<Spanned<String>>,
     purge_poll_interval: Option<Spanned<String>>,
+    sync_interval: Option<Spanned<String>>,
     shutdown_timeout: Option<Spanned<String>>,
     max_size: Option<Spanned<String>>,
     memory_cache_size: Option<Spanned<String>>,
@@ -200,6 +202,11 @@ impl Settings {
             &raw.purge_poll_interval,
             DEFAULT_PURGE_POLL,
         )?;
+        // Zero is meaningful: no change-driven sync.
+        let sync_interval = match &raw.sync_interval {
+            None => DEFAULT_SYNC_INTERVAL,
+            value => duration_or_zero("sync_interval", value)?,
+        };
         let coalesce_timeout = duration(
             "coalesce_timeout",
             &raw.coalesce_timeout,
@@ -310,6 +317,8 @@ impl Settings {
             manifest_batch_window,
             halt_timeout,
             populate_interval,
+            sync_interval,
+            manifest_page_size: DEFAULT_MANIFEST_PAGE_SIZE,
             populate_concurrency,
             populate_rate,
             max_request_body,

@@ -107,6 +107,22 @@ fn shutdown_timeout_defaults_to_10s_and_may_be_zero() {
 }
 
 #[test]
+fn change_driven_sync_is_on_every_50ms_and_the_polls_are_slow() {
+    let parsed = |extra: &str| Settings::parse("c.toml", &format!("{extra}\n{GOOD}"));
+    let default = parsed("").expect("valid");
+    assert_eq!(default.sync_interval, Duration::from_millis(50));
+    assert_eq!(default.populate_interval, Duration::from_secs(600));
+    assert_eq!(default.purge_poll_interval, Duration::from_secs(30));
+    assert_eq!(default.manifest_page_size, 500);
+    let set = parsed("sync_interval = \"200ms\"").expect("valid");
+    assert_eq!(set.sync_interval, Duration::from_millis(200));
+    let off = parsed("sync_interval = \"0s\"").expect("valid");
+    assert_eq!(off.sync_interval, Duration::ZERO);
+    let err = parsed("sync_interval = \"often\"").unwrap_err().to_string();
+    assert!(err.contains("line 1: key `sync_interval`"), "{err}");
+}
+
+#[test]
 fn unknown_key_names_line_and_key() {
     let text = "listen = \"127.0.0.1:1\"\n[[origin]]\nhost = \"a\"\nupstream = \"http://b\"\ntimeot = \"1s\"\n";
     let err = Settings::parse("c.toml", text).unwrap_err().to_string();

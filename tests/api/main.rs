@@ -27,5 +27,6 @@ mod shutdown;
 mod soak;
 mod stale;
 mod storage;
+mod sync;
 mod trust;
 mod validation;

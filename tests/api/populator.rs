@@ -176,3 +176,44 @@ async fn a_nearly_full_cache_is_not_populated() {
     assert_eq!((full.queued.len(), full.cache_full), (0, true));
     assert_eq!(origin.counter.get("/cache/elsewhere"), 1);
 }
+
+#[actix_web::test]
+async fn a_full_reconcile_streams_the_manifest_a_page_at_a_time() {
+    let origin = spawn_origin().await;
+    let dir = std::sync::Arc::new(tempfile::tempdir().expect("temp dir"));
+    let app = spawn_app_in(&origin, dir, |s| s.manifest_page_size = 2).await;
+    // Other regions stored five pages this node lacks.
+    let visits = (1..=5)
+        .map(|n| PageVisit::now(CacheKey::new("GET", HOST, &format!("/cache/streamed-{n}"))))
+        .collect();
+    app.manifest.send(WriteBatch(visits)).await.expect("write");
+
+    let run = app
+        .populator
+        .send(RunNow)
+        .await
+        .expect("answer")
+        .expect("run");
+    let mut queued = run.queued.clone();
+    queued.sort();
+    let expected: Vec<String> = (1..=5)
+        .map(|n| format!("http://{HOST}/cache/streamed-{n}"))
+        .collect();
+    assert_eq!(queued, expected);
+    // Read as 2 + 2 + 1 rows, never the whole manifest at once.
+    let text = app.metrics.render().expect("metrics");
+    let reads = text
+        .lines()
+        .find_map(|line| {
+            line.strip_prefix(
+                "caje_actor_messages_total{actor=\"manifest\",message=\"pages_after\"}",
+            )
+        })
+        .map(str::trim);
+    assert_eq!(reads, Some("3"), "{text}");
+    eventually(|| async {
+        let s = app.populator.send(GetStatus).await.expect("status");
+        (s.fetched == 5).then_some(())
+    })
+    .await;
+}

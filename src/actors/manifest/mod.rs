@@ -18,8 +18,10 @@ mod visits;
 pub(crate) use self::actor::GetRole;
 pub use self::actor::{Manifest, RoleReport};
 pub use self::database::{connect, prepare, ManifestError};
+#[cfg(test)]
+pub(crate) use self::pages::upsert as upsert_pages;
 pub(crate) use self::pages::ClearPages;
-pub use self::pages::{ListPages, PageHolder, PageList, WriteBatch};
+pub use self::pages::{ListPages, PageHolder, PageList, PagesAfter, WriteBatch};
 pub use self::purge_log::LastPurgeId;
 pub(crate) use self::purge_log::{LogPurge, LoggedPurge, PurgeTarget, PurgesSince};
 pub(crate) use self::visits::merge_visits;

@@ -17,7 +17,12 @@ use crate::schema::pages;
 /// Rows kept for retry after failed writes; past it the newest are dropped.
 const MAX_UNWRITTEN_ROWS: usize = 100_000;
 
-fn upsert(conn: &mut SqliteConnection, rows: &[PageVisit]) -> QueryResult<()> {
+/// The next change number, read in the write transaction that uses it.
+fn next_seq() -> diesel::expression::SqlLiteral<diesel::sql_types::BigInt> {
+    diesel::dsl::sql::<diesel::sql_types::BigInt>("(SELECT COALESCE(MAX(seq), 0) + 1 FROM pages)")
+}
+
+pub(crate) fn upsert(conn: &mut SqliteConnection, rows: &[PageVisit]) -> QueryResult<()> {
     for row in rows {
         diesel::insert_into(pages::table)
             .values((
@@ -27,6 +32,7 @@ fn upsert(conn: &mut SqliteConnection, rows: &[PageVisit]) -> QueryResult<()> {
                 pages::first_seen.eq(row.first_seen),
                 pages::last_seen.eq(row.last_seen),
                 pages::times_stored.eq(row.times),
+                pages::seq.eq(next_seq()),
                 pages::stored_by.eq(&row.holder.stored_by),
                 pages::peer_url.eq(&row.holder.peer_url),
             ))
@@ -35,6 +41,7 @@ fn upsert(conn: &mut SqliteConnection, rows: &[PageVisit]) -> QueryResult<()> {
             .set((
                 pages::last_seen.eq(excluded(pages::last_seen)),
                 pages::times_stored.eq(pages::times_stored + excluded(pages::times_stored)),
+                pages::seq.eq(next_seq()),
                 pages::stored_by.eq(excluded(pages::stored_by)),
                 pages::peer_url.eq(excluded(pages::peer_url)),
             ))
@@ -215,6 +222,44 @@ impl Handler<PageHolder> for Manifest {
         });
         if let Err(e) = &result {
             self.failed("page_holder", e);
+        }
+        result
+    }
+}
+
+/// Up to `limit` pages with an id above `after`, by id: one slice of the
+/// manifest, so a full reconcile streams it instead of loading it whole.
+#[derive(Message)]
+#[rtype(result = "Result<Vec<(i64, CacheKey)>, ManifestError>")]
+pub struct PagesAfter {
+    pub after: i64,
+    pub limit: usize,
+}
+
+impl Handler<PagesAfter> for Manifest {
+    type Result = Result<Vec<(i64, CacheKey)>, ManifestError>;
+
+    fn handle(&mut self, msg: PagesAfter, _ctx: &mut Self::Context) -> Self::Result {
+        let _handling = self.meter.handling("pages_after");
+        let _span = tracing::debug_span!("manifest.pages_after", after = msg.after).entered();
+        let after = i32::try_from(msg.after).unwrap_or(i32::MAX);
+        let limit = i64::try_from(msg.limit).unwrap_or(i64::MAX);
+        let result = self.conn().and_then(|conn| {
+            let rows: Vec<(i32, String, String, String)> = pages::table
+                .filter(pages::id.gt(after))
+                .order(pages::id)
+                .limit(limit)
+                .select((pages::id, pages::method, pages::host, pages::path_and_query))
+                .load(conn)?;
+            Ok(rows
+                .into_iter()
+                .map(|(id, method, host, path)| {
+                    (i64::from(id), CacheKey::new(&method, &host, &path))
+                })
+                .collect())
+        });
+        if let Err(e) = &result {
+            self.failed("pages_after", e);
         }
         result
     }

@@ -1,6 +1,7 @@
 //! `PurgeSync`: applies the purges logged in the shared manifest by any node
-//! to this node's cache, at start and then every `purge_poll_interval`, so
-//! one purge clears every region. It keeps how far it got in
+//! to this node's cache, at start, whenever `ManifestWatch` sees a new one
+//! (within `sync_interval`), and every `purge_poll_interval` as a safety
+//! net, so one purge clears every region. It keeps how far it got in
 //! `<cache_dir>/purge-cursor`, so a node that was down applies what it
 //! missed when it comes back. One round is [`apply_since`] (`apply.rs`);
 //! purging here and logging for the others is [`purge_everywhere`].
@@ -20,6 +21,7 @@ pub(crate) use self::everywhere::purge_everywhere;
 use super::cache_store::CacheStore;
 use super::manifest::Manifest;
 use super::Mailbox;
+use crate::metrics::{ActorMeter, SyncMetrics};
 
 pub(crate) struct PurgeSync {
     cursor_file: PathBuf,
@@ -29,6 +31,10 @@ pub(crate) struct PurgeSync {
     cache: Mailbox<CacheStore>,
     interval: Duration,
     busy: bool,
+    /// A round was asked for while one ran: run another when it ends.
+    again: bool,
+    metrics: Option<SyncMetrics>,
+    meter: Option<ActorMeter>,
 }
 
 impl PurgeSync {
@@ -45,7 +51,17 @@ impl PurgeSync {
             cache,
             interval,
             busy: false,
+            again: false,
+            metrics: None,
+            meter: None,
         }
+    }
+
+    /// Counts purges applied and the `SyncNow` messages handled.
+    pub fn with_metrics(mut self, metrics: SyncMetrics, meter: ActorMeter) -> Self {
+        self.metrics = Some(metrics);
+        self.meter = Some(meter);
+        self
     }
 
     fn saved_cursor(&self) -> Option<i64> {
@@ -78,16 +94,21 @@ impl PurgeSync {
     /// Runs one round of [`apply_since`], unless the last is still running.
     fn sync(&mut self, ctx: &mut Context<Self>) {
         if self.busy {
+            self.again = true;
             return;
         }
         self.busy = true;
         let (manifest, cache, cursor) = (self.manifest.clone(), self.cache.clone(), self.cursor);
         let work = async move { apply_since(cursor, &manifest, &cache).await };
         let work = tracing::Instrument::instrument(work, tracing::debug_span!("purge_sync.sync"));
-        ctx.spawn(work.into_actor(self).map(|applied, sync, _| {
+        ctx.spawn(work.into_actor(self).map(|applied, sync, ctx| {
             sync.busy = false;
             match applied {
                 Ok(applied) if sync.cursor != Some(applied) => {
+                    if let (Some(metrics), Some(before)) = (&sync.metrics, sync.cursor) {
+                        let count = u64::try_from(applied - before).unwrap_or(0);
+                        metrics.purges_applied.inc_by(count);
+                    }
                     sync.cursor = Some(applied);
                     sync.save_cursor(applied);
                 }
@@ -95,6 +116,24 @@ impl PurgeSync {
                 // The manifest logs its own failures; the next round retries.
                 Err(e) => tracing::debug!(error = %e, "purge log not read this round"),
             }
+            if std::mem::take(&mut sync.again) {
+                sync.sync(ctx);
+            }
         }));
+    }
+}
+
+/// Applies the purges logged since the cursor now: sent by `ManifestWatch`
+/// when it sees a new one.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct SyncNow;
+
+impl Handler<SyncNow> for PurgeSync {
+    type Result = ();
+
+    fn handle(&mut self, _msg: SyncNow, ctx: &mut Self::Context) {
+        let _handling = self.meter.as_ref().map(|m| m.handling("sync_now"));
+        self.sync(ctx);
     }
 }

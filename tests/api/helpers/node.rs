@@ -82,6 +82,8 @@ async fn spawn_node(
     // The populator runs only when a test asks: a run at a random moment
     // would fetch pages behind the test's back.
     settings.populate_interval = Duration::from_secs(3600);
+    // Likewise change-driven sync: tests of it turn it on.
+    settings.sync_interval = Duration::ZERO;
     adjust(&mut settings);
     let app = Application::build(settings).await.expect("caje starts");
     let port = app.port();

@@ -1,0 +1,2 @@
+DROP INDEX pages_seq;
+ALTER TABLE pages DROP COLUMN seq;
