@@ -353,6 +353,12 @@ pub struct ManifestMetrics {
     /// 1 for the node's current role (`primary` or `replica`), 0 for the other.
     pub role: IntGaugeVec,
     pub lag_seconds: Gauge,
+    /// 1 once the manifest is there and migrated; 0 while a replica waits
+    /// for the primary to create or migrate it.
+    pub ready: IntGauge,
+    /// Gathered rows dropped because too many waited for a write (or for
+    /// the manifest to be ready).
+    pub rows_dropped: IntCounter,
 }
 
 impl ManifestMetrics {
@@ -406,6 +412,14 @@ impl ManifestMetrics {
                 "caje_litefs_lag_seconds",
                 "Replication lag LiteFS last reported (-1 before initial replication).",
             ))?,
+            ready: r.gauge(
+                "caje_manifest_ready",
+                "1 when the manifest database exists and is migrated; 0 while a replica waits for the primary.",
+            )?,
+            rows_dropped: r.counter(
+                "caje_manifest_rows_dropped_total",
+                "Gathered manifest rows dropped because too many were waiting to be written.",
+            )?,
         })
     }
 }

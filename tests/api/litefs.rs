@@ -14,13 +14,27 @@ use futures_util::future::join_all;
 use crate::helpers::{eventually, spawn_app_in, spawn_origin, TestApp};
 
 /// A directory laid out as LiteFS presents it on a replica: `.primary`
-/// names the primary, and the database's `-lock` file exists.
+/// names the primary, and the database, created and migrated by the
+/// primary, is there with its `-lock` file.
 fn replica_dir() -> Arc<tempfile::TempDir> {
     let dir = tempfile::tempdir().expect("temp dir");
+    migrate_as_primary(&dir.path().join("manifest.db"));
     std::fs::write(dir.path().join(".primary"), "primary.internal\n").expect(".primary");
     std::fs::write(dir.path().join(".lag"), "+000000012").expect(".lag");
     File::create(lock_path(dir.path())).expect("lock file");
     Arc::new(dir)
+}
+
+/// What the primary does at start: create the database and apply every
+/// migration (WAL mode), as caje does without LiteFS.
+fn migrate_as_primary(database: &Path) {
+    let litefs = manifest::LiteFsWrites::new(
+        caje::config::LiteFsMode::Off,
+        database,
+        Duration::from_secs(1),
+    );
+    let ready = manifest::prepare(database, &litefs).expect("the primary migrates");
+    assert_eq!(ready, manifest::Readiness::Ready);
 }
 
 fn lock_path(dir: &Path) -> PathBuf {

@@ -1,6 +1,15 @@
 //! The manifest database: opening a connection with caje's settings, and
 //! readying the schema at start (waiting for LiteFS's initial replication,
-//! then applying missing migrations, under HALT on a replica).
+//! then, on the primary or without LiteFS, switching to WAL and applying
+//! missing migrations).
+//!
+//! A LiteFS replica never creates, migrates or switches the journal mode of
+//! the database: the primary does, and LiteFS replicates the result (the
+//! journal mode lives in the database header, bytes 18–19, which LiteFS ships
+//! like any other page; see "How LiteFS Works",
+//! <https://fly.io/docs/litefs/how-it-works/>, for both journal modes). A
+//! replica only checks, without writing, whether the database is there and
+//! migrated ([`replica_readiness`]) and waits until it is.
 
 use std::path::{Path, PathBuf};
 
@@ -34,6 +43,9 @@ pub enum ManifestError {
     Migration(String),
     #[error(transparent)]
     Halt(#[from] LiteFsError),
+    /// On a replica: the primary has not created or migrated the database yet.
+    #[error("the manifest is not ready: waiting for {0}")]
+    NotReady(String),
 }
 
 impl ManifestError {
@@ -45,6 +57,20 @@ impl ManifestError {
         };
         litefs::is_read_only_refusal(info.message())
     }
+
+    /// The database is not there or not migrated yet on a replica: nothing
+    /// failed, the node waits.
+    pub(super) fn is_not_ready(&self) -> bool {
+        matches!(self, ManifestError::NotReady(_))
+    }
+}
+
+/// Whether the manifest can be used, as start-up and a waiting replica see it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Readiness {
+    Ready,
+    /// What the node waits for, in words for the log and the health check.
+    Waiting(String),
 }
 
 /// Opens a connection with the settings every caje connection uses. It
@@ -73,6 +99,60 @@ pub fn connect(path: &Path) -> Result<SqliteConnection, ManifestError> {
     Ok(conn)
 }
 
+/// Opens a connection on a LiteFS replica: the file must exist (`mode=rw`
+/// without create), and nothing is written: no journal-mode switch (the
+/// primary chose it, LiteFS replicated it) and no directory created.
+/// `busy_timeout` and `synchronous` only set this connection.
+pub(super) fn connect_replica(path: &Path) -> Result<SqliteConnection, ManifestError> {
+    let path = path
+        .to_str()
+        .ok_or_else(|| ManifestError::Path(path.to_owned()))?;
+    let mut conn = SqliteConnection::establish(&format!("file:{path}?mode=rw"))?;
+    diesel::sql_query(format!("PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")).execute(&mut conn)?;
+    diesel::sql_query("PRAGMA synchronous = NORMAL").execute(&mut conn)?;
+    Ok(conn)
+}
+
+/// SQLite's `PRAGMA data_version`: changes when another connection commits.
+pub(super) fn data_version(conn: &mut SqliteConnection) -> Result<i64, ManifestError> {
+    Ok(diesel::dsl::sql::<BigInt>("PRAGMA data_version").get_result(conn)?)
+}
+
+/// Whether a replica can use the database at `path`, found without writing:
+/// it must exist and hold every embedded migration. `conn` is the
+/// connection to check through (opened here when `None`, kept for reuse).
+pub(super) fn replica_readiness(
+    path: &Path,
+    conn: &mut Option<SqliteConnection>,
+) -> Result<Readiness, ManifestError> {
+    if !path.exists() {
+        *conn = None;
+        return Ok(Readiness::Waiting(format!(
+            "the primary to create the manifest database {}",
+            path.display()
+        )));
+    }
+    if conn.is_none() {
+        *conn = Some(connect_replica(path)?);
+    }
+    let Some(conn) = conn.as_mut() else {
+        return Err(ManifestError::Path(path.to_owned()));
+    };
+    let pending = pending_migrations(conn)?;
+    if pending.is_empty() {
+        return Ok(Readiness::Ready);
+    }
+    let expected = MigrationSource::<Sqlite>::migrations(&MIGRATIONS)
+        .map_err(|e| ManifestError::Migration(e.to_string()))?
+        .len();
+    Ok(Readiness::Waiting(format!(
+        "the primary to migrate the manifest database {} ({} of {expected} migrations applied, pending {})",
+        path.display(),
+        expected.saturating_sub(pending.len()),
+        pending.join(", ")
+    )))
+}
+
 /// Versions of the embedded migrations the database lacks, found without
 /// writing (a replica may not write outside HALT).
 fn pending_migrations(conn: &mut SqliteConnection) -> Result<Vec<String>, ManifestError> {
@@ -95,34 +175,46 @@ fn pending_migrations(conn: &mut SqliteConnection) -> Result<Vec<String>, Manife
 }
 
 /// Readies the database at start: waits while LiteFS has not finished its
-/// initial replication, then applies the migrations it lacks, under HALT on
-/// a replica.
-pub fn prepare(path: &Path, litefs: &LiteFsWrites) -> Result<(), ManifestError> {
+/// initial replication; then, on the primary or without LiteFS, creates the
+/// database, switches it to WAL and applies the migrations it lacks. A
+/// replica writes nothing: it answers whether the primary has done all that
+/// ([`Readiness::Waiting`] saying what is missing), and the manifest actor
+/// checks again until it has.
+pub fn prepare(path: &Path, litefs: &LiteFsWrites) -> Result<Readiness, ManifestError> {
     litefs.wait_for_initial_replication();
-    let mut conn = connect(path)?;
-    if pending_migrations(&mut conn)?.is_empty() {
-        return Ok(());
-    }
     let replica = litefs
         .role()
         .as_ref()
         .is_some_and(NodeRole::writes_under_halt);
-    let guard = replica.then(|| litefs.halt()).transpose()?;
+    // A replica never fails start-up over the manifest: it serves and waits.
+    let waiting = |e: ManifestError| Readiness::Waiting(format!("a readable manifest ({e})"));
+    if replica {
+        return Ok(replica_readiness(path, &mut None).unwrap_or_else(waiting));
+    }
+    match migrate(path) {
+        Ok(()) => Ok(Readiness::Ready),
+        // No `.primary`, yet read-only: a replica that lost its primary.
+        Err(e) if e.is_read_only() && litefs.active() => Ok(waiting(e)),
+        Err(e) => Err(e),
+    }
+}
+
+/// Creates and migrates the database as the primary (or without LiteFS).
+pub(super) fn migrate(path: &Path) -> Result<(), ManifestError> {
+    let mut conn = connect(path)?;
+    if pending_migrations(&mut conn)?.is_empty() {
+        return Ok(());
+    }
     // Checked again inside the write lock: nodes starting together on one
     // database must not both create the tables.
     conn.immediate_transaction(|conn| -> Result<(), ManifestError> {
         let pending = pending_migrations(conn)?;
         if !pending.is_empty() {
-            tracing::info!(
-                ?pending,
-                under_halt = replica,
-                "applying manifest migrations"
-            );
+            tracing::info!(?pending, "applying manifest migrations");
             conn.run_pending_migrations(MIGRATIONS)
                 .map_err(|e| ManifestError::Migration(e.to_string()))?;
         }
         Ok(())
     })?;
-    drop(guard);
     Ok(())
 }

@@ -13,7 +13,9 @@ use super::visits::{merge_visits, Page, PageVisit};
 use crate::actors::Mailbox;
 use crate::schema::pages;
 
-/// Rows kept for retry after failed writes; past it the newest are dropped.
+/// Rows kept for retry after failed writes, or while a replica waits for the
+/// manifest to be ready; past it the newest are dropped (and counted in
+/// `caje_manifest_rows_dropped_total`). A row is a few hundred bytes.
 const MAX_UNWRITTEN_ROWS: usize = 100_000;
 
 fn upsert(conn: &mut SqliteConnection, rows: &[PageVisit]) -> QueryResult<()> {
@@ -55,6 +57,7 @@ impl Handler<WriteBatch> for Manifest {
                 dropped = msg.0.len(),
                 "too many manifest rows wait for a write; dropping the newest"
             );
+            self.metrics.rows_dropped.inc_by(msg.0.len() as u64);
         } else {
             merge_visits(&mut self.unwritten, msg.0);
         }
@@ -95,7 +98,7 @@ impl Manifest {
     /// Writes the kept rows in one transaction. After a failure they stay
     /// kept and a retry is scheduled, so they land once the database or the
     /// HALT lock is free again even if no other page is stored meanwhile.
-    fn write_unwritten(&mut self, what: &'static str, ctx: &SyncContext<Self>) {
+    pub(super) fn write_unwritten(&mut self, what: &'static str, ctx: &SyncContext<Self>) {
         if self.unwritten.is_empty() {
             return;
         }
@@ -105,6 +108,8 @@ impl Manifest {
                 self.unwritten.clear();
                 self.retry_delay = FIRST_RETRY_DELAY;
             }
+            // Kept; `watch_readiness` writes them once the manifest is ready.
+            Err(e) if e.is_not_ready() => {}
             Err(e) => {
                 self.metrics.write_errors.inc();
                 self.failed(what, &e);
