@@ -359,6 +359,8 @@ pub struct ManifestMetrics {
     /// Gathered rows dropped because too many waited for a write (or for
     /// the manifest to be ready).
     pub rows_dropped: IntCounter,
+    /// Gathered rows not written yet (a write failed, or the manifest is not ready).
+    pub rows_unwritten: IntGauge,
 }
 
 impl ManifestMetrics {
@@ -419,6 +421,10 @@ impl ManifestMetrics {
             rows_dropped: r.counter(
                 "caje_manifest_rows_dropped_total",
                 "Gathered manifest rows dropped because too many were waiting to be written.",
+            )?,
+            rows_unwritten: r.gauge(
+                "caje_manifest_rows_unwritten",
+                "Gathered manifest rows kept for a later write (a failed write, or a replica waiting for the manifest).",
             )?,
         })
     }

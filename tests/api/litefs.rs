@@ -212,20 +212,28 @@ fn database_files(dir: &Path) -> Vec<String> {
 
 #[actix_web::test]
 async fn a_replica_started_before_the_primary_serves_writes_nothing_and_catches_up() {
-    use crate::helpers::{manifest_paths, process_config, request, test_client, CajeProcess, HOST};
+    use crate::helpers::{
+        admin_request, manifest_paths, process_config, request, test_client, CajeProcess, HOST,
+    };
     let origin = spawn_origin().await;
     let dir = tempfile::tempdir().expect("temp dir");
     let database = dir.path().join("manifest.db");
     // LiteFS on a fresh deploy: this node is a replica of a primary that has
     // not created the manifest yet.
     std::fs::write(dir.path().join(".primary"), "primary.internal\n").expect(".primary");
+    let token = "replica-test-token-0123456789";
     let config = process_config(
         dir.path(),
         &origin.url(),
         "manifest_batch_window = \"10ms\"",
     );
     // Announcing its port proves start-up did not block on the manifest.
-    let replica = CajeProcess::start_with("replica", &config, &[("CAJE_LITEFS", "auto")]).await;
+    let replica = CajeProcess::start_with(
+        "replica",
+        &config,
+        &[("CAJE_LITEFS", "auto"), ("CAJE_ADMIN_TOKEN", token)],
+    )
+    .await;
     let client = test_client();
     let get = |path: &str| {
         let (client, url) = (client.clone(), replica.url(path));
@@ -261,6 +269,23 @@ async fn a_replica_started_before_the_primary_serves_writes_nothing_and_catches_
             .is_some_and(|w| w.contains("to create the manifest database")),
         "{body}"
     );
+    // The row of the store is kept, waiting for the manifest.
+    eventually(|| async {
+        let metrics = admin_request(
+            &client,
+            &replica.url("/_caje/metrics"),
+            "GET",
+            Some(token),
+            None,
+        )
+        .await
+        .body;
+        metrics
+            .lines()
+            .any(|l| l == "caje_manifest_rows_unwritten 1")
+            .then_some(())
+    })
+    .await;
     assert!(
         database_files(dir.path()).is_empty(),
         "a waiting replica created {:?}",
@@ -365,6 +390,8 @@ async fn a_replica_waits_for_the_primary_to_finish_migrating() {
     })
     .await;
     assert_eq!(app.get("/cache/meanwhile").await.status, 200);
+    let m = &app.metrics.manifest;
+    eventually(|| async { (m.rows_unwritten.get() == 1).then_some(()) }).await;
     let health = app.request("GET", "any.test", "/_caje/health", &[]).await;
     let body = health.json();
     assert_eq!(
@@ -376,7 +403,6 @@ async fn a_replica_waits_for_the_primary_to_finish_migrating() {
         why.contains("to migrate") && why.contains("1 of 2"),
         "{body}"
     );
-    let m = &app.metrics.manifest;
     assert_eq!(m.ready.get(), 0);
     // Deferred, not failed: the kept row waits without errors or HALT.
     assert_eq!((m.write_errors.get(), m.halt_acquisitions.get()), (0, 0));
@@ -388,5 +414,5 @@ async fn a_replica_waits_for_the_primary_to_finish_migrating() {
     eventually(|| async { (m.ready.get() == 1).then_some(()) }).await;
     let pages = app.pages(1).await;
     assert_eq!(pages[0].path_and_query, "/cache/meanwhile");
-    assert_eq!(m.rows_dropped.get(), 0);
+    assert_eq!((m.rows_dropped.get(), m.rows_unwritten.get()), (0, 0));
 }

@@ -61,6 +61,7 @@ impl Handler<WriteBatch> for Manifest {
         } else {
             merge_visits(&mut self.unwritten, msg.0);
         }
+        self.metrics.rows_unwritten.set(self.unwritten.len() as i64);
         self.write_unwritten("write_batch", ctx);
     }
 }
@@ -106,6 +107,7 @@ impl Manifest {
         match self.write_rows(&rows) {
             Ok(()) => {
                 self.unwritten.clear();
+                self.metrics.rows_unwritten.set(0);
                 self.retry_delay = FIRST_RETRY_DELAY;
             }
             // Kept; `watch_readiness` writes them once the manifest is ready.
@@ -200,6 +202,7 @@ impl Handler<ClearPages> for Manifest {
         let _handling = self.meter.handling("clear_pages");
         let _span = tracing::info_span!("manifest.clear_pages").entered();
         self.unwritten.clear();
+        self.metrics.rows_unwritten.set(0);
         let result = self.write(|conn| diesel::delete(pages::table).execute(conn));
         if let Err(e) = &result {
             self.failed("clear_pages", e);
