@@ -218,3 +218,71 @@ pub(super) fn migrate(path: &Path) -> Result<(), ManifestError> {
     })?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use diesel_migrations::MigrationHarness;
+
+    use super::*;
+
+    fn journal_mode(conn: &mut SqliteConnection) -> String {
+        diesel::dsl::sql::<Text>("PRAGMA journal_mode")
+            .get_result(conn)
+            .expect("journal_mode")
+    }
+
+    #[test]
+    fn a_replica_checks_readiness_without_creating_or_migrating() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("manifest.db");
+        let mut conn = None;
+        let missing = replica_readiness(&path, &mut conn).expect("readiness");
+        assert!(
+            matches!(&missing, Readiness::Waiting(why) if why.contains("to create")),
+            "{missing:?}"
+        );
+        assert!(!path.exists(), "the check created the database");
+        assert!(
+            connect_replica(&path).is_err(),
+            "opening must not create it"
+        );
+
+        // An older primary: one migration of two, rollback-journal mode.
+        let mut primary = SqliteConnection::establish(path.to_str().expect("utf-8")).expect("open");
+        primary.run_next_migration(MIGRATIONS).expect("first");
+        assert_eq!(journal_mode(&mut primary), "delete");
+        let before = std::fs::read(&path).expect("read");
+        let behind = replica_readiness(&path, &mut conn).expect("readiness");
+        assert!(
+            matches!(&behind, Readiness::Waiting(why) if why.contains("1 of 2")),
+            "{behind:?}"
+        );
+        let seen = conn
+            .as_mut()
+            .map(data_version)
+            .transpose()
+            .expect("version");
+        assert_eq!(
+            std::fs::read(&path).expect("read"),
+            before,
+            "the check wrote"
+        );
+        assert_eq!(
+            journal_mode(conn.as_mut().expect("kept")),
+            "delete",
+            "a replica's connection must not switch the journal mode"
+        );
+
+        primary.run_pending_migrations(MIGRATIONS).expect("rest");
+        let now = conn
+            .as_mut()
+            .map(data_version)
+            .transpose()
+            .expect("version");
+        assert_ne!(seen, now, "the primary's commit changes data_version");
+        assert_eq!(
+            replica_readiness(&path, &mut conn).expect("readiness"),
+            Readiness::Ready
+        );
+    }
+}
