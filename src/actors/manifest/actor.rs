@@ -57,6 +57,8 @@ pub struct Manifest {
     ready: bool,
     /// While not ready: what the node waits for, and when it last said so.
     waiting_for: Option<(String, Instant)>,
+    /// While not ready: since when it waits.
+    waiting_since: Option<Instant>,
     /// While not ready on a replica: the read connection checks go through,
     /// and the `data_version` it last saw.
     waiting_conn: Option<SqliteConnection>,
@@ -82,6 +84,7 @@ impl Manifest {
             retry_scheduled: false,
             ready: false,
             waiting_for: None,
+            waiting_since: None,
             waiting_conn: None,
             seen_version: None,
         }
@@ -102,6 +105,8 @@ impl Manifest {
             .as_mut()
             .ok_or_else(|| ManifestError::Path(self.path.clone()))
     }
+
+    /// Whether this node is a LiteFS replica now (`.primary` present).
     fn is_replica(&self) -> bool {
         self.litefs
             .role()
@@ -117,7 +122,8 @@ impl Manifest {
         }
         let why = match self.check_readiness() {
             Ok(Readiness::Ready) => {
-                if let Some((why, since)) = self.waiting_for.take() {
+                if let Some((why, _)) = self.waiting_for.take() {
+                    let since = self.waiting_since.take().unwrap_or_else(Instant::now);
                     tracing::info!(
                         waited_for = %why,
                         waited_s = since.elapsed().as_secs(),
@@ -140,6 +146,7 @@ impl Manifest {
             Err(e) => return Err(e),
         };
         self.metrics.ready.set(0);
+        self.waiting_since.get_or_insert_with(Instant::now);
         let log = match &self.waiting_for {
             Some((said, at)) => *said != why || at.elapsed() >= WAITING_LOG_EVERY,
             None => true,
