@@ -416,3 +416,39 @@ async fn a_replica_waits_for_the_primary_to_finish_migrating() {
     assert_eq!(pages[0].path_and_query, "/cache/meanwhile");
     assert_eq!((m.rows_dropped.get(), m.rows_unwritten.get()), (0, 0));
 }
+
+#[actix_web::test]
+async fn a_replica_serves_while_litefs_has_not_finished_the_initial_replication() {
+    let origin = spawn_origin().await;
+    let dir = replica_dir();
+    // `.lag` as LiteFS writes it before the initial replication is done.
+    std::fs::write(dir.path().join(".lag"), "+2147483647").expect(".lag");
+    let started = tokio::time::timeout(
+        Duration::from_secs(10),
+        spawn_app_in(&origin, dir, |s| {
+            s.litefs = caje::config::LiteFsMode::Auto;
+            s.manifest_batch_window = Duration::from_millis(10);
+        }),
+    )
+    .await;
+    let app = started.expect("start-up must not block on the initial replication");
+    assert_eq!(app.get("/cache/replicating").await.status, 200);
+    let body = app
+        .request("GET", "any.test", "/_caje/health", &[])
+        .await
+        .json();
+    assert_eq!(body["manifest"], "waiting");
+    assert!(
+        body["manifest_waiting_for"]
+            .as_str()
+            .is_some_and(|w| w.contains("initial replication")),
+        "{body}"
+    );
+    let m = &app.metrics.manifest;
+    eventually(|| async { (m.rows_unwritten.get() == 1).then_some(()) }).await;
+    assert_eq!(m.halt_acquisitions.get(), 0);
+
+    std::fs::write(app.dir.path().join(".lag"), "+000000005").expect(".lag");
+    let pages = app.pages(1).await;
+    assert_eq!(pages[0].path_and_query, "/cache/replicating");
+}

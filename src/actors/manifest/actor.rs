@@ -18,7 +18,8 @@ use diesel::prelude::*;
 use diesel::sqlite::SqliteConnection;
 
 use super::database::{
-    connect, connect_replica, data_version, migrate, replica_readiness, ManifestError, Readiness,
+    connect, connect_replica, data_version, initial_replication, migrate, replica_readiness,
+    ManifestError, Readiness,
 };
 use super::visits::PageVisit;
 use crate::actors::Mailbox;
@@ -172,6 +173,9 @@ impl Manifest {
                 migrate(&self.path)?;
             }
             return Ok(Readiness::Ready);
+        }
+        if let Some(replicating) = initial_replication(&self.litefs) {
+            return Ok(replicating);
         }
         if let Some(conn) = self.waiting_conn.as_mut() {
             let version = data_version(conn)?;

@@ -19,7 +19,7 @@ use diesel::sql_types::{BigInt, Text};
 use diesel::sqlite::{Sqlite, SqliteConnection};
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
 
-use crate::litefs::{self, LiteFsError, LiteFsWrites, NodeRole};
+use crate::litefs::{self, Lag, LiteFsError, LiteFsWrites, NodeRole};
 
 const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations");
 
@@ -153,6 +153,14 @@ pub(super) fn replica_readiness(
     )))
 }
 
+/// On a replica whose `.lag` says LiteFS has not finished the initial
+/// replication: what it waits for. `None` once replicated (or without LiteFS).
+pub(super) fn initial_replication(litefs: &LiteFsWrites) -> Option<Readiness> {
+    matches!(litefs.lag(), Ok(Some(Lag::NotReplicatedYet))).then(|| {
+        Readiness::Waiting("LiteFS to finish the initial replication of the manifest".into())
+    })
+}
+
 /// Versions of the embedded migrations the database lacks, found without
 /// writing (a replica may not write outside HALT).
 fn pending_migrations(conn: &mut SqliteConnection) -> Result<Vec<String>, ManifestError> {
@@ -174,23 +182,27 @@ fn pending_migrations(conn: &mut SqliteConnection) -> Result<Vec<String>, Manife
         .collect())
 }
 
-/// Readies the database at start: waits while LiteFS has not finished its
-/// initial replication; then, on the primary or without LiteFS, creates the
-/// database, switches it to WAL and applies the migrations it lacks. A
-/// replica writes nothing: it answers whether the primary has done all that
+/// Readies the database at start. On the primary or without LiteFS: waits
+/// while `.lag` says LiteFS has not finished its initial replication, then
+/// creates the database, switches it to WAL and applies the migrations it
+/// lacks. A replica neither blocks nor writes: it answers whether LiteFS has
+/// replicated and the primary has created and migrated the database
 /// ([`Readiness::Waiting`] saying what is missing), and the manifest actor
-/// checks again until it has.
+/// checks again until so.
 pub fn prepare(path: &Path, litefs: &LiteFsWrites) -> Result<Readiness, ManifestError> {
-    litefs.wait_for_initial_replication();
     let replica = litefs
         .role()
         .as_ref()
         .is_some_and(NodeRole::writes_under_halt);
-    // A replica never fails start-up over the manifest: it serves and waits.
+    // A replica never fails or blocks start-up over the manifest: it serves and waits.
     let waiting = |e: ManifestError| Readiness::Waiting(format!("a readable manifest ({e})"));
     if replica {
+        if let Some(replicating) = initial_replication(litefs) {
+            return Ok(replicating);
+        }
         return Ok(replica_readiness(path, &mut None).unwrap_or_else(waiting));
     }
+    litefs.wait_for_initial_replication();
     match migrate(path) {
         Ok(()) => Ok(Readiness::Ready),
         // No `.primary`, yet read-only: a replica that lost its primary.
