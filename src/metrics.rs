@@ -393,6 +393,14 @@ pub struct ManifestMetrics {
     /// 1 for the node's current role (`primary` or `replica`), 0 for the other.
     pub role: IntGaugeVec,
     pub lag_seconds: Gauge,
+    /// 1 once the manifest is there and migrated; 0 while a replica waits
+    /// for the primary to create or migrate it.
+    pub ready: IntGauge,
+    /// Gathered rows dropped because too many waited for a write (or for
+    /// the manifest to be ready).
+    pub rows_dropped: IntCounter,
+    /// Gathered rows not written yet (a write failed, or the manifest is not ready).
+    pub rows_unwritten: IntGauge,
 }
 
 impl ManifestMetrics {
@@ -446,6 +454,18 @@ impl ManifestMetrics {
                 "caje_litefs_lag_seconds",
                 "Replication lag LiteFS last reported (-1 before initial replication).",
             ))?,
+            ready: r.gauge(
+                "caje_manifest_ready",
+                "1 when the manifest database exists and is migrated; 0 while a replica waits for the primary.",
+            )?,
+            rows_dropped: r.counter(
+                "caje_manifest_rows_dropped_total",
+                "Gathered manifest rows dropped because too many were waiting to be written.",
+            )?,
+            rows_unwritten: r.gauge(
+                "caje_manifest_rows_unwritten",
+                "Gathered manifest rows kept for a later write (a failed write, or a replica waiting for the manifest).",
+            )?,
         })
     }
 }

@@ -78,6 +78,8 @@ impl Application {
                     source,
                 }
             })?;
+            // A replica waits (serving) while the primary has not created
+            // and migrated the manifest; the manifest actor logs what for.
             manifest::prepare(&prepared.database, &prepared_litefs)?;
             Ok(())
         })
@@ -99,6 +101,7 @@ impl Application {
             }),
             actors.meter("manifest"),
         );
+        manifest::watch_readiness(manifest.clone());
         let batcher = Mailbox::new(
             ManifestBatcher::new(
                 manifest.clone(),

@@ -16,8 +16,8 @@ mod purge_log;
 mod visits;
 
 pub(crate) use self::actor::GetRole;
-pub use self::actor::{Manifest, RoleReport};
-pub use self::database::{connect, prepare, ManifestError};
+pub use self::actor::{watch_readiness, Manifest, RoleReport, READINESS_POLL};
+pub use self::database::{connect, prepare, ManifestError, Readiness};
 #[cfg(test)]
 pub(crate) use self::pages::upsert as upsert_pages;
 pub(crate) use self::pages::ClearPages;

@@ -14,7 +14,9 @@ use crate::actors::Mailbox;
 use crate::cache::CacheKey;
 use crate::schema::pages;
 
-/// Rows kept for retry after failed writes; past it the newest are dropped.
+/// Rows kept for retry after failed writes, or while a replica waits for the
+/// manifest to be ready; past it the newest are dropped (and counted in
+/// `caje_manifest_rows_dropped_total`). A row is a few hundred bytes.
 const MAX_UNWRITTEN_ROWS: usize = 100_000;
 
 /// The next change number, read in the write transaction that uses it.
@@ -67,9 +69,11 @@ impl Handler<WriteBatch> for Manifest {
                 dropped = msg.0.len(),
                 "too many manifest rows wait for a write; dropping the newest"
             );
+            self.metrics.rows_dropped.inc_by(msg.0.len() as u64);
         } else {
             merge_visits(&mut self.unwritten, msg.0);
         }
+        self.metrics.rows_unwritten.set(self.unwritten.len() as i64);
         self.write_unwritten("write_batch", ctx);
     }
 }
@@ -107,7 +111,7 @@ impl Manifest {
     /// Writes the kept rows in one transaction. After a failure they stay
     /// kept and a retry is scheduled, so they land once the database or the
     /// HALT lock is free again even if no other page is stored meanwhile.
-    fn write_unwritten(&mut self, what: &'static str, ctx: &SyncContext<Self>) {
+    pub(super) fn write_unwritten(&mut self, what: &'static str, ctx: &SyncContext<Self>) {
         if self.unwritten.is_empty() {
             return;
         }
@@ -115,8 +119,11 @@ impl Manifest {
         match self.write_rows(&rows) {
             Ok(()) => {
                 self.unwritten.clear();
+                self.metrics.rows_unwritten.set(0);
                 self.retry_delay = FIRST_RETRY_DELAY;
             }
+            // Kept; `watch_readiness` writes them once the manifest is ready.
+            Err(e) if e.is_not_ready() => {}
             Err(e) => {
                 self.metrics.write_errors.inc();
                 self.failed(what, &e);
@@ -278,6 +285,7 @@ impl Handler<ClearPages> for Manifest {
         let _handling = self.meter.handling("clear_pages");
         let _span = tracing::info_span!("manifest.clear_pages").entered();
         self.unwritten.clear();
+        self.metrics.rows_unwritten.set(0);
         let result = self.write(|conn| diesel::delete(pages::table).execute(conn));
         if let Err(e) = &result {
             self.failed("clear_pages", e);

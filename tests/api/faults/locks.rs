@@ -127,6 +127,14 @@ async fn a_halt_held_by_another_process_delays_writes_not_requests_and_loses_no_
     let origin = spawn_origin().await;
     // Laid out as LiteFS presents a replica: `.primary` names the primary.
     let dir = tempfile::tempdir().expect("temp dir");
+    // The primary has created and migrated the manifest.
+    let database = dir.path().join("manifest.db");
+    let primary = caje::actors::manifest::LiteFsWrites::new(
+        caje::config::LiteFsMode::Off,
+        &database,
+        Duration::from_secs(1),
+    );
+    caje::actors::manifest::prepare(&database, &primary).expect("the primary migrates");
     std::fs::write(dir.path().join(".primary"), "primary.internal\n").expect(".primary");
     std::fs::write(dir.path().join(".lag"), "+000000012").expect(".lag");
     let lock_file = dir.path().join("manifest.db-lock");
