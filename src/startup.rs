@@ -13,7 +13,7 @@ use tracing_actix_web::TracingLogger;
 use crate::actors::cache_store::CacheStore;
 use crate::actors::manifest::{self, Holder, LiteFsWrites, Manifest, ManifestError};
 use crate::actors::manifest_batcher::{Flush, ManifestBatcher};
-use crate::actors::manifest_watch::{tick_every, ManifestWatch};
+use crate::actors::manifest_watch::{tick_every, ManifestWatch, NotifyPurges};
 use crate::actors::populator::Populator;
 use crate::actors::purge_sync::PurgeSync;
 use crate::actors::Mailbox;
@@ -143,19 +143,6 @@ impl Application {
         );
         // Background work (populating, applying purges) shares one thread.
         let background = Arbiter::new().handle();
-        let purge_sync = Mailbox::new(
-            PurgeSync::start_in_arbiter(&background, {
-                let (cache_dir, manifest, cache) =
-                    (settings.cache_dir.clone(), manifest.clone(), cache.clone());
-                let interval = settings.purge_poll_interval;
-                let (sync_metrics, meter) = (metrics.sync.clone(), actors.meter("purge_sync"));
-                move |_| {
-                    PurgeSync::new(cache_dir, manifest, cache, interval)
-                        .with_metrics(sync_metrics, meter)
-                }
-            }),
-            actors.meter("purge_sync"),
-        );
         let populator = {
             let (settings, cache, manifest) = (settings.clone(), cache.clone(), manifest.clone());
             let (populator_metrics, meter) = (metrics.populator.clone(), actors.meter("populator"));
@@ -175,15 +162,25 @@ impl Application {
                 actors.meter("populator"),
             )
         };
-
+        // Always started: `PurgeSync` reads the purge log through it.
+        let watch = start_watch(&settings, &metrics, populator.clone());
+        let purge_sync = Mailbox::new(
+            PurgeSync::start_in_arbiter(&background, {
+                let (cache_dir, log, cache) =
+                    (settings.cache_dir.clone(), watch.clone(), cache.clone());
+                let interval = settings.purge_poll_interval;
+                let (sync_metrics, meter) = (metrics.sync.clone(), actors.meter("purge_sync"));
+                move |_| {
+                    PurgeSync::new(cache_dir, log, cache, interval)
+                        .with_metrics(sync_metrics, meter)
+                }
+            }),
+            actors.meter("purge_sync"),
+        );
+        watch.do_send(NotifyPurges(purge_sync));
         if !settings.sync_interval.is_zero() {
-            start_watch(
-                &settings,
-                &metrics,
-                &background,
-                populator.clone(),
-                purge_sync,
-            );
+            let interval = settings.sync_interval;
+            background.spawn(async move { tick_every(watch, interval) });
         }
 
         let state = web::Data::new(ProxyState::new(
@@ -279,31 +276,27 @@ impl Application {
 }
 
 /// Starts `ManifestWatch` on a thread of its own (its read-only connection
-/// blocks), ticked every `sync_interval` from `background`.
+/// blocks); it is ticked every `sync_interval` (unless 0) and answers
+/// `PurgeSync`'s reads of the purge log.
 fn start_watch(
     settings: &Settings,
     metrics: &Metrics,
-    background: &actix::ArbiterHandle,
     populator: Mailbox<Populator>,
-    purge_sync: Mailbox<PurgeSync>,
-) {
+) -> Mailbox<ManifestWatch> {
     let (database, page_size) = (settings.database.clone(), settings.manifest_page_size);
     let (sync_metrics, meter) = (metrics.sync.clone(), metrics.actors.meter("manifest_watch"));
-    let watch = Mailbox::new(
+    Mailbox::new(
         SyncArbiter::start(1, move || {
             ManifestWatch::new(
                 database.clone(),
                 Some(populator.clone()),
-                Some(purge_sync.clone()),
                 sync_metrics.clone(),
                 meter.clone(),
             )
             .with_page_size(page_size)
         }),
         metrics.actors.meter("manifest_watch"),
-    );
-    let interval = settings.sync_interval;
-    background.spawn(async move { tick_every(watch, interval) });
+    )
 }
 
 /// The client for origin requests: it adds no headers of its own and follows

@@ -12,6 +12,14 @@
 //! (`pages.seq`) is above its cursor, at most `page_size` of them, and hands
 //! them to the `Populator` to warm. A full page means more may wait: the
 //! next tick reads on without waiting for a change.
+//!
+//! It also answers `PurgeSync`'s reads of the purge log ([`PurgesSince`],
+//! [`LastPurgeId`]) on that same connection. They never go through the
+//! `Manifest` writer, whose one thread may be blocked for up to
+//! `halt_timeout` taking LiteFS's HALT lock for a batch (or answer "not
+//! ready" while a replica waits for the primary): a purge logged by another
+//! region is read and applied here while a write of this node's waits.
+//! The watch runs even with `sync_interval = 0` (then it only answers reads).
 
 use std::path::PathBuf;
 
@@ -20,13 +28,13 @@ use diesel::prelude::*;
 use diesel::sql_types::BigInt;
 use diesel::sqlite::SqliteConnection;
 
-use super::manifest::ManifestError;
+use super::manifest::{last_purge_id, purges_since, LoggedPurge, ManifestError};
 use super::populator::{Populator, Warm};
 use super::purge_sync::{PurgeSync, SyncNow};
 use super::Mailbox;
 use crate::cache::CacheKey;
 use crate::metrics::{ActorMeter, SyncMetrics};
-use crate::schema::{pages, purges};
+use crate::schema::pages;
 
 /// Pages read per tick at most: memory stays bounded, however many changed.
 pub const PAGE_SIZE: usize = 500;
@@ -45,8 +53,10 @@ pub struct ManifestWatch {
     /// The last read filled a page: read again without waiting for a change.
     more: bool,
     page_size: usize,
-    /// Where changed pages and new purges go (`None` in unit tests).
+    /// Where changed pages go (`None` in unit tests).
     populator: Option<Mailbox<Populator>>,
+    /// Poked on a new purge; set by [`NotifyPurges`] once `PurgeSync`,
+    /// which reads through this actor, is started.
     purge_sync: Option<Mailbox<PurgeSync>>,
     metrics: SyncMetrics,
     meter: ActorMeter,
@@ -56,7 +66,6 @@ impl ManifestWatch {
     pub(crate) fn new(
         path: PathBuf,
         populator: Option<Mailbox<Populator>>,
-        purge_sync: Option<Mailbox<PurgeSync>>,
         metrics: SyncMetrics,
         meter: ActorMeter,
     ) -> Self {
@@ -69,7 +78,7 @@ impl ManifestWatch {
             more: false,
             page_size: PAGE_SIZE,
             populator,
-            purge_sync,
+            purge_sync: None,
             metrics,
             meter,
         }
@@ -81,6 +90,9 @@ impl ManifestWatch {
         self
     }
 
+    /// The read-only connection, opened on first use and after a failure.
+    /// `mode=ro`: it never creates the database (on a replica the primary
+    /// does) and cannot write.
     fn conn(&mut self) -> Result<&mut SqliteConnection, ManifestError> {
         if self.conn.is_none() {
             let url = format!("file:{}?mode=ro", self.path.display());
@@ -104,9 +116,7 @@ impl ManifestWatch {
         }
         report.changed = true;
         let conn = self.conn()?;
-        let newest_purge: Option<i32> = purges::table
-            .select(diesel::dsl::max(purges::id))
-            .get_result(conn)?;
+        let newest_purge = last_purge_id(conn)?;
         // Change numbers restart after the manifest is emptied (`ClearPages`):
         // read from the start again.
         let newest_page: Option<i64> = pages::table
@@ -131,7 +141,6 @@ impl ManifestWatch {
         // Only now, with both read: a failed read is read again next tick.
         self.data_version = Some(version);
         self.metrics.changes.inc();
-        let newest_purge = i64::from(newest_purge.unwrap_or(0));
         if self.last_purge.is_some_and(|seen| newest_purge > seen) {
             report.new_purges = true;
             if let Some(purge_sync) = &self.purge_sync {
@@ -186,14 +195,71 @@ impl Handler<Tick> for ManifestWatch {
     fn handle(&mut self, _msg: Tick, _ctx: &mut Self::Context) -> Self::Result {
         let _handling = self.meter.handling("tick");
         let result = self.tick();
-        if let Err(e) = &result {
-            // Reopened next tick: the database may have been replaced. A new
-            // connection's `data_version` says nothing about the old one's.
+        self.after_failure("tick", &result);
+        result
+    }
+}
+
+impl ManifestWatch {
+    /// On a failed read: the connection is reopened on the next message
+    /// (the database may have been replaced, or was not there yet). A new
+    /// connection's `data_version` says nothing about the old one's.
+    fn after_failure<T>(&mut self, what: &'static str, result: &Result<T, ManifestError>) {
+        if let Err(e) = result {
             self.conn = None;
             self.data_version = None;
-            self.meter.error("tick");
-            tracing::debug!(error = %e, "manifest watch tick failed");
+            self.meter.error(what);
+            tracing::debug!(error = %e, "manifest watch {what} failed");
         }
+    }
+}
+
+/// From now on, poke `PurgeSync` when a new purge is logged. Sent once at
+/// start-up: `PurgeSync` reads through the watch, so it starts after it.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub(crate) struct NotifyPurges(pub Mailbox<PurgeSync>);
+
+impl Handler<NotifyPurges> for ManifestWatch {
+    type Result = ();
+
+    fn handle(&mut self, msg: NotifyPurges, _ctx: &mut Self::Context) {
+        let _handling = self.meter.handling("notify_purges");
+        self.purge_sync = Some(msg.0);
+    }
+}
+
+/// Purges logged after the given id, oldest first (at most 1,000), read on
+/// the watch's read-only connection.
+#[derive(Message)]
+#[rtype(result = "Result<Vec<LoggedPurge>, ManifestError>")]
+pub(crate) struct PurgesSince(pub i64);
+
+impl Handler<PurgesSince> for ManifestWatch {
+    type Result = Result<Vec<LoggedPurge>, ManifestError>;
+
+    fn handle(&mut self, msg: PurgesSince, _ctx: &mut Self::Context) -> Self::Result {
+        let _handling = self.meter.handling("purges_since");
+        let _span = tracing::debug_span!("manifest_watch.purges_since", after = msg.0).entered();
+        let result = self.conn().and_then(|conn| purges_since(conn, msg.0));
+        self.after_failure("purges_since", &result);
+        result
+    }
+}
+
+/// The id of the newest logged purge (0 when there is none), read on the
+/// watch's read-only connection.
+#[derive(Message)]
+#[rtype(result = "Result<i64, ManifestError>")]
+pub struct LastPurgeId;
+
+impl Handler<LastPurgeId> for ManifestWatch {
+    type Result = Result<i64, ManifestError>;
+
+    fn handle(&mut self, _msg: LastPurgeId, _ctx: &mut Self::Context) -> Self::Result {
+        let _handling = self.meter.handling("last_purge_id");
+        let result = self.conn().and_then(last_purge_id);
+        self.after_failure("last_purge_id", &result);
         result
     }
 }
@@ -238,8 +304,8 @@ mod tests {
         upsert_pages(&mut writer, &five).expect("written");
         let metrics = Metrics::new().expect("metrics");
         let meter = metrics.actors.meter("manifest_watch");
-        let mut watch = ManifestWatch::new(path.clone(), None, None, metrics.sync.clone(), meter)
-            .with_page_size(2);
+        let mut watch =
+            ManifestWatch::new(path.clone(), None, metrics.sync.clone(), meter).with_page_size(2);
         let mut tick = || watch.tick().expect("tick");
 
         // Five changed pages, two a tick: the cursor moves over what was read.
@@ -288,7 +354,7 @@ mod tests {
         upsert_pages(&mut writer, &pages).expect("written");
         let metrics = Metrics::new().expect("metrics");
         let meter = metrics.actors.meter("manifest_watch");
-        let mut watch = ManifestWatch::new(path, None, None, metrics.sync.clone(), meter);
+        let mut watch = ManifestWatch::new(path, None, metrics.sync.clone(), meter);
         while watch.tick().expect("tick").changed {}
         let n = 10_000;
         let started = std::time::Instant::now();

@@ -1,9 +1,12 @@
-//! The shared purge log: every node appends the purges it is asked for, and
-//! reads those logged since the last it applied (see `PurgeSync`).
+//! The shared purge log: every node appends the purges it is asked for
+//! (through the `Manifest` writer), and reads those logged since the last it
+//! applied (see `PurgeSync`): the reads are functions on a connection, run by
+//! `ManifestWatch` on its read-only one, so they never wait behind a write.
 
 use actix::prelude::*;
 use diesel::prelude::*;
 use diesel::sql_types::BigInt;
+use diesel::sqlite::SqliteConnection;
 
 use super::actor::Manifest;
 use super::database::ManifestError;
@@ -78,70 +81,41 @@ struct PurgeRow {
     soft: bool,
 }
 
-/// Purges logged after `id`, oldest first (at most 1,000).
-#[derive(Message)]
-#[rtype(result = "Result<Vec<LoggedPurge>, ManifestError>")]
-pub(crate) struct PurgesSince(pub i64);
-
-impl Handler<PurgesSince> for Manifest {
-    type Result = Result<Vec<LoggedPurge>, ManifestError>;
-
-    fn handle(&mut self, msg: PurgesSince, _ctx: &mut Self::Context) -> Self::Result {
-        let _handling = self.meter.handling("purges_since");
-        let _span = tracing::debug_span!("manifest.purges_since", after = msg.0).entered();
-        let after = i32::try_from(msg.0).unwrap_or(i32::MAX);
-        let rows = self.conn().and_then(|conn| {
-            Ok(purges::table
-                .filter(purges::id.gt(after))
-                .order(purges::id)
-                .limit(1_000)
-                .select(PurgeRow::as_select())
-                .load(conn)?)
-        });
-        let rows = match rows {
-            Ok(rows) => rows,
-            Err(e) => {
-                self.failed("purges_since", &e);
-                return Err(e);
-            }
-        };
-        Ok(rows
-            .into_iter()
-            .filter_map(|row| {
-                let target = match row.kind.as_str() {
-                    "url" => PurgeTarget::Url(CacheKey::new("GET", &row.host, &row.target)),
-                    "tag" => PurgeTarget::Tag(row.target),
-                    _ => return None,
-                };
-                Some(LoggedPurge {
-                    id: i64::from(row.id),
-                    target,
-                    soft: row.soft,
-                })
+/// Purges logged after `after`, oldest first (at most 1,000), read on
+/// `conn`. Purge reads go through `ManifestWatch`'s read-only connection,
+/// never the writer's (see `crate::actors::manifest_watch`).
+pub(crate) fn purges_since(
+    conn: &mut SqliteConnection,
+    after: i64,
+) -> Result<Vec<LoggedPurge>, ManifestError> {
+    let after = i32::try_from(after).unwrap_or(i32::MAX);
+    let rows = purges::table
+        .filter(purges::id.gt(after))
+        .order(purges::id)
+        .limit(1_000)
+        .select(PurgeRow::as_select())
+        .load(conn)?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|row| {
+            let target = match row.kind.as_str() {
+                "url" => PurgeTarget::Url(CacheKey::new("GET", &row.host, &row.target)),
+                "tag" => PurgeTarget::Tag(row.target),
+                _ => return None,
+            };
+            Some(LoggedPurge {
+                id: i64::from(row.id),
+                target,
+                soft: row.soft,
             })
-            .collect())
-    }
+        })
+        .collect())
 }
 
-/// The id of the newest logged purge (0 when there is none).
-#[derive(Message)]
-#[rtype(result = "Result<i64, ManifestError>")]
-pub struct LastPurgeId;
-
-impl Handler<LastPurgeId> for Manifest {
-    type Result = Result<i64, ManifestError>;
-
-    fn handle(&mut self, _msg: LastPurgeId, _ctx: &mut Self::Context) -> Self::Result {
-        let _handling = self.meter.handling("last_purge_id");
-        let result = self.conn().and_then(|conn| {
-            let id: Option<i32> = purges::table
-                .select(diesel::dsl::max(purges::id))
-                .get_result(conn)?;
-            Ok(i64::from(id.unwrap_or(0)))
-        });
-        if let Err(e) = &result {
-            self.failed("last_purge_id", e);
-        }
-        result
-    }
+/// The id of the newest logged purge (0 when there is none), read on `conn`.
+pub(crate) fn last_purge_id(conn: &mut SqliteConnection) -> Result<i64, ManifestError> {
+    let id: Option<i32> = purges::table
+        .select(diesel::dsl::max(purges::id))
+        .get_result(conn)?;
+    Ok(i64::from(id.unwrap_or(0)))
 }

@@ -2,9 +2,8 @@
 //! step that can run (and be tested) without the `PurgeSync` actor.
 
 use crate::actors::cache_store::{CacheStore, Purge, PurgeTag, SoftPurge};
-use crate::actors::manifest::{
-    LastPurgeId, LoggedPurge, Manifest, ManifestError, PurgeTarget, PurgesSince,
-};
+use crate::actors::manifest::{LoggedPurge, ManifestError, PurgeTarget};
+use crate::actors::manifest_watch::{LastPurgeId, ManifestWatch, PurgesSince};
 use crate::actors::{Mailbox, NotAnswering};
 
 #[derive(Debug, thiserror::Error)]
@@ -34,17 +33,18 @@ pub(crate) async fn purge_here(
 /// last one applied. Without a cursor it starts from the log's end as it is
 /// now: nothing this node holds predates it. A cache that stops answering
 /// midway leaves the cursor after the last purge it applied, so the rest
-/// are applied next round.
+/// are applied next round. The log is read through `log`, the watch's
+/// read-only connection: never behind the `Manifest` writer.
 pub(crate) async fn apply_since(
     cursor: Option<i64>,
-    manifest: &Mailbox<Manifest>,
+    log: &Mailbox<ManifestWatch>,
     cache: &Mailbox<CacheStore>,
 ) -> Result<i64, PurgeSyncError> {
     let after = match cursor {
         Some(cursor) => cursor,
-        None => manifest.send(LastPurgeId).await??,
+        None => log.send(LastPurgeId).await??,
     };
-    let purges = manifest.send(PurgesSince(after)).await??;
+    let purges = log.send(PurgesSince(after)).await??;
     let mut applied = after;
     for LoggedPurge { id, target, soft } in purges {
         if let Err(e) = purge_here(cache, target, soft).await {

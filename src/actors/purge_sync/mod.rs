@@ -5,6 +5,11 @@
 //! `<cache_dir>/purge-cursor`, so a node that was down applies what it
 //! missed when it comes back. One round is [`apply_since`] (`apply.rs`);
 //! purging here and logging for the others is [`purge_everywhere`].
+//!
+//! It reads the log through `ManifestWatch`'s read-only connection, never
+//! through the `Manifest` writer: that one thread may be blocked for up to
+//! `halt_timeout` waiting for LiteFS's HALT lock to write a batch, and a
+//! purge must not wait behind it.
 
 mod apply;
 mod everywhere;
@@ -19,7 +24,7 @@ use actix::prelude::*;
 pub(crate) use self::apply::apply_since;
 pub(crate) use self::everywhere::purge_everywhere;
 use super::cache_store::CacheStore;
-use super::manifest::Manifest;
+use super::manifest_watch::ManifestWatch;
 use super::Mailbox;
 use crate::metrics::{ActorMeter, SyncMetrics};
 
@@ -27,7 +32,8 @@ pub(crate) struct PurgeSync {
     cursor_file: PathBuf,
     /// The newest purge applied; `None` until read from the file or the log.
     cursor: Option<i64>,
-    manifest: Mailbox<Manifest>,
+    /// Reads the purge log (on its own read-only connection).
+    log: Mailbox<ManifestWatch>,
     cache: Mailbox<CacheStore>,
     interval: Duration,
     busy: bool,
@@ -40,14 +46,14 @@ pub(crate) struct PurgeSync {
 impl PurgeSync {
     pub fn new(
         cache_dir: PathBuf,
-        manifest: Mailbox<Manifest>,
+        log: Mailbox<ManifestWatch>,
         cache: Mailbox<CacheStore>,
         interval: Duration,
     ) -> Self {
         Self {
             cursor_file: cache_dir.join("purge-cursor"),
             cursor: None,
-            manifest,
+            log,
             cache,
             interval,
             busy: false,
@@ -98,8 +104,8 @@ impl PurgeSync {
             return;
         }
         self.busy = true;
-        let (manifest, cache, cursor) = (self.manifest.clone(), self.cache.clone(), self.cursor);
-        let work = async move { apply_since(cursor, &manifest, &cache).await };
+        let (log, cache, cursor) = (self.log.clone(), self.cache.clone(), self.cursor);
+        let work = async move { apply_since(cursor, &log, &cache).await };
         let work = tracing::Instrument::instrument(work, tracing::debug_span!("purge_sync.sync"));
         ctx.spawn(work.into_actor(self).map(|applied, sync, ctx| {
             sync.busy = false;
@@ -113,7 +119,7 @@ impl PurgeSync {
                     sync.save_cursor(applied);
                 }
                 Ok(_) => {}
-                // The manifest logs its own failures; the next round retries.
+                // The watch counts its own failures; the next round retries.
                 Err(e) => tracing::debug!(error = %e, "purge log not read this round"),
             }
             if std::mem::take(&mut sync.again) {

@@ -1,5 +1,6 @@
 //! One round of purge sync ([`apply_since`]) against a real SQLite manifest
-//! and a real `CacheStore`, both in a temp dir.
+//! and a real `CacheStore`, both in a temp dir: purges are logged through
+//! the `Manifest` writer and read through a `ManifestWatch`, as in a node.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -12,7 +13,7 @@ use http_cache_semantics::CachePolicy;
 use super::apply::PurgeSyncError;
 use super::*;
 use crate::actors::cache_store::{BeginStore, HoldsFresh};
-use crate::actors::manifest::{self, LiteFsWrites, LogPurge, PurgeTarget};
+use crate::actors::manifest::{self, LiteFsWrites, LogPurge, Manifest, PurgeTarget};
 use crate::cache::entry::EntryHead;
 use crate::cache::memory_tier::MemoryTier;
 use crate::cache::{policy, CacheKey};
@@ -23,12 +24,10 @@ fn key(path: &str) -> CacheKey {
     CacheKey::new("GET", "a", path)
 }
 
-/// A manifest writer on `database`, prepared (migrated) or not.
-fn manifest_on(database: &Path, prepared: bool, metrics: &Metrics) -> Mailbox<Manifest> {
+/// A manifest writer on `database`, prepared (migrated).
+fn manifest_on(database: &Path, metrics: &Metrics) -> Mailbox<Manifest> {
     let litefs = LiteFsWrites::new(LiteFsMode::Off, database, Duration::from_secs(1));
-    if prepared {
-        manifest::prepare(database, &litefs).expect("prepared");
-    }
+    manifest::prepare(database, &litefs).expect("prepared");
     let (database, writes) = (database.to_owned(), metrics.manifest.clone());
     let meter = metrics.actors.meter("manifest");
     let writer = SyncArbiter::start(1, move || {
@@ -40,6 +39,16 @@ fn manifest_on(database: &Path, prepared: bool, metrics: &Metrics) -> Mailbox<Ma
         )
     });
     Mailbox::new(writer, metrics.actors.meter("manifest"))
+}
+
+/// The read-only watch purge sync reads the log through.
+fn watch_on(database: &Path, metrics: &Metrics) -> Mailbox<ManifestWatch> {
+    let (database, sync) = (database.to_owned(), metrics.sync.clone());
+    let meter = metrics.actors.meter("manifest_watch");
+    let watch = SyncArbiter::start(1, move || {
+        ManifestWatch::new(database.clone(), None, sync.clone(), meter.clone())
+    });
+    Mailbox::new(watch, metrics.actors.meter("manifest_watch"))
 }
 
 fn cache_in(dir: &Path, metrics: &Metrics) -> Mailbox<CacheStore> {
@@ -100,7 +109,7 @@ async fn fresh_here(cache: &Mailbox<CacheStore>, paths: &[&str]) -> Vec<bool> {
         .expect("the cache store answers")
 }
 
-async fn log(manifest: &Mailbox<Manifest>, target: PurgeTarget, soft: bool) -> i64 {
+async fn log_purge(manifest: &Mailbox<Manifest>, target: PurgeTarget, soft: bool) -> i64 {
     manifest
         .send(LogPurge { target, soft })
         .await
@@ -112,25 +121,22 @@ async fn log(manifest: &Mailbox<Manifest>, target: PurgeTarget, soft: bool) -> i
 async fn a_round_applies_the_purges_logged_after_the_cursor() {
     let dir = tempfile::tempdir().expect("temp dir");
     let metrics = Metrics::new().expect("metrics");
-    let manifest = manifest_on(&dir.path().join("manifest.db"), true, &metrics);
+    let database = dir.path().join("manifest.db");
+    let manifest = manifest_on(&database, &metrics);
+    let log = watch_on(&database, &metrics);
     let cache = cache_in(&dir.path().join("cache"), &metrics);
     for (path, tags) in [("/a", &[][..]), ("/b", &["t"][..]), ("/c", &[][..])] {
         store(&cache, path, tags).await;
     }
 
     // Without a cursor a node starts from the log's end: 0 while it is empty.
-    assert_eq!(
-        apply_since(None, &manifest, &cache).await.expect("round"),
-        0
-    );
+    assert_eq!(apply_since(None, &log, &cache).await.expect("round"), 0);
 
-    let first = log(&manifest, PurgeTarget::Url(key("/a")), false).await;
-    let last = log(&manifest, PurgeTarget::Tag("t".into()), true).await;
+    let first = log_purge(&manifest, PurgeTarget::Url(key("/a")), false).await;
+    let last = log_purge(&manifest, PurgeTarget::Tag("t".into()), true).await;
     assert!(last > first);
     assert_eq!(
-        apply_since(Some(0), &manifest, &cache)
-            .await
-            .expect("round"),
+        apply_since(Some(0), &log, &cache).await.expect("round"),
         last,
         "the cursor moves to the last purge applied"
     );
@@ -142,18 +148,13 @@ async fn a_round_applies_the_purges_logged_after_the_cursor() {
 
     // Nothing new: the cursor stays.
     assert_eq!(
-        apply_since(Some(last), &manifest, &cache)
-            .await
-            .expect("round"),
+        apply_since(Some(last), &log, &cache).await.expect("round"),
         last
     );
 
     // A node without a cursor skips what was logged before it started.
     store(&cache, "/a", &[]).await;
-    assert_eq!(
-        apply_since(None, &manifest, &cache).await.expect("round"),
-        last
-    );
+    assert_eq!(apply_since(None, &log, &cache).await.expect("round"), last);
     assert_eq!(fresh_here(&cache, &["/a"]).await, [true]);
 }
 
@@ -161,12 +162,28 @@ async fn a_round_applies_the_purges_logged_after_the_cursor() {
 async fn a_purge_log_that_cannot_be_read_is_an_error() {
     let dir = tempfile::tempdir().expect("temp dir");
     let metrics = Metrics::new().expect("metrics");
-    // Never migrated: the purge log table does not exist.
-    let manifest = manifest_on(&dir.path().join("manifest.db"), false, &metrics);
+    let database = dir.path().join("manifest.db");
+    let log = watch_on(&database, &metrics);
     let cache = cache_in(&dir.path().join("cache"), &metrics);
-    let failed = apply_since(Some(0), &manifest, &cache).await;
+    // Not there yet (as on a replica before the primary creates it): the
+    // read fails, and the read-only connection does not create it.
+    let failed = apply_since(Some(0), &log, &cache).await;
     assert!(
         matches!(failed, Err(PurgeSyncError::Manifest(_))),
         "{failed:?}"
     );
+    assert!(!database.exists(), "a purge read created the database");
+
+    // There but never migrated: the purge log table does not exist.
+    drop(manifest::connect(&database).expect("created"));
+    let failed = apply_since(Some(0), &log, &cache).await;
+    assert!(
+        matches!(failed, Err(PurgeSyncError::Manifest(_))),
+        "{failed:?}"
+    );
+
+    // Migrated: the watch reopens its connection and reads the log.
+    let manifest = manifest_on(&database, &metrics);
+    let id = log_purge(&manifest, PurgeTarget::Tag("t".into()), false).await;
+    assert_eq!(apply_since(Some(0), &log, &cache).await.expect("read"), id);
 }

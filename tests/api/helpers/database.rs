@@ -45,3 +45,22 @@ pub fn manifest_paths(db: &Path) -> std::collections::HashSet<String> {
         .expect("pages readable");
     rows.into_iter().map(|r| r.path_and_query).collect()
 }
+
+#[derive(diesel::QueryableByName)]
+struct IdRow {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    id: i64,
+}
+
+/// The id of the newest purge logged in a manifest database (0 when none).
+pub fn last_purge_id(db: &Path) -> i64 {
+    newest_purge(&mut open_db(db))
+}
+
+fn newest_purge(conn: &mut diesel::SqliteConnection) -> i64 {
+    use diesel::RunQueryDsl;
+    let row: IdRow = diesel::sql_query("SELECT coalesce(max(id), 0) AS id FROM purges")
+        .get_result(conn)
+        .expect("purges readable");
+    row.id
+}
