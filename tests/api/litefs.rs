@@ -458,3 +458,79 @@ async fn a_replica_serves_while_litefs_has_not_finished_the_initial_replication(
     let pages = app.pages(1).await;
     assert_eq!(pages[0].path_and_query, "/cache/replicating");
 }
+
+/// A purge logged by another region reaches a replica whose manifest writer
+/// is blocked waiting for HALT: purge reads go through the watch's
+/// read-only connection, never behind a write.
+#[actix_web::test]
+async fn a_replica_applies_a_purge_while_its_writer_waits_for_halt() {
+    use crate::helpers::{log_purge_as_another_node, HOST};
+
+    let origin = spawn_origin().await;
+    let dir = replica_dir();
+    let database = dir.path().join("manifest.db");
+    let cursor = dir.path().join("cache").join("purge-cursor");
+    let app = spawn_app_in(&origin, dir, |s| {
+        s.litefs = caje::config::LiteFsMode::Auto;
+        s.manifest_batch_window = Duration::from_millis(10);
+        // A write waits this long for HALT: far longer than the purge may take.
+        s.halt_timeout = Duration::from_secs(10);
+        // Only the change-driven sync can carry the purge in time.
+        s.sync_interval = Duration::from_millis(50);
+        s.purge_poll_interval = Duration::from_secs(3600);
+    })
+    .await;
+    // Purge sync has its cursor (the log's end, 0), and the watch has read
+    // the log once: a purge logged from now on is new to both.
+    eventually(|| async {
+        let saved = std::fs::read_to_string(&cursor).ok()?;
+        (saved.trim() == "0" && app.metrics.sync.changes.get() >= 1).then_some(())
+    })
+    .await;
+
+    // Another node holds HALT; this node stores a page, so its writer
+    // blocks taking HALT for the batch.
+    let held = hold_halt(app.dir.path());
+    let path = "/cache/purged-while-halted";
+    assert_eq!(app.get(path).await.status, 200);
+    app.stored(1).await;
+    let m = &app.metrics.manifest;
+    eventually(|| async {
+        let text = app.metrics.render().expect("metrics");
+        text.lines()
+            .any(|l| {
+                l.starts_with("caje_actor_messages_total{")
+                    && l.contains("actor=\"manifest\"")
+                    && l.contains("message=\"write_batch\"")
+            })
+            .then_some(())
+    })
+    .await;
+    assert_eq!(m.halt_acquisitions.get() + m.halt_failures.get(), 0);
+
+    // Another region's purge lands in the shared database.
+    let started = std::time::Instant::now();
+    log_purge_as_another_node(&database, HOST, path);
+    loop {
+        let status = app
+            .get_with(path, &[("cache-control", "only-if-cached")])
+            .await
+            .status;
+        if status == 504 {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(3),
+            "the purge was not applied while the writer waited for HALT"
+        );
+        actix_web::rt::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Applied while HALT was still held, before the write could be done.
+    assert!(halt_held(app.dir.path()));
+    assert_eq!(m.halt_acquisitions.get() + m.halt_failures.get(), 0);
+    assert_eq!(m.rows_written.get(), 0);
+
+    drop(held);
+    let pages = app.pages(1).await;
+    assert_eq!(pages[0].path_and_query, path);
+}

@@ -64,3 +64,18 @@ fn newest_purge(conn: &mut diesel::SqliteConnection) -> i64 {
         .expect("purges readable");
     row.id
 }
+
+/// Logs a purge of `path` on `host` in a manifest database, as another
+/// node does (or as LiteFS lands another region's); answers its id.
+pub fn log_purge_as_another_node(db: &Path, host: &str, path: &str) -> i64 {
+    use diesel::RunQueryDsl;
+    let mut conn = open_db(db);
+    diesel::sql_query(
+        "INSERT INTO purges (kind, host, target, soft, created_at) VALUES ('url', ?, ?, 0, 0)",
+    )
+    .bind::<diesel::sql_types::Text, _>(host)
+    .bind::<diesel::sql_types::Text, _>(path)
+    .execute(&mut conn)
+    .expect("purge logged");
+    newest_purge(&mut conn)
+}

@@ -17,7 +17,7 @@ mod process;
 mod raw_origin;
 
 pub use client::{admin_request, request, request_with_form, test_client, Reply};
-pub use database::{integrity_check, last_purge_id, manifest_paths};
+pub use database::{integrity_check, last_purge_id, log_purge_as_another_node, manifest_paths};
 pub use node::{spawn_admin_app, spawn_app, spawn_app_in, spawn_app_with, TestApp, HOST, TOKEN};
 pub use origin::{deterministic_body, serve, spawn_origin, Counter, TestOrigin};
 pub use process::{cpu_time_of, process_config, CajeProcess};
