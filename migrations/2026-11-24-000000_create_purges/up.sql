@@ -1,5 +1,5 @@
 -- Purges made on any node, in order; every node applies the ones it has
--- not seen (see src/actors/purge_sync.rs), so one purge clears every region.
+-- not seen (see src/actors/purge_sync/), so one purge clears every region.
 CREATE TABLE purges (
     id INTEGER PRIMARY KEY AUTOINCREMENT NOT NULL,
     -- 'url' (host + path and query) or 'tag'.
