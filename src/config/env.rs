@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use super::{ConfigError, Settings, ADMIN_TOKEN_ENV};
 
 impl Settings {
-    /// Applies `CAJE_LISTEN`, `CAJE_CACHE_DIR`, `CAJE_DATABASE`, `CAJE_LITEFS`,
+    /// Applies `CAJE_LISTEN`, `CAJE_METRICS_LISTEN`, `CAJE_CACHE_DIR`, `CAJE_DATABASE`, `CAJE_LITEFS`,
     /// `CAJE_WORKERS`, `CAJE_NODE_NAME`, `CAJE_PEER_URL`, `CAJE_PEER_FETCH` and
     /// `CAJE_ADMIN_TOKEN`, then Fly.io's defaults for the node's name and peer URL; `get` reads one variable.
     pub fn apply_env(&mut self, get: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
@@ -14,6 +14,19 @@ impl Settings {
                 var: "CAJE_LISTEN",
                 message: format!("{e}: {v:?}"),
             })?;
+        }
+        if let Some(v) = get("CAJE_METRICS_LISTEN") {
+            // Empty: no metrics listener, whatever the file says.
+            self.metrics_listen =
+                match v.trim() {
+                    "" => None,
+                    addr => Some(super::parse::parse_listen(addr).map_err(|message| {
+                        ConfigError::Env {
+                            var: "CAJE_METRICS_LISTEN",
+                            message,
+                        }
+                    })?),
+                };
         }
         if let Some(v) = get("CAJE_CACHE_DIR") {
             self.cache_dir = PathBuf::from(v);

@@ -110,6 +110,9 @@ const DEFAULT_ADMIN_SESSION_LIFETIME: Duration = Duration::from_secs(8 * 3600);
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub listen: SocketAddr,
+    /// A second listener serving only `GET /_caje/metrics`, without the
+    /// token (for a scraper on a private network); `None`: no such port.
+    pub metrics_listen: Option<SocketAddr>,
     pub cache_dir: PathBuf,
     pub database: PathBuf,
     pub litefs: LiteFsMode,
@@ -184,6 +187,7 @@ impl Settings {
     pub fn with_origins(origins: Vec<Origin>) -> Self {
         Self {
             listen: default_listen(),
+            metrics_listen: None,
             cache_dir: default_cache_dir(),
             database: default_database(),
             litefs: LiteFsMode::default(),

@@ -25,6 +25,7 @@ use super::{
 struct RawSettings {
     #[serde(default = "default_listen")]
     listen: SocketAddr,
+    metrics_listen: Option<Spanned<String>>,
     #[serde(default = "default_cache_dir")]
     cache_dir: PathBuf,
     #[serde(default = "default_database")]
@@ -303,6 +304,19 @@ impl Settings {
             super::peers::validate_node_name,
         )?;
         let peer_url = checked("peer_url", &raw.peer_url, super::peers::validate_peer_url)?;
+        let metrics_listen = match &raw.metrics_listen {
+            None => None,
+            Some(addr) => {
+                Some(
+                    parse_listen(addr.get_ref()).map_err(|message| ConfigError::Invalid {
+                        file: file.to_owned(),
+                        line: line_of(addr.span().start),
+                        key: Some("metrics_listen".to_owned()),
+                        message,
+                    })?,
+                )
+            }
+        };
         let peer_timeout = duration(
             "peer_timeout",
             &raw.peer_timeout,
@@ -310,6 +324,7 @@ impl Settings {
         )?;
         Ok(Self {
             listen: raw.listen,
+            metrics_listen,
             cache_dir: raw.cache_dir,
             database: raw.database,
             litefs: raw.litefs,
@@ -341,6 +356,13 @@ impl Settings {
             admin_token: None,
         })
     }
+}
+
+/// An address and port to listen on: `127.0.0.1:9091`, `[::]:9091`.
+pub(super) fn parse_listen(text: &str) -> Result<SocketAddr, String> {
+    text.trim().parse().map_err(|_| {
+        format!("{text:?} is not an address and port like \"127.0.0.1:9091\" or \"[::]:9091\"")
+    })
 }
 
 fn parse_duration(text: &str) -> Result<Duration, String> {

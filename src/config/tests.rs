@@ -212,3 +212,51 @@ fn request_limits() {
         assert!(err.contains(&format!("line 1: key `{key}`")), "{err}");
     }
 }
+
+#[test]
+fn metrics_listen_is_off_unless_set() {
+    let parsed = |text: &str| Settings::parse("c.toml", &format!("{text}\n{GOOD}"));
+    assert_eq!(parsed("").expect("valid").metrics_listen, None);
+    let set = parsed("metrics_listen = \"[::]:9091\"").expect("valid");
+    assert_eq!(set.metrics_listen, Some("[::]:9091".parse().expect("addr")));
+    let v4 = parsed("metrics_listen = \"127.0.0.1:0\"").expect("valid");
+    assert_eq!(
+        v4.metrics_listen,
+        Some("127.0.0.1:0".parse().expect("addr"))
+    );
+    for bad in [
+        "\nmetrics_listen = \"9091\"",
+        "\nmetrics_listen = \"localhost:9091\"",
+        "\nmetrics_listen = \"[fdaa::1]\"",
+        "\nmetrics_listen = \"\"",
+    ] {
+        let err = parsed(bad).expect_err(bad).to_string();
+        assert!(err.contains("line 2: key `metrics_listen`"), "{err}");
+        assert!(err.contains("address and port"), "{err}");
+    }
+    let err = parsed("metrics_listen = 9091").unwrap_err().to_string();
+    assert!(
+        err.contains("line 1") && err.contains("metrics_listen"),
+        "{err}"
+    );
+}
+
+#[test]
+fn metrics_listen_from_the_environment() {
+    let mut s = Settings::parse("c.toml", &format!("metrics_listen = \"[::]:9091\"\n{GOOD}"))
+        .expect("valid");
+    s.apply_env(|k| (k == "CAJE_METRICS_LISTEN").then(|| "127.0.0.1:9100".into()))
+        .expect("valid env");
+    assert_eq!(
+        s.metrics_listen,
+        Some("127.0.0.1:9100".parse().expect("addr"))
+    );
+    s.apply_env(|k| (k == "CAJE_METRICS_LISTEN").then(String::new))
+        .expect("empty turns it off");
+    assert_eq!(s.metrics_listen, None);
+    let err = s
+        .apply_env(|k| (k == "CAJE_METRICS_LISTEN").then(|| "nowhere".into()))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("CAJE_METRICS_LISTEN"), "{err}");
+}
