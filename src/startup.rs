@@ -51,6 +51,9 @@ pub enum StartupError {
 pub struct Application {
     port: u16,
     server: Server,
+    /// The private metrics listener's port and server, when `metrics_listen` is set.
+    metrics_port: Option<u16>,
+    metrics_server: Option<Server>,
     cache: Mailbox<CacheStore>,
     manifest: Mailbox<Manifest>,
     populator: Mailbox<Populator>,
@@ -65,6 +68,16 @@ impl Application {
         let listen_error = |source| StartupError::Listen { addr, source };
         let listener = TcpListener::bind(settings.listen).map_err(listen_error)?;
         let port = listener.local_addr().map_err(listen_error)?.port();
+        // Bound now, so a bad or taken address stops the start.
+        let metrics_listener = match settings.metrics_listen {
+            None => None,
+            Some(addr) => {
+                let error = |source| StartupError::Listen { addr, source };
+                let listener = TcpListener::bind(addr).map_err(error)?;
+                let port = listener.local_addr().map_err(error)?.port();
+                Some((listener, port, addr))
+            }
+        };
         settings.peer_url = settings.peer_url.map(|url| with_port(url, port));
         let settings = Arc::new(settings);
         let metrics = Arc::new(Metrics::new()?);
@@ -230,9 +243,19 @@ impl Application {
         let shutdown_secs = shutdown.as_secs() + u64::from(shutdown.subsec_nanos() > 0);
         server = server.shutdown_timeout(shutdown_secs);
         let server = server.listen(listener).map_err(listen_error)?.run();
+        let (metrics_server, metrics_port) = match metrics_listener {
+            None => (None, None),
+            Some((listener, port, addr)) => {
+                let server = private_metrics_server(listener, addr, metrics.clone())?;
+                tracing::info!(%addr, port, "serving GET /_caje/metrics without a token");
+                (Some(server), Some(port))
+            }
+        };
         Ok(Self {
             port,
             server,
+            metrics_port,
+            metrics_server,
             cache,
             manifest,
             populator,
@@ -243,6 +266,11 @@ impl Application {
 
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// The port of the private metrics listener, when `metrics_listen` is set.
+    pub fn metrics_port(&self) -> Option<u16> {
+        self.metrics_port
     }
 
     pub fn cache(&self) -> Mailbox<CacheStore> {
@@ -264,8 +292,19 @@ impl Application {
     /// Serves until SIGTERM (requests in flight finish, up to
     /// `shutdown_timeout`) or SIGINT, then writes the manifest rows still
     /// gathering: the process exits without stopping its actors.
+    /// The private metrics listener serves until the main server has stopped.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        let metrics = self.metrics_server.map(|server| {
+            let handle = server.handle();
+            (handle, actix_web::rt::spawn(server))
+        });
         let served = self.server.await;
+        if let Some((handle, running)) = metrics {
+            handle.stop(false).await;
+            if let Ok(Err(e)) = running.await {
+                tracing::warn!(error = %e, "the metrics listener failed");
+            }
+        }
         tracing::info!("stopped serving; writing the manifest rows still gathering");
         if let Err(e) = self.batcher.send(Flush).await {
             tracing::warn!(error = %e, "pending manifest rows lost at shutdown");
@@ -273,6 +312,27 @@ impl Application {
         tracing::info!("shut down");
         served
     }
+}
+
+/// The server of `metrics_listen`: one worker, no signal handling of its
+/// own (it is stopped when the main server stops), only the metrics route.
+fn private_metrics_server(
+    listener: TcpListener,
+    addr: std::net::SocketAddr,
+    metrics: Arc<Metrics>,
+) -> Result<Server, StartupError> {
+    let metrics = web::Data::from(metrics);
+    Ok(HttpServer::new(move || {
+        App::new()
+            .app_data(metrics.clone())
+            .configure(admin::private_metrics)
+    })
+    .workers(1)
+    .disable_signals()
+    .shutdown_timeout(1)
+    .listen(listener)
+    .map_err(|source| StartupError::Listen { addr, source })?
+    .run())
 }
 
 /// Starts `ManifestWatch` on a thread of its own (its read-only connection

@@ -86,8 +86,35 @@ async fn lookalike(req: HttpRequest) -> HttpResponse {
     }
 }
 
+/// The whole app of the private metrics listener (`metrics_listen`):
+/// `GET /_caje/metrics` without a token, from the node's one registry;
+/// every other path is 404, never the proxy nor another admin endpoint.
+/// The app needs `web::Data<Metrics>`.
+pub fn private_metrics(config: &mut web::ServiceConfig) {
+    config.service(
+        web::scope("")
+            .wrap(headers::defaults())
+            .route("/_caje/metrics", web::get().to(private_metrics_text))
+            .default_service(web::to(only_metrics_here)),
+    );
+}
+
+async fn private_metrics_text(metrics: web::Data<Metrics>) -> HttpResponse {
+    render_metrics(&metrics)
+}
+
+async fn only_metrics_here() -> HttpResponse {
+    HttpResponse::NotFound()
+        .content_type("text/plain; charset=utf-8")
+        .body("caje: this listener serves only GET /_caje/metrics\n")
+}
+
 async fn metrics(state: web::Data<AdminState>) -> HttpResponse {
-    match state.metrics.render() {
+    render_metrics(&state.metrics)
+}
+
+fn render_metrics(metrics: &Metrics) -> HttpResponse {
+    match metrics.render() {
         Ok(text) => HttpResponse::Ok()
             .content_type("text/plain; version=0.0.4; charset=utf-8")
             .body(text),

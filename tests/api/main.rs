@@ -16,6 +16,7 @@ mod invalidation;
 mod keepalive;
 mod litefs;
 mod manifest;
+mod metrics_listen;
 mod multinode;
 mod peers;
 mod populator;

@@ -18,6 +18,8 @@ use super::{admin_request, eventually, init_logging, request, test_client, Reply
 /// A caje node on port 0, with its own cache directory and database.
 pub struct TestApp {
     pub port: u16,
+    /// The private metrics listener's port, when `metrics_listen` is set.
+    pub metrics_port: Option<u16>,
     /// Shared with any node restarted over the same directory.
     pub dir: Arc<TempDir>,
     origins: Vec<Origin>,
@@ -87,6 +89,7 @@ async fn spawn_node(
     adjust(&mut settings);
     let app = Application::build(settings).await.expect("caje starts");
     let port = app.port();
+    let metrics_port = app.metrics_port();
     let cache = app.cache();
     let manifest = app.manifest();
     let populator = app.populator();
@@ -94,6 +97,7 @@ async fn spawn_node(
     actix_web::rt::spawn(app.run_until_stopped());
     TestApp {
         port,
+        metrics_port,
         dir,
         origins,
         cache,
