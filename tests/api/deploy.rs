@@ -38,6 +38,34 @@ fn fly_litefs_docker_and_caje_config_agree() {
     assert_eq!(service["checks"][0]["path"].as_str(), Some("/_caje/health"));
     assert_eq!(service["auto_stop_machines"].as_bool(), Some(false));
 
+    // Fly's Prometheus scrapes the private metrics listener, which no
+    // service exposes publicly.
+    let metrics_listen = caje
+        .metrics_listen
+        .expect("deploy/caje.toml sets metrics_listen");
+    assert!(
+        metrics_listen.ip().is_unspecified() && metrics_listen.is_ipv6(),
+        "[::] so that 6PN (IPv6) reaches it: {metrics_listen}"
+    );
+    assert_eq!(
+        fly["metrics"]["port"].as_integer(),
+        Some(i64::from(metrics_listen.port()))
+    );
+    assert_eq!(fly["metrics"]["path"].as_str(), Some("/_caje/metrics"));
+    assert_ne!(metrics_listen.port(), caje.listen.port());
+    let exposed: Vec<i64> = fly
+        .get("services")
+        .and_then(|s| s.as_array())
+        .into_iter()
+        .flatten()
+        .filter_map(|s| s.get("internal_port").and_then(|p| p.as_integer()))
+        .chain(service["internal_port"].as_integer())
+        .collect();
+    assert!(
+        !exposed.contains(&i64::from(metrics_listen.port())),
+        "no service exposes the metrics port: {exposed:?}"
+    );
+
     let volume = fly["mounts"]["destination"].as_str().expect("a volume");
     assert!(caje.cache_dir.starts_with(volume), "cache on the volume");
     assert!(yaml_value(&litefs, "data", "dir").starts_with(volume));
