@@ -10,6 +10,7 @@ mod deploy;
 mod directives;
 mod eviction;
 mod faults;
+mod grafana;
 mod helpers;
 mod hostile;
 mod invalidation;
