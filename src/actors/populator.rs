@@ -108,6 +108,9 @@ struct Runner {
     origin_metrics: ProxyMetrics,
     metrics: PopulatorMetrics,
     shared: Rc<RefCell<Shared>>,
+    /// `populate_concurrency` fetches at once for the whole node: every
+    /// slice of a run and every `Warm` spawns its own fetch stream.
+    permits: Rc<tokio::sync::Semaphore>,
 }
 
 pub struct Populator {
@@ -126,6 +129,7 @@ impl Populator {
         metrics: PopulatorMetrics,
         meter: ActorMeter,
     ) -> Self {
+        let concurrency = settings.populate_concurrency.max(1);
         Self {
             runner: Runner {
                 settings,
@@ -135,6 +139,7 @@ impl Populator {
                 origin_metrics,
                 metrics,
                 shared: Rc::default(),
+                permits: Rc::new(tokio::sync::Semaphore::new(concurrency)),
             },
             meter,
         }
@@ -274,7 +279,12 @@ impl Runner {
 
     #[tracing::instrument(name = "populator.fetch", skip_all, fields(host = %key.host, path = %key.path_and_query))]
     async fn populate(self, key: CacheKey) {
+        // Taken before the origin's rate slot is reserved, so slots are
+        // reserved only by fetches about to be made. The semaphore is
+        // never closed.
+        let permit = self.permits.acquire().await.ok();
         let outcome = self.fetch(&key).await;
+        drop(permit);
         self.metrics.queued.dec();
         let mut shared = self.shared.borrow_mut();
         shared.pending.remove(&key);
