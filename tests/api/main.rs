@@ -24,6 +24,7 @@ mod populator;
 mod proxying;
 mod purging;
 mod ranges;
+mod regions;
 mod security;
 mod shutdown;
 mod soak;

@@ -45,6 +45,8 @@ async fn a_page_stored_on_one_node_spreads_to_the_others_through_the_shared_mani
     let database = dir.path().join("manifest.db");
     let mut configs = Vec::new();
     // All at once, on a fresh database: exactly one of them creates the tables.
+    // Change-driven sync off: it would warm B and C before the test asks
+    // their populators, which would then queue nothing.
     for name in ["a", "b", "c"] {
         let home = dir.path().join(name);
         std::fs::create_dir_all(&home).expect("node dir");
@@ -58,6 +60,7 @@ database = {database:?}
 litefs = "off"
 manifest_batch_window = "10ms"
 populate_interval = "1h"
+sync_interval = "0s"
 
 [[origin]]
 host = "{HOST}"

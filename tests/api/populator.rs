@@ -217,3 +217,39 @@ async fn a_full_reconcile_streams_the_manifest_a_page_at_a_time() {
     })
     .await;
 }
+
+#[actix_web::test]
+async fn populate_concurrency_bounds_the_whole_node_not_each_slice() {
+    let origin = spawn_origin().await;
+    let dir = std::sync::Arc::new(tempfile::tempdir().expect("temp dir"));
+    let app = spawn_app_in(&origin, dir, |s| {
+        // Each page its own slice, so its own fetch stream.
+        s.manifest_page_size = 1;
+        s.populate_concurrency = 1;
+        s.populate_rate = 1000;
+    })
+    .await;
+    let visits = (1..=4)
+        .map(|n| PageVisit::now(CacheKey::new("GET", HOST, &format!("/sleep/150?n={n}"))))
+        .collect();
+    app.manifest.send(WriteBatch(visits)).await.expect("write");
+    let run = app
+        .populator
+        .send(RunNow)
+        .await
+        .expect("answer")
+        .expect("run");
+    assert_eq!(run.queued.len(), 4);
+    let mut most = 0;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let s = app.populator.send(GetStatus).await.expect("status");
+        most = most.max(s.in_flight);
+        if s.fetched == 4 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{s:?}");
+        actix_web::rt::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert_eq!(most, 1, "fetches at once with populate_concurrency 1");
+}
