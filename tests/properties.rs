@@ -324,3 +324,68 @@ proptest! {
         prop_assert!(digits.len() <= 15, "{}", status);
     }
 }
+
+/// IMF-fixdate, RFC 850 and asctime renderings of the same instant
+/// (RFC 9110 §5.6.7).
+fn date_forms(time: SystemTime) -> [String; 3] {
+    let imf = httpdate::fmt_http_date(time);
+    let parts: Vec<&str> = imf.split(' ').collect();
+    let (wkday, day, month, year, clock) = (&parts[0][..3], parts[1], parts[2], parts[3], parts[4]);
+    let weekday = match wkday {
+        "Mon" => "Monday",
+        "Tue" => "Tuesday",
+        "Wed" => "Wednesday",
+        "Thu" => "Thursday",
+        "Fri" => "Friday",
+        "Sat" => "Saturday",
+        _ => "Sunday",
+    };
+    let rfc850 = format!("{weekday}, {day}-{month}-{} {clock} GMT", &year[2..]);
+    let asctime = format!(
+        "{wkday} {month} {:>2} {clock} {year}",
+        day.trim_start_matches('0')
+    );
+    [imf, rfc850, asctime]
+}
+
+/// The policy's time to live at `now` for a response with these fields.
+fn ttl(fields: &[(&'static str, &str)], now: SystemTime) -> Duration {
+    let mut headers = HeaderMap::new();
+    for (name, value) in fields {
+        headers.append(
+            HeaderName::from_static(name),
+            HeaderValue::from_str(value).expect("value"),
+        );
+    }
+    let key = CacheKey::new("GET", "example.com", "/");
+    CachePolicy::new_options(
+        &http_compat::policy_request(&key, &HeaderMap::new(), &Vec::new()),
+        &http_compat::policy_response(StatusCode::OK, &headers),
+        now,
+        policy::options(),
+    )
+    .time_to_live(now)
+}
+
+proptest! {
+    #![proptest_config(config(512))]
+
+    /// IMF-fixdate, RFC 850 and asctime renderings of one `Expires` instant
+    /// give the same freshness, counted from the response's `Date`.
+    #[test]
+    fn every_http_date_form_means_the_same_freshness(
+        expires in 0u64..3_155_760_000,
+        date in 0u64..3_155_760_000,
+    ) {
+        let now = UNIX_EPOCH + Duration::from_secs(date);
+        let expires = UNIX_EPOCH + Duration::from_secs(expires);
+        let expected = expires.duration_since(now).unwrap_or_default();
+        let dates = date_forms(now);
+        for form in date_forms(expires) {
+            for date_form in &dates {
+                let fields = [("expires", form.as_str()), ("date", date_form.as_str())];
+                prop_assert_eq!(ttl(&fields, now), expected, "{} / {}", form, date_form);
+            }
+        }
+    }
+}

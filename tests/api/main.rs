@@ -22,6 +22,7 @@ mod populator;
 mod proxying;
 mod purging;
 mod ranges;
+mod rfc9111;
 mod security;
 mod shutdown;
 mod soak;

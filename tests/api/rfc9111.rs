@@ -1,0 +1,112 @@
+//! RFC 9111 to the letter (issue 17): the corners of field syntax where a
+//! lenient or naive reading would store, reuse or split what it should not.
+
+use std::time::{Duration, SystemTime};
+
+use crate::helpers::{spawn_app, spawn_origin, Reply};
+
+fn stored(reply: &Reply) -> bool {
+    reply.cache_status().contains("stored")
+}
+
+fn hit(reply: &Reply) -> bool {
+    reply.cache_status().starts_with("caje; hit")
+}
+
+/// A field value as a query value for the scripted origin's `/headers/`.
+fn q(value: &str) -> String {
+    serde_urlencoded::to_string([("v", value)]).expect("encodes")[2..].to_owned()
+}
+
+/// IMF-fixdate, RFC 850 and asctime renderings of the same instant
+/// (RFC 9110 §5.6.7).
+fn date_forms(time: SystemTime) -> [String; 3] {
+    let imf = httpdate::fmt_http_date(time); // "Sun, 06 Nov 1994 08:49:37 GMT"
+    let parts: Vec<&str> = imf.split(' ').collect();
+    let (wkday, day, month, year, clock) = (&parts[0][..3], parts[1], parts[2], parts[3], parts[4]);
+    let weekday = match wkday {
+        "Mon" => "Monday",
+        "Tue" => "Tuesday",
+        "Wed" => "Wednesday",
+        "Thu" => "Thursday",
+        "Fri" => "Friday",
+        "Sat" => "Saturday",
+        _ => "Sunday",
+    };
+    let rfc850 = format!("{weekday}, {day}-{month}-{} {clock} GMT", &year[2..]);
+    let asctime = format!(
+        "{wkday} {month} {:>2} {clock} {year}",
+        day.trim_start_matches('0')
+    );
+    [imf, rfc850, asctime]
+}
+
+#[actix_web::test]
+async fn age_is_read_by_its_first_member() {
+    let origin = spawn_origin().await;
+    let app = spawn_app(&origin).await;
+    let cases = [
+        (
+            "/headers/age1?cache-control=max-age%3D3600&age=7200%2C%200",
+            false,
+        ),
+        (
+            "/headers/age2?cache-control=max-age%3D3600&age=0%2C%207200",
+            true,
+        ),
+        (
+            "/headers/age3?cache-control=max-age%3D3600&age=7200&age=0",
+            false,
+        ),
+        (
+            "/headers/age4?cache-control=max-age%3D3600&age=0&age=7200",
+            true,
+        ),
+    ];
+    for (path, fresh) in cases {
+        let reply = app.get(path).await;
+        assert_eq!(stored(&reply), fresh, "{path}: {}", reply.cache_status());
+    }
+}
+
+#[actix_web::test]
+async fn an_invalid_expires_is_already_expired() {
+    let origin = spawn_origin().await;
+    let app = spawn_app(&origin).await;
+    let later = httpdate::fmt_http_date(SystemTime::now() + Duration::from_secs(600));
+    let doubled = later.replacen(' ', "  ", 1);
+    let numeric_zone = later.replace("GMT", "+0000");
+    for (n, invalid) in [doubled, numeric_zone].iter().enumerate() {
+        let path = format!("/headers/exp{n}?expires={}", q(invalid));
+        for _ in 0..2 {
+            let reply = app.get(&path).await;
+            assert!(!stored(&reply), "{invalid:?}: {}", reply.cache_status());
+        }
+        assert_eq!(origin.counter.get(&format!("/headers/exp{n}")), 2);
+    }
+    // With a validator it may be kept only to be validated on every use.
+    let path = format!(
+        "/headers/expv?cache-control=no-cache&etag=%22a%22&expires={}",
+        q(&later.replacen(' ', "  ", 1))
+    );
+    assert!(stored(&app.get(&path).await));
+    app.stored(1).await;
+    let again = app.get(&path).await;
+    assert!(!hit(&again), "{}", again.cache_status());
+    assert_eq!(origin.counter.get("/headers/expv"), 2);
+}
+
+#[actix_web::test]
+async fn obsolete_date_forms_are_accepted() {
+    let origin = spawn_origin().await;
+    let app = spawn_app(&origin).await;
+    let later = SystemTime::now() + Duration::from_secs(600);
+    for (n, form) in date_forms(later).iter().enumerate() {
+        let path = format!("/headers/date{n}?expires={}", q(form));
+        let reply = app.get(&path).await;
+        assert!(stored(&reply), "{form:?}: {}", reply.cache_status());
+        app.stored(n as u64 + 1).await;
+        assert!(hit(&app.get(&path).await), "{form:?}");
+    }
+}
+
