@@ -97,6 +97,41 @@ async fn an_invalid_expires_is_already_expired() {
 }
 
 #[actix_web::test]
+async fn an_invalid_cdn_cache_control_is_ignored() {
+    let origin = spawn_origin().await;
+    let app = spawn_app(&origin).await;
+    for (n, invalid) in [
+        "max-age=\"10000\"",
+        "max-age=-1",
+        "max-age=1.5",
+        "max-age=10000, no-store=5",
+        "max-age=10000,,",
+        "Max-Age=10000",
+    ]
+    .iter()
+    .enumerate()
+    {
+        let path = format!(
+            "/headers/cdn{n}?cache-control=max-age%3D60&cdn-cache-control={}",
+            q(invalid)
+        );
+        let reply = app.get(&path).await;
+        assert!(
+            stored(&reply) && reply.cache_status().ends_with("ttl=60"),
+            "{invalid:?}: {}",
+            reply.cache_status()
+        );
+    }
+    let valid = "/headers/cdnv?cache-control=max-age%3D60&cdn-cache-control=max-age%3D600%3Bx%3D1";
+    let reply = app.get(valid).await;
+    assert!(
+        reply.cache_status().ends_with("ttl=600"),
+        "{}",
+        reply.cache_status()
+    );
+}
+
+#[actix_web::test]
 async fn obsolete_date_forms_are_accepted() {
     let origin = spawn_origin().await;
     let app = spawn_app(&origin).await;
