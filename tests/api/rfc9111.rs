@@ -145,3 +145,31 @@ async fn obsolete_date_forms_are_accepted() {
     }
 }
 
+#[actix_web::test]
+async fn vary_accept_language_is_normalised_by_case_spacing_and_weight() {
+    let origin = spawn_origin().await;
+    let app = spawn_app(&origin).await;
+    let first = app
+        .get_with("/vary", &[("accept-language", "en-US, fr;q=0.5")])
+        .await;
+    assert!(stored(&first), "{}", first.cache_status());
+    app.stored(1).await;
+    for same in [
+        "en-us,fr;q=0.5",
+        "EN-us , fr ; q=0.50",
+        "en-US;q=1.0, FR;q=0.500",
+    ] {
+        let reply = app.get_with("/vary", &[("accept-language", same)]).await;
+        assert!(hit(&reply), "{same}: {}", reply.cache_status());
+        assert_eq!(reply.body, first.body);
+    }
+    let other = app
+        .get_with("/vary", &[("accept-language", "en-US, fr;q=0.6")])
+        .await;
+    assert!(
+        other.cache_status().contains("fwd=vary-miss"),
+        "{}",
+        other.cache_status()
+    );
+    assert_eq!(origin.counter.get("/vary"), 2);
+}
