@@ -146,6 +146,28 @@ async fn obsolete_date_forms_are_accepted() {
 }
 
 #[actix_web::test]
+async fn if_modified_since_without_last_modified_compares_the_date() {
+    let origin = spawn_origin().await;
+    let app = spawn_app(&origin).await;
+    let path = "/headers/ims?cache-control=max-age%3D60";
+    let first = app.get(path).await;
+    assert!(stored(&first), "{}", first.cache_status());
+    assert!(first.header("last-modified").is_none());
+    let date = first.header("date").expect("the origin's Date").to_owned();
+    app.stored(1).await;
+    let later = httpdate::fmt_http_date(SystemTime::now() + Duration::from_secs(60));
+    for since in [date.as_str(), later.as_str()] {
+        let reply = app.get_with(path, &[("if-modified-since", since)]).await;
+        assert_eq!(reply.status, 304, "{since}: {}", reply.cache_status());
+        assert!(hit(&reply), "{}", reply.cache_status());
+    }
+    let earlier = httpdate::fmt_http_date(SystemTime::now() - Duration::from_secs(3600));
+    let reply = app.get_with(path, &[("if-modified-since", &earlier)]).await;
+    assert_eq!(reply.status, 200);
+    assert_eq!(origin.counter.get("/headers/ims"), 1);
+}
+
+#[actix_web::test]
 async fn vary_accept_language_is_normalised_by_case_spacing_and_weight() {
     let origin = spawn_origin().await;
     let app = spawn_app(&origin).await;
