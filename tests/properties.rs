@@ -6,7 +6,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use actix_web::http::header::{HeaderMap, HeaderName, HeaderValue};
 use actix_web::http::StatusCode;
-use caje::cache::directives::Directives;
+use caje::cache::directives::{self, Directives};
 use caje::cache::entry::{self, EntryError, PREFIX_LEN};
 use caje::cache::http_compat;
 use caje::cache::key::VaryValues;
@@ -322,5 +322,125 @@ proptest! {
         prop_assert!(HeaderValue::from_str(&status).is_ok());
         let digits = status.rsplit('=').next().unwrap_or("").trim_start_matches('-');
         prop_assert!(digits.len() <= 15, "{}", status);
+    }
+}
+
+/// Strings shaped like `CDN-Cache-Control` (directive names caje knows,
+/// Structured Field values of every type, stray punctuation) or anything.
+fn targeted_field() -> impl Strategy<Value = String> {
+    let name = prop_oneof![
+        Just("max-age".to_owned()),
+        Just("s-maxage".to_owned()),
+        Just("no-store".to_owned()),
+        Just("public".to_owned()),
+        Just("stale-if-error".to_owned()),
+        "[a-zA-Z*][a-z0-9_.*-]{0,6}",
+    ];
+    let value = prop_oneof![
+        Just(String::new()),
+        "=-?[0-9]{1,17}",
+        "=-?[0-9]{1,3}\\.[0-9]{0,4}",
+        "=\"[ -~]{0,6}\"",
+        "=\\?[01]",
+        "=[a-z*][a-z0-9:/]{0,4}",
+        "=\\([a-z0-9 ]{0,6}\\)",
+        "=[ -~]{0,4}",
+    ];
+    let member =
+        (name, value, "(;[a-z]{1,3}(=[0-9a-z]{1,3})?)?").prop_map(|(n, v, p)| format!("{n}{v}{p}"));
+    prop_oneof![
+        prop::collection::vec(member, 0..5).prop_map(|m| m.join(", ")),
+        ".*",
+    ]
+}
+
+/// IMF-fixdate, RFC 850 and asctime renderings of the same instant
+/// (RFC 9110 §5.6.7).
+fn date_forms(time: SystemTime) -> [String; 3] {
+    let imf = httpdate::fmt_http_date(time);
+    let parts: Vec<&str> = imf.split(' ').collect();
+    let (wkday, day, month, year, clock) = (&parts[0][..3], parts[1], parts[2], parts[3], parts[4]);
+    let weekday = match wkday {
+        "Mon" => "Monday",
+        "Tue" => "Tuesday",
+        "Wed" => "Wednesday",
+        "Thu" => "Thursday",
+        "Fri" => "Friday",
+        "Sat" => "Saturday",
+        _ => "Sunday",
+    };
+    let rfc850 = format!("{weekday}, {day}-{month}-{} {clock} GMT", &year[2..]);
+    let asctime = format!(
+        "{wkday} {month} {:>2} {clock} {year}",
+        day.trim_start_matches('0')
+    );
+    [imf, rfc850, asctime]
+}
+
+/// The policy's time to live at `now` for a response with these fields.
+fn ttl(fields: &[(&'static str, &str)], now: SystemTime) -> Duration {
+    let mut headers = HeaderMap::new();
+    for (name, value) in fields {
+        headers.append(
+            HeaderName::from_static(name),
+            HeaderValue::from_str(value).expect("value"),
+        );
+    }
+    let key = CacheKey::new("GET", "example.com", "/");
+    CachePolicy::new_options(
+        &http_compat::policy_request(&key, &HeaderMap::new(), &Vec::new()),
+        &http_compat::policy_response(StatusCode::OK, &headers),
+        now,
+        policy::options(),
+    )
+    .time_to_live(now)
+}
+
+proptest! {
+    #![proptest_config(config(512))]
+
+    /// Any `CDN-Cache-Control` either parses to directives caje uses whole
+    /// (every delta-seconds directive with a number, printed and read back
+    /// unchanged) or is ignored so that `Cache-Control` decides; never a panic.
+    #[test]
+    fn cdn_cache_control_is_used_whole_or_ignored(field in targeted_field()) {
+        let Ok(value) = HeaderValue::from_str(&field) else { return Ok(()) };
+        let mut headers = HeaderMap::new();
+        headers.insert(HeaderName::from_static("cache-control"), HeaderValue::from_static("max-age=7"));
+        headers.insert(HeaderName::from_static("cdn-cache-control"), value);
+        let (used, targeted) = directives::response(&headers);
+        match directives::targeted(&[field.as_str()]) {
+            Some(d) => {
+                prop_assert!(targeted);
+                prop_assert_eq!(&used, &d);
+                for name in ["max-age", "s-maxage", "stale-while-revalidate", "stale-if-error"] {
+                    prop_assert_eq!(d.has(name), d.seconds(name).is_some(), "{}", name);
+                }
+                prop_assert_eq!(Directives::parse([d.to_field().as_str()]), d);
+            }
+            None => {
+                prop_assert!(!targeted);
+                prop_assert_eq!(used.seconds("max-age"), Some(7));
+            }
+        }
+    }
+
+    /// IMF-fixdate, RFC 850 and asctime renderings of one `Expires` instant
+    /// give the same freshness, counted from the response's `Date`.
+    #[test]
+    fn every_http_date_form_means_the_same_freshness(
+        expires in 0u64..3_155_760_000,
+        date in 0u64..3_155_760_000,
+    ) {
+        let now = UNIX_EPOCH + Duration::from_secs(date);
+        let expires = UNIX_EPOCH + Duration::from_secs(expires);
+        let expected = expires.duration_since(now).unwrap_or_default();
+        let dates = date_forms(now);
+        for form in date_forms(expires) {
+            for date_form in &dates {
+                let fields = [("expires", form.as_str()), ("date", date_form.as_str())];
+                prop_assert_eq!(ttl(&fields, now), expected, "{} / {}", form, date_form);
+            }
+        }
     }
 }

@@ -85,36 +85,83 @@ fn field_values<'a>(headers: &'a HeaderMap, name: &str) -> Vec<&'a str> {
         .collect()
 }
 
-/// A `CDN-Cache-Control` value is used only when it is a valid, non-empty
-/// dictionary: lower-case keys (Structured Fields), token or quoted values.
-fn valid_targeted(values: &[&str]) -> bool {
-    let members: Vec<&str> = values
-        .iter()
-        .flat_map(|v| v.split(','))
-        .map(str::trim)
-        .collect();
-    !members.is_empty()
-        && members.iter().all(|member| {
-            let (key, value) = member.split_once('=').unwrap_or((member, ""));
-            let key_ok = key.starts_with(|c: char| c.is_ascii_lowercase() || c == '*')
-                && key
-                    .chars()
-                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "_-.*".contains(c));
-            let value_ok = value.is_empty()
-                || (value.len() >= 2 && value.starts_with('"') && value.ends_with('"'))
-                || value
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || "-.:/*!#$%&'+^_`|~".contains(c));
-            key_ok && value_ok
-        })
+/// Directives whose argument is delta-seconds: in `CDN-Cache-Control` a
+/// non-negative Structured Field Integer, nothing else.
+const SECONDS: [&str; 4] = [
+    "max-age",
+    "s-maxage",
+    "stale-while-revalidate",
+    "stale-if-error",
+];
+
+/// Directives without an argument: in `CDN-Cache-Control` a Boolean (a bare
+/// key is `?1`; `?0` leaves the directive out).
+const FLAGS: [&str; 8] = [
+    "no-store",
+    "no-cache",
+    "private",
+    "public",
+    "must-revalidate",
+    "proxy-revalidate",
+    "immutable",
+    "no-transform",
+];
+
+/// `CDN-Cache-Control` read as the Structured Field Dictionary it is
+/// (RFC 9213 §2.1, RFC 8941 §4.2, all field lines joined with ", "). `None`,
+/// so the whole field is ignored, when it fails to parse, is empty, or a
+/// directive caje knows has the wrong type (`max-age="60"`, `max-age=-1`,
+/// `max-age=1.5`, `no-store=60`). Unknown directives are kept when their
+/// value is a token, integer, Boolean or a string without `"`, `\\` or `,`;
+/// parameters are ignored.
+pub fn targeted(values: &[&str]) -> Option<Directives> {
+    if values.is_empty() {
+        return None;
+    }
+    let joined = values.join(", ");
+    let dictionary: sfv::Dictionary = sfv::Parser::new(joined.as_str()).parse().ok()?;
+    let mut directives = Vec::new();
+    for (key, entry) in &dictionary {
+        let name = key.as_str();
+        let bare = match entry {
+            sfv::ListEntry::Item(item) => Some(&item.bare_item),
+            sfv::ListEntry::InnerList(_) => None,
+        };
+        let known_seconds = SECONDS.contains(&name);
+        let known_flag = FLAGS.contains(&name);
+        let arg = match bare {
+            Some(sfv::BareItem::Integer(n)) if !known_flag => {
+                let n = i64::from(*n);
+                if n < 0 {
+                    return None;
+                }
+                Some(Some(n.to_string()))
+            }
+            Some(sfv::BareItem::Boolean(flag)) if !known_seconds => flag.then_some(None),
+            Some(sfv::BareItem::Token(t)) if !known_seconds && !known_flag => {
+                Some(Some(t.as_str().to_owned()))
+            }
+            // Kept only where `to_field` prints it back unchanged.
+            Some(sfv::BareItem::String(t))
+                if !known_seconds && !known_flag && !t.as_str().contains(['"', '\\', ',']) =>
+            {
+                Some(Some(t.as_str().to_owned()))
+            }
+            _ if known_seconds || known_flag => return None,
+            _ => None,
+        };
+        if let Some(arg) = arg {
+            directives.push((name.to_owned(), arg));
+        }
+    }
+    (!dictionary.is_empty()).then_some(Directives(directives))
 }
 
 /// The response's cache directives for caje, and whether they came from
 /// `CDN-Cache-Control` (then `Cache-Control` and `Expires` are ignored).
 pub fn response(headers: &HeaderMap) -> (Directives, bool) {
-    let targeted = field_values(headers, "cdn-cache-control");
-    if valid_targeted(&targeted) {
-        return (Directives::parse(targeted), true);
+    if let Some(directives) = targeted(&field_values(headers, "cdn-cache-control")) {
+        return (directives, true);
     }
     (
         Directives::parse(field_values(headers, "cache-control")),
@@ -168,7 +215,17 @@ mod tests {
         assert!(targeted);
         assert_eq!(d.seconds("max-age"), Some(60));
         assert!(!d.has("no-store"));
-        for invalid in ["", "Max-Age=60", "max-age=60, ??", "max-age=\"60"] {
+        for invalid in [
+            "",
+            "Max-Age=60",
+            "max-age=60, ??",
+            "max-age=\"60",
+            "max-age=\"10000\"",
+            "max-age=-1",
+            "max-age=1.5",
+            "no-store=60",
+            "max-age=(60)",
+        ] {
             let h = headers(&[
                 ("cache-control", "max-age=5"),
                 ("cdn-cache-control", invalid),
@@ -177,6 +234,16 @@ mod tests {
             assert!(!targeted, "{invalid:?}");
             assert_eq!(d.seconds("max-age"), Some(5));
         }
+    }
+
+    #[test]
+    fn cdn_cache_control_is_a_structured_dictionary() {
+        let d = targeted(&["max-age=60;x=1, no-store=?0, public", "ext=\"a b\""]).expect("valid");
+        assert_eq!(d.to_field(), "max-age=60, public, ext=\"a b\"");
+        // RFC 8941: of duplicated keys the last counts.
+        let d = targeted(&["max-age=5, max-age=60"]).expect("valid");
+        assert_eq!(d.seconds("max-age"), Some(60));
+        assert_eq!(targeted(&[]), None);
     }
 
     #[test]

@@ -60,24 +60,51 @@ pub fn policy_response(status: StatusCode, response_headers: &HeaderMap) -> http
     let (directives, targeted) = directives::response(response_headers);
     for (name, value) in response_headers {
         let replaced = match name.as_str() {
-            "cache-control" | "cdn-cache-control" => true,
-            "expires" | "pragma" => targeted,
+            "cache-control" | "cdn-cache-control" | "age" | "date" | "last-modified" => true,
+            "expires" => true,
+            "pragma" => targeted,
             _ => false,
         };
         if replaced {
             continue;
         }
-        let value = if name == "age" && age_too_large(value.as_bytes()) {
-            Ok(http1::HeaderValue::from(policy::MAX_AGE_SECONDS))
-        } else {
-            http1::HeaderValue::from_bytes(value.as_bytes())
-        };
+        let value = http1::HeaderValue::from_bytes(value.as_bytes());
         let pair = (
             http1::HeaderName::from_bytes(name.as_str().as_bytes()),
             value,
         );
         if let (Ok(name), Ok(value)) = pair {
             parts.headers.append(name, value);
+        }
+    }
+    if let Some(age) = response_headers.get("age").and_then(|v| age(v.as_bytes())) {
+        parts.headers.insert(http1::header::AGE, age);
+    }
+    let dates = [
+        (http1::header::DATE, "date"),
+        (http1::header::LAST_MODIFIED, "last-modified"),
+        (http1::header::EXPIRES, "expires"),
+    ];
+    for (field, name) in dates {
+        if name == "expires" && targeted {
+            continue;
+        }
+        let Some(value) = response_headers.get(name) else {
+            continue;
+        };
+        match http_date(value.as_bytes()) {
+            Some(date) => {
+                parts.headers.insert(field, date);
+            }
+            // RFC 9111 §5.3: an invalid Expires means "already expired",
+            // which the library reads from "0". An invalid Date or
+            // Last-Modified is left out, as if absent.
+            None if name == "expires" => {
+                parts
+                    .headers
+                    .insert(field, http1::HeaderValue::from_static("0"));
+            }
+            None => {}
         }
     }
     // For a shared cache proxy-revalidate means must-revalidate, and
@@ -96,6 +123,32 @@ pub fn policy_response(status: StatusCode, response_headers: &HeaderMap) -> http
         parts.headers.insert(http1::header::CACHE_CONTROL, value);
     }
     parts
+}
+
+/// The `Age` the policy is given: the first member of the first field line
+/// (RFC 9111 §5.1: `Age` is a singleton, and a recipient may read a list by
+/// its first member), taken as [`policy::MAX_AGE_SECONDS`] above that bound;
+/// `None` (no `Age`) when that member is not delta-seconds.
+fn age(value: &[u8]) -> Option<http1::HeaderValue> {
+    let first = value.split(|&b| b == b',').next().unwrap_or_default();
+    let digits = first.trim_ascii();
+    if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    if age_too_large(digits) {
+        return Some(http1::HeaderValue::from(policy::MAX_AGE_SECONDS));
+    }
+    http1::HeaderValue::from_bytes(digits).ok()
+}
+
+/// An HTTP-date in any of its three forms (IMF-fixdate, RFC 850, asctime;
+/// RFC 9110 §5.6.7) as IMF-fixdate, the only form the library reads; `None`
+/// when it is none of them (`httpdate` is strict: no extra spaces, no
+/// numeric zones).
+fn http_date(value: &[u8]) -> Option<http1::HeaderValue> {
+    let text = std::str::from_utf8(value).ok()?;
+    let time = httpdate::parse_http_date(text.trim_matches([' ', '\t'])).ok()?;
+    http1::HeaderValue::from_str(&httpdate::fmt_http_date(time)).ok()
 }
 
 /// Whether an `Age` value is a number (of any length) above
@@ -139,6 +192,54 @@ mod tests {
         assert_eq!(parts.headers["accept"], "text/html");
         assert!(!parts.headers.contains_key("cookie"));
         assert_eq!(parts.uri, "/a?b=c");
+    }
+
+    fn response(fields: &[(&str, &str)]) -> http1::HeaderMap {
+        let mut h = HeaderMap::new();
+        for (name, value) in fields {
+            h.append(
+                HeaderName::from_bytes(name.as_bytes()).expect("name"),
+                HeaderValue::from_str(value).expect("value"),
+            );
+        }
+        policy_response(StatusCode::OK, &h).headers
+    }
+
+    #[test]
+    fn age_is_read_by_its_first_member_and_first_line() {
+        assert_eq!(response(&[("age", "7200, 0")])["age"], "7200");
+        assert_eq!(response(&[("age", "0 ,7200")])["age"], "0");
+        let lines = response(&[("age", "5"), ("age", "9")]);
+        assert_eq!(lines.get_all("age").iter().collect::<Vec<_>>(), ["5"]);
+        assert_eq!(
+            response(&[("age", "99999999999999999999")])["age"],
+            "2147483648"
+        );
+        assert!(!response(&[("age", "soon, 5")]).contains_key("age"));
+    }
+
+    #[test]
+    fn dates_in_any_http_date_form_become_imf_fixdate() {
+        let imf = "Sun, 06 Nov 1994 08:49:37 GMT";
+        for form in [
+            imf,
+            "Sunday, 06-Nov-94 08:49:37 GMT",
+            "Sun Nov  6 08:49:37 1994",
+        ] {
+            let h = response(&[("expires", form), ("date", form), ("last-modified", form)]);
+            for name in ["expires", "date", "last-modified"] {
+                assert_eq!(h[name], imf, "{name}: {form}");
+            }
+        }
+        for invalid in [
+            "0",
+            "Sun,  06 Nov 1994 08:49:37 GMT",
+            "Sun, 06 Nov 1994 08:49:37 +0000",
+        ] {
+            let h = response(&[("expires", invalid), ("date", invalid)]);
+            assert_eq!(h["expires"], "0", "{invalid}: already expired");
+            assert!(!h.contains_key("date"), "{invalid}");
+        }
     }
 
     #[test]

@@ -63,7 +63,8 @@ pub fn vary_names(response_headers: &HeaderMap) -> Option<Vec<String>> {
 /// The request's values of the named headers, normalised only in ways that
 /// keep their meaning (RFC 9110 §5.3, §5.6.1): all field lines of a header
 /// joined with ", " and optional white space around list items removed
-/// (never inside a quoted string). Every other byte is kept as it is.
+/// (never inside a quoted string). Every other byte is kept as it is, but
+/// in `Accept-Language` (see [`language_range`]).
 pub fn vary_values(names: &[String], request_headers: &HeaderMap) -> VaryValues {
     names
         .iter()
@@ -78,12 +79,66 @@ pub fn vary_values(names: &[String], request_headers: &HeaderMap) -> VaryValues 
                         }
                         None => joined.insert(Vec::new()),
                     };
-                    out.extend_from_slice(item.trim_ascii());
+                    let item = item.trim_ascii();
+                    if name == "accept-language" {
+                        out.extend_from_slice(&language_range(item));
+                    } else {
+                        out.extend_from_slice(item);
+                    }
                 }
             }
             (name.clone(), joined)
         })
         .collect()
+}
+
+/// One `Accept-Language` item in a form that keeps its meaning: lower case
+/// (language ranges and the `q` name are case-insensitive, RFC 4647 §2,
+/// RFC 9110 §12.4.2), no white space around `;` and `=`, and the weight
+/// spelled the shortest way (`q=0.50` is `q=0.5`, `q=1.000` is no weight at
+/// all). Items are never reordered. An item that is not
+/// `range *(OWS ";" OWS "q=" qvalue)` is only lower-cased.
+fn language_range(item: &[u8]) -> Vec<u8> {
+    let lower = item.to_ascii_lowercase();
+    let mut parts = lower.split(|&b| b == b';').map(<[u8]>::trim_ascii);
+    let range = parts.next().unwrap_or_default().to_vec();
+    let mut out = range;
+    for param in parts {
+        let weight = param
+            .strip_prefix(b"q")
+            .map(<[u8]>::trim_ascii_start)
+            .and_then(|rest| rest.strip_prefix(b"="))
+            .map(<[u8]>::trim_ascii)
+            .and_then(qvalue);
+        match weight {
+            Some(q) if q.is_empty() => {}
+            Some(q) => {
+                out.extend_from_slice(b";q=");
+                out.extend_from_slice(&q);
+            }
+            None => return lower,
+        }
+    }
+    out
+}
+
+/// A qvalue (RFC 9110 §12.4.2: `0[.ddd]` or `1[.000]`) in its shortest
+/// spelling; empty for 1, the default weight; `None` when invalid.
+fn qvalue(text: &[u8]) -> Option<Vec<u8>> {
+    let (int, frac) = match text.iter().position(|&b| b == b'.') {
+        Some(dot) => (&text[..dot], &text[dot + 1..]),
+        None => (text, &b""[..]),
+    };
+    if frac.len() > 3 || !frac.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    let frac = &frac[..frac.len() - frac.iter().rev().take_while(|&&b| b == b'0').count()];
+    match (int, frac.is_empty()) {
+        (b"1", true) => Some(Vec::new()),
+        (b"0", true) => Some(b"0".to_vec()),
+        (b"0", false) => Some([b"0.", frac].concat()),
+        _ => None,
+    }
 }
 
 /// A field value split at the commas that separate list items: those
@@ -207,6 +262,38 @@ mod tests {
         assert_ne!(with(b"\"a , b\""), with(b"\"a, b\""));
         assert_ne!(with(b"\"a\\\" , b\""), with(b"\"a\\\", b\""));
         assert_eq!(with(b"\"x\" ,y")[0].1.as_deref(), Some(&b"\"x\", y"[..]));
+    }
+
+    #[test]
+    fn accept_language_is_normalised_by_case_spacing_and_weight_spelling() {
+        let names = vec!["accept-language".to_owned()];
+        let with = |value: &str| vary_values(&names, &headers(&[("accept-language", value)]));
+        let canonical = with("en-us,fr;q=0.5");
+        assert_eq!(canonical[0].1.as_deref(), Some(&b"en-us, fr;q=0.5"[..]));
+        for same in [
+            "en-US, fr;q=0.5",
+            "EN-us , FR ; Q = 0.50",
+            "en-US;q=1.000, fr;q=0.500",
+            "en-us;q=1,fr;q=0.5",
+        ] {
+            assert_eq!(with(same), canonical, "{same}");
+        }
+        // Order and weights keep their meaning.
+        assert_ne!(with("fr;q=0.5, en-us"), canonical);
+        assert_ne!(with("en-us, fr;q=0.6"), canonical);
+        assert_ne!(with("en-us, fr"), canonical);
+        // Not a weight: only lower-cased.
+        assert_eq!(with("EN;Q=2")[0].1.as_deref(), Some(&b"en;q=2"[..]));
+        assert_eq!(
+            with("en;q=0.5000")[0].1.as_deref(),
+            Some(&b"en;q=0.5000"[..])
+        );
+        // Other fields keep their case.
+        let accept = vec!["accept".to_owned()];
+        assert_ne!(
+            vary_values(&accept, &headers(&[("accept", "Text/HTML")])),
+            vary_values(&accept, &headers(&[("accept", "text/html")]))
+        );
     }
 
     #[test]

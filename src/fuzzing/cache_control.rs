@@ -3,7 +3,7 @@
 
 use std::time::{Duration, UNIX_EPOCH};
 
-use actix_web::http::header::{HeaderMap, HeaderName};
+use actix_web::http::header::{HeaderMap, HeaderValue};
 use actix_web::http::StatusCode;
 use http_cache_semantics::CachePolicy;
 
@@ -98,18 +98,17 @@ pub fn cache_control(data: &[u8]) {
     assert_eq!(library_field(&policy_res.headers), expected);
     for name in response.keys() {
         let replaced = match name.as_str() {
-            "cache-control" | "cdn-cache-control" => true,
-            "expires" | "pragma" => targeted,
+            // Singletons the boundary normalises (see `ages_and_dates`).
+            "cache-control" | "cdn-cache-control" | "age" | "date" | "last-modified"
+            | "expires" => true,
+            "pragma" => targeted,
             _ => false,
         };
         // http 0.2 (actix) takes a few names http 1.x refuses, such as
         // ones with `"`: no field the library reads is among them.
         let http1_name = http1::HeaderName::from_bytes(name.as_str().as_bytes()).is_ok();
         if !replaced && http1_name {
-            let sent: Vec<&[u8]> = response
-                .get_all(name)
-                .map(|v| clamped_age(name, v.as_bytes()))
-                .collect();
+            let sent: Vec<&[u8]> = response.get_all(name).map(HeaderValue::as_bytes).collect();
             let got: Vec<&[u8]> = policy_res
                 .headers
                 .get_all(name.as_str())
@@ -119,6 +118,8 @@ pub fn cache_control(data: &[u8]) {
             assert_eq!(got, sent, "{name} passed on unchanged");
         }
     }
+
+    ages_and_dates(&response, &policy_res.headers, targeted);
 
     let now = UNIX_EPOCH + NOW;
     let policy = CachePolicy::new_options(&policy_req, &policy_res, now, policy::options());
@@ -138,20 +139,65 @@ pub fn cache_control(data: &[u8]) {
     }
 }
 
-/// What `policy_response` hands on for a field value: an `Age` of digits
-/// above 2^31 becomes 2^31 (RFC 9111 §1.2.2), anything else is unchanged.
-fn clamped_age<'a>(name: &HeaderName, value: &'a [u8]) -> &'a [u8] {
-    let digits = value.trim_ascii();
-    let all_digits = !digits.is_empty() && digits.iter().all(u8::is_ascii_digit);
-    // Compared as decimal strings, so any length works.
-    let significant = &digits[digits.iter().take_while(|&&b| b == b'0').count()..];
-    let max = b"2147483648".as_slice();
-    let huge = all_digits
-        && (significant.len() > max.len() || (significant.len() == max.len() && significant > max));
-    if name == "age" && huge {
-        b"2147483648"
-    } else {
-        value
+/// What `policy_response` hands on for the singletons it normalises: one
+/// `Age`, the first member of the first line when it is digits (above 2^31
+/// as 2^31, RFC 9111 §1.2.2); one `Date`, `Last-Modified` and `Expires`,
+/// each as IMF-fixdate when the first line is an HTTP-date in any form, an
+/// invalid `Expires` as "0" (already expired), an invalid other date left
+/// out; no `Expires` under `CDN-Cache-Control`.
+fn ages_and_dates(response: &HeaderMap, policy: &http1::HeaderMap, targeted: bool) {
+    for name in ["age", "date", "last-modified", "expires"] {
+        assert!(policy.get_all(name).iter().count() <= 1, "one {name}");
+    }
+    let first = response.get("age").map(|v| {
+        let member = v
+            .as_bytes()
+            .split(|&b| b == b',')
+            .next()
+            .unwrap_or_default();
+        member.trim_ascii().to_vec()
+    });
+    let expected_age = first
+        .filter(|d| !d.is_empty() && d.iter().all(u8::is_ascii_digit))
+        .map(|d| {
+            // Compared as decimal strings, so any length works.
+            let significant = &d[d.iter().take_while(|&&b| b == b'0').count()..];
+            let max = b"2147483648".as_slice();
+            if significant.len() > max.len()
+                || (significant.len() == max.len() && significant > max)
+            {
+                max.to_vec()
+            } else {
+                d
+            }
+        });
+    assert_eq!(
+        policy.get("age").map(|v| v.as_bytes().to_vec()),
+        expected_age,
+        "age"
+    );
+    for name in ["date", "last-modified", "expires"] {
+        let sent = response.get(name);
+        let got = policy.get(name).map(http1::HeaderValue::as_bytes);
+        if name == "expires" && targeted {
+            assert_eq!(got, None);
+            continue;
+        }
+        let parsed = sent
+            .and_then(|v| v.to_str().ok())
+            .and_then(|t| httpdate::parse_http_date(t.trim_matches([' ', '\t'])).ok());
+        match (sent, parsed) {
+            (None, _) => assert_eq!(got, None, "{name}"),
+            (Some(_), Some(time)) => {
+                assert_eq!(
+                    got,
+                    Some(httpdate::fmt_http_date(time).as_bytes()),
+                    "{name}"
+                )
+            }
+            (Some(_), None) if name == "expires" => assert_eq!(got, Some(&b"0"[..])),
+            (Some(_), None) => assert_eq!(got, None, "{name}"),
+        }
     }
 }
 

@@ -25,6 +25,7 @@ mod proxying;
 mod purging;
 mod ranges;
 mod regions;
+mod rfc9111;
 mod security;
 mod shutdown;
 mod soak;
