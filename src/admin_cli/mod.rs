@@ -89,6 +89,9 @@ pub fn token_from_env() -> Option<String> {
         .filter(|t| !t.trim().is_empty())
 }
 
+/// Turns a command's JSON answer into text for people.
+type Render = fn(&Value) -> Result<String, CliError>;
+
 /// Runs the command against the node; `Ok` with what to print on stdout.
 pub async fn run(args: &AdminArgs, token: Option<String>) -> Result<String, CliError> {
     let needs_token = !matches!(args.command, AdminCommand::Health);
@@ -97,7 +100,7 @@ pub async fn run(args: &AdminArgs, token: Option<String>) -> Result<String, CliE
     }
     let token = token.filter(|_| needs_token);
     let client = AdminClient::new(&args.node, token, args.timeout);
-    let (answer, human): (Value, fn(&Value) -> Result<String, CliError>) = match &args.command {
+    let (answer, human): (Value, Render) = match &args.command {
         AdminCommand::List { page, per_page } => {
             let path = format!("/_caje/list?page={page}&per_page={per_page}");
             (client.call(Method::GET, &path, None).await?, render::list)
