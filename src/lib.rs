@@ -2,6 +2,7 @@
 
 pub mod actors;
 pub(crate) mod admin;
+pub mod admin_cli;
 pub mod cache;
 pub mod config;
 pub mod demo_origin;

@@ -1,5 +1,5 @@
 //! The `caje` command: run a node (the embedded demo when no config is
-//! given) or check a config file.
+//! given), check a config file, or use a node's admin API (`caje admin`).
 
 use std::net::TcpListener;
 use std::path::PathBuf;
@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 
+use caje::admin_cli::{self, AdminArgs};
 use caje::config::{Origin, Settings, ADMIN_TOKEN_ENV};
 use caje::startup::Application;
 use caje::telemetry::{self, LogFormat};
@@ -39,6 +40,10 @@ enum Command {
         #[arg(long, default_value = DEMO_ORIGIN)]
         listen: String,
     },
+    /// Use a node's admin API: list, purge, populate, clear-cache, health.
+    /// The token comes from CAJE_ADMIN_TOKEN. Exit codes: 0 done, 1 the node
+    /// refused or failed, 2 usage, 3 the node could not be reached, 4 no token.
+    Admin(AdminArgs),
 }
 
 /// Where the demo's slow server listens.
@@ -63,11 +68,31 @@ fn main() -> anyhow::Result<()> {
             }
         }
     }
+    if let Some(Command::Admin(args)) = &cli.command {
+        admin(args);
+    }
     telemetry::init(cli.log_format);
     if let Some(Command::DemoOrigin { listen }) = &cli.command {
         return actix_web::rt::System::new().block_on(serve_demo_origin(listen));
     }
     actix_web::rt::System::new().block_on(serve(cli.config, &cli.demo_origin))
+}
+
+/// Runs one admin command and exits with its code: the answer on stdout,
+/// why it failed on stderr.
+fn admin(args: &AdminArgs) -> ! {
+    let token = admin_cli::token_from_env();
+    let done = actix_web::rt::System::new().block_on(admin_cli::run(args, token));
+    match done {
+        Ok(text) => {
+            print!("{text}");
+            std::process::exit(admin_cli::exit::OK);
+        }
+        Err(e) => {
+            eprintln!("caje admin: {e}");
+            std::process::exit(e.exit_code());
+        }
+    }
 }
 
 /// Serves until SIGINT or SIGTERM, then exits 0.

@@ -2,6 +2,7 @@
 //! real origin on a loopback port and a real caje on port 0.
 
 mod admin;
+mod admin_cli;
 mod caching;
 mod cli;
 mod coalescing;
