@@ -61,6 +61,9 @@ pub struct PopulateReport {
     pub already_in_flight: usize,
     /// The cache is nearly at `max_size`, so nothing was queued.
     pub cache_full: bool,
+    /// Missing pages not queued because `populate_pending` pages already
+    /// are: a later run (or change) queues them once those are done.
+    pub left_for_later: usize,
 }
 
 /// The populator's progress.
@@ -188,6 +191,7 @@ impl Runner {
             queued: Vec::new(),
             already_in_flight: 0,
             cache_full: false,
+            left_for_later: 0,
         };
         let mut after = 0;
         loop {
@@ -203,7 +207,9 @@ impl Runner {
             report.queued.extend(part.queued);
             report.already_in_flight += part.already_in_flight;
             report.cache_full |= part.cache_full;
-            if !full || part.cache_full {
+            report.left_for_later += part.left_for_later;
+            // A full queue stops the run: reading on would only count.
+            if !full || part.cache_full || part.left_for_later > 0 {
                 break;
             }
         }
@@ -211,6 +217,7 @@ impl Runner {
             queued = report.queued.len(),
             already_in_flight = report.already_in_flight,
             cache_full = report.cache_full,
+            left_for_later = report.left_for_later,
             "populator queued pages"
         );
         Ok(report)
@@ -234,7 +241,7 @@ impl Runner {
             None => false,
         };
         let mut queue = Vec::new();
-        let mut already_in_flight = 0;
+        let (mut already_in_flight, mut left_for_later) = (0, 0);
         if !cache_full {
             let now = Instant::now();
             let mut shared = self.shared.borrow_mut();
@@ -252,10 +259,13 @@ impl Runner {
                 if held || (for_change && shared.fetched_at.get(&key).is_some_and(recent)) {
                     continue;
                 }
-                if shared.pending.insert(key.clone()) {
-                    queue.push(key);
-                } else {
+                if shared.pending.contains(&key) {
                     already_in_flight += 1;
+                } else if shared.pending.len() >= self.settings.populate_pending {
+                    left_for_later += 1;
+                } else {
+                    shared.pending.insert(key.clone());
+                    queue.push(key);
                 }
             }
         }
@@ -267,6 +277,7 @@ impl Runner {
                 .collect(),
             already_in_flight,
             cache_full,
+            left_for_later,
         };
         let concurrency = self.settings.populate_concurrency;
         actix_web::rt::spawn(async move {

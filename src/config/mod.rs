@@ -90,6 +90,8 @@ const DEFAULT_POPULATE_INTERVAL: Duration = Duration::from_secs(600);
 const DEFAULT_SYNC_INTERVAL: Duration = Duration::from_millis(50);
 /// Manifest rows read per query by the watch and the full reconcile.
 pub const DEFAULT_MANIFEST_PAGE_SIZE: usize = 500;
+/// Pages the populator holds queued or in flight at most.
+pub const DEFAULT_POPULATE_PENDING: usize = 10_000;
 const DEFAULT_POPULATE_CONCURRENCY: usize = 4;
 const DEFAULT_POPULATE_RATE: u32 = 10;
 /// Larger request bodies get 413 (uploads through a CDN are rare and small).
@@ -131,6 +133,10 @@ pub struct Settings {
     /// Manifest rows read per query by the watch and the full reconcile
     /// (not a file setting; tests make it small).
     pub manifest_page_size: usize,
+    /// Pages the populator holds queued or in flight at most, so its memory
+    /// stays bounded however many pages this node lacks; the rest wait for
+    /// a later run (not a file setting; tests make it small).
+    pub populate_pending: usize,
     /// Pages the populator fetches at once.
     pub populate_concurrency: usize,
     /// Populator requests per second to any one origin.
@@ -197,6 +203,7 @@ impl Settings {
             populate_interval: DEFAULT_POPULATE_INTERVAL,
             sync_interval: DEFAULT_SYNC_INTERVAL,
             manifest_page_size: DEFAULT_MANIFEST_PAGE_SIZE,
+            populate_pending: DEFAULT_POPULATE_PENDING,
             populate_concurrency: DEFAULT_POPULATE_CONCURRENCY,
             populate_rate: DEFAULT_POPULATE_RATE,
             stale_if_error: Duration::ZERO,

@@ -253,3 +253,37 @@ async fn populate_concurrency_bounds_the_whole_node_not_each_slice() {
     }
     assert_eq!(most, 1, "fetches at once with populate_concurrency 1");
 }
+
+#[actix_web::test]
+async fn the_populator_holds_a_bounded_number_of_pages_and_leaves_the_rest_for_later() {
+    let origin = spawn_origin().await;
+    let dir = std::sync::Arc::new(tempfile::tempdir().expect("temp dir"));
+    let app = spawn_app_in(&origin, dir, |s| {
+        s.manifest_page_size = 2;
+        s.populate_pending = 3;
+        // Slow enough that nothing finishes before the run is over.
+        s.populate_rate = 1;
+    })
+    .await;
+    let visits = (1..=7)
+        .map(|n| PageVisit::now(CacheKey::new("GET", HOST, &format!("/sleep/{n}"))))
+        .collect();
+    app.manifest.send(WriteBatch(visits)).await.expect("write");
+    let run = app
+        .populator
+        .send(RunNow)
+        .await
+        .expect("answer")
+        .expect("run");
+    assert_eq!(run.queued.len(), 3, "{:?}", run.queued);
+    assert!(run.left_for_later >= 1, "{}", run.left_for_later);
+    // The run stops at the full queue instead of reading the whole manifest.
+    let text = app.metrics.render().expect("metrics");
+    let reads = text.lines().find_map(|line| {
+        line.strip_prefix("caje_actor_messages_total{actor=\"manifest\",message=\"pages_after\"}")
+            .map(str::trim)
+    });
+    assert_eq!(reads, Some("2"), "{text}");
+    let status = app.populator.send(GetStatus).await.expect("status");
+    assert!(status.queued <= 3, "{}", status.queued);
+}
