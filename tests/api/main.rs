@@ -12,6 +12,7 @@ mod directives;
 mod eviction;
 mod faults;
 mod grafana;
+mod heuristic;
 mod helpers;
 mod hostile;
 mod invalidation;
