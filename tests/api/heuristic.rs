@@ -61,7 +61,10 @@ async fn a_response_with_last_modified_is_fresh_for_a_tenth_of_its_age() {
     app.stored(1).await;
     let hit = app.get(&path).await;
     let status = hit.cache_status();
-    assert!(status.starts_with("caje; hit") && heuristic(&hit), "{status}");
+    assert!(
+        status.starts_with("caje; hit") && heuristic(&hit),
+        "{status}"
+    );
     assert!((8620..=8640).contains(&ttl(&hit).expect("ttl")), "{status}");
     assert_eq!(hit.body, first.body, "answered from the cache");
     // Explicit freshness is the origin's, not a heuristic.
