@@ -95,7 +95,11 @@ pub async fn proxy(
         Cached::Fresh(hit) => {
             x.record("hit");
             let status = CacheStatus {
-                detail: policy::freshness_detail(&hit.head.header_map()),
+                // Most entries have no Last-Modified: no field map built for them.
+                detail: hit
+                    .head
+                    .field("last-modified")
+                    .and_then(|_| policy::freshness_detail(&hit.head.header_map())),
                 ..CacheStatus::hit(ttl(&hit.head, now))
             };
             return x.answer(*hit, &status, now);
