@@ -401,7 +401,7 @@ impl Runner {
             key,
             &HeaderMap::new(),
             response,
-            origin.cache_set_cookie,
+            origin.admit_rules(),
         )
         .await
         .map_err(|e| OriginFailure(format!("origin {} body: {e}", origin.upstream)))
@@ -441,18 +441,10 @@ impl Runner {
             metrics: &self.origin_metrics,
         };
         let no_fields = HeaderMap::new();
-        let Ok(response) = peer::ask(&peer, key, &no_fields, origin.cache_set_cookie).await else {
+        let Ok(response) = peer::ask(&peer, key, &no_fields, origin.admit_rules()).await else {
             return false;
         };
-        match store_fully(
-            &self.cache,
-            key,
-            &no_fields,
-            response,
-            origin.cache_set_cookie,
-        )
-        .await
-        {
+        match store_fully(&self.cache, key, &no_fields, response, origin.admit_rules()).await {
             Ok(stored) => stored,
             Err(e) => {
                 tracing::info!(error = %e, peer = %url, "peer body failed; asking the origin");

@@ -9,7 +9,17 @@ use actix_web::http::StatusCode;
 use http_cache_semantics::CachePolicy;
 
 use super::key::{self, VaryValues};
+use super::policy::Heuristic;
 use super::{http_compat, policy, CacheKey, EntryHead};
+
+/// An origin's settings that admission follows.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct AdmitRules {
+    /// Store a `public` or `s-maxage` response with `Set-Cookie` (without it).
+    pub cache_set_cookie: bool,
+    /// Heuristic freshness, when the origin opts in.
+    pub heuristic: Option<Heuristic>,
+}
 
 /// An origin response as admission sees it.
 pub struct OriginAnswer<'a> {
@@ -22,18 +32,18 @@ pub struct OriginAnswer<'a> {
 
 /// The entry head to store and its time to live in seconds, when RFC 9111
 /// (as a shared cache) lets caje store this answer to a request with
-/// `request_headers` and the origin gave it freshness; `cache_set_cookie`
-/// is the origin's setting of that name.
+/// `request_headers` and the origin gave it freshness (or `rules` allow a
+/// heuristic one).
 pub fn admit(
     key: &CacheKey,
     request_headers: &HeaderMap,
     answer: &OriginAnswer<'_>,
-    cache_set_cookie: bool,
+    rules: AdmitRules,
 ) -> Option<(EntryHead, u64)> {
     // Cookies belong to one user: such a response is shared only when the
     // site allows it and the origin marks it public, and then without them.
     let with_cookie = answer.headers.contains_key(header::SET_COOKIE);
-    if with_cookie && !(cache_set_cookie && policy::marked_public(answer.headers)) {
+    if with_cookie && !(rules.cache_set_cookie && policy::marked_public(answer.headers)) {
         return None;
     }
     let cookieless;
@@ -51,7 +61,7 @@ pub fn admit(
         &http_compat::policy_request(key, request_headers, &vary),
         &http_compat::policy_response(answer.status, origin_headers),
         now,
-        policy::options(),
+        policy::options_for(rules.heuristic, answer.status.as_u16(), origin_headers, now),
     );
     if !policy::is_storable(&policy, now, origin_headers) {
         return None;
@@ -82,15 +92,11 @@ pub fn admit(
 /// one whose request (its directives, its credentials, its preconditions
 /// or range) fetched it. Only then does a URL skip coalescing for a while
 /// (hit-for-miss).
-pub fn storable_for_no_one(
-    key: &CacheKey,
-    answer: &OriginAnswer<'_>,
-    cache_set_cookie: bool,
-) -> bool {
+pub fn storable_for_no_one(key: &CacheKey, answer: &OriginAnswer<'_>, rules: AdmitRules) -> bool {
     // These answer one request's preconditions or range, and say nothing
     // of what the resource itself allows.
     let conditional = matches!(answer.status.as_u16(), 206 | 304 | 412 | 416);
-    !conditional && admit(key, &HeaderMap::new(), answer, cache_set_cookie).is_none()
+    !conditional && admit(key, &HeaderMap::new(), answer, rules).is_none()
 }
 
 fn without_set_cookie(headers: &HeaderMap) -> HeaderMap {

@@ -24,6 +24,87 @@ pub fn options() -> CacheOptions {
     }
 }
 
+/// Heuristic freshness (RFC 9111 §4.2.2) for an origin that opts in: a
+/// response with `Last-Modified` and no explicit freshness is fresh for
+/// `fraction` of its age (`Date` − `Last-Modified`), at most `max`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Heuristic {
+    /// In (0, 1]; never NaN (the config checks it), hence `Eq`.
+    pub fraction: f32,
+    pub max: Duration,
+}
+
+impl Eq for Heuristic {}
+
+/// The statuses RFC 9110 §15.1 makes heuristically cacheable.
+pub const HEURISTICALLY_CACHEABLE: [u16; 12] =
+    [200, 203, 204, 206, 300, 301, 308, 404, 405, 410, 414, 501];
+
+/// Whether the origin gave the response explicit freshness as caje reads
+/// it: `max-age` or `s-maxage` (from a valid `CDN-Cache-Control` when there
+/// is one), else `Expires` (which such a `CDN-Cache-Control` replaces).
+pub fn explicit_freshness(response_headers: &HeaderMap) -> bool {
+    let (directives, targeted) = directives::response(response_headers);
+    directives.has("max-age")
+        || directives.has("s-maxage")
+        || (!targeted && response_headers.contains_key("expires"))
+}
+
+/// The options a response with `status` and `response_headers` is judged
+/// with under an origin's `heuristic` rule: [`options`], with the rule's
+/// fraction when the response may be heuristically fresh, lowered so that
+/// the lifetime stays within the rule's `max` (the library has no cap).
+/// Kept in the stored policy, so the entry's hits follow the same rule.
+pub fn options_for(
+    heuristic: Option<Heuristic>,
+    status: u16,
+    response_headers: &HeaderMap,
+    now: SystemTime,
+) -> CacheOptions {
+    let plain = options();
+    let Some(rule) = heuristic else {
+        return plain;
+    };
+    if !HEURISTICALLY_CACHEABLE.contains(&status) || explicit_freshness(response_headers) {
+        return plain;
+    }
+    let date = |name| {
+        let text = response_headers.get(name)?.to_str().ok()?;
+        httpdate::parse_http_date(text.trim_matches([' ', '\t'])).ok()
+    };
+    let Some(last_modified) = date("last-modified") else {
+        return plain;
+    };
+    // As the library counts: from the `Date`, else the time received.
+    let age = date("date")
+        .unwrap_or(now)
+        .duration_since(last_modified)
+        .map_or(0, |d| d.as_secs());
+    if age == 0 {
+        return plain;
+    }
+    let max = rule.max.as_secs() as f64;
+    let mut fraction = rule.fraction.min((max / age as f64) as f32);
+    // f32 rounding must not take the lifetime past the cap.
+    while fraction > 0.0 && age as f64 * f64::from(fraction) >= max + 1.0 {
+        fraction = f32::from_bits(fraction.to_bits() - 1);
+    }
+    CacheOptions {
+        cache_heuristic: fraction,
+        ..plain
+    }
+}
+
+/// The `Cache-Status` `detail` of a stored response: `heuristic` when its
+/// freshness is a heuristic one (it has `Last-Modified`, no explicit
+/// freshness, and no `no-cache` making it stored only to be revalidated).
+pub fn freshness_detail(response_headers: &HeaderMap) -> Option<&'static str> {
+    let heuristic = !explicit_freshness(response_headers)
+        && response_headers.contains_key("last-modified")
+        && !directives::response(response_headers).0.has("no-cache");
+    heuristic.then_some("heuristic")
+}
+
 /// Whether a response may be stored: allowed by RFC 9111 for a shared
 /// cache, and either fresh for a positive time or `no-cache` with a
 /// validator (stored to be revalidated on every use, which costs the origin
@@ -68,6 +149,153 @@ mod tests {
             options(),
         );
         is_storable(&policy, now, &response)
+    }
+
+    const DAY: Duration = Duration::from_secs(24 * 3600);
+    const RULE: Heuristic = Heuristic {
+        fraction: 0.1,
+        max: DAY,
+    };
+
+    /// The time to live admission would give, under `rule`; `None` when
+    /// not storable.
+    fn heuristic_ttl(
+        status: u16,
+        response: &[(&str, &str)],
+        rule: Option<Heuristic>,
+    ) -> Option<u64> {
+        let key = CacheKey::new("GET", "a", "/x");
+        let (request, response) = (map(&[]), map(response));
+        let now = SystemTime::now();
+        let status = StatusCode::from_u16(status).expect("status");
+        let policy = CachePolicy::new_options(
+            &http_compat::policy_request(&key, &request, &vec![]),
+            &http_compat::policy_response(status, &response),
+            now,
+            options_for(rule, status.as_u16(), &response, now),
+        );
+        is_storable(&policy, now, &response).then(|| policy.time_to_live(now).as_secs())
+    }
+
+    fn dated(age: Duration) -> (String, String) {
+        let now = SystemTime::now();
+        (
+            httpdate::fmt_http_date(now),
+            httpdate::fmt_http_date(now - age),
+        )
+    }
+
+    #[test]
+    fn heuristic_freshness_is_a_fraction_of_the_age_when_the_origin_opts_in() {
+        let (date, lm) = dated(DAY);
+        let fields = [("date", date.as_str()), ("last-modified", lm.as_str())];
+        assert_eq!(heuristic_ttl(200, &fields, None), None, "off: not stored");
+        let ttl = heuristic_ttl(200, &fields, Some(RULE)).expect("stored");
+        assert!((8630..=8640).contains(&ttl), "{ttl}");
+        let half = Heuristic {
+            fraction: 0.5,
+            ..RULE
+        };
+        let ttl = heuristic_ttl(200, &fields, Some(half)).expect("stored");
+        assert!((43190..=43200).contains(&ttl), "{ttl}");
+        // No Last-Modified, or one not before the Date: nothing to go by.
+        assert_eq!(
+            heuristic_ttl(200, &[("date", date.as_str())], Some(RULE)),
+            None
+        );
+        let future = [("date", lm.as_str()), ("last-modified", date.as_str())];
+        assert_eq!(heuristic_ttl(200, &future, Some(RULE)), None);
+    }
+
+    #[test]
+    fn heuristic_freshness_is_capped() {
+        let (date, lm) = dated(Duration::from_secs(3 * 365 * 24 * 3600));
+        let fields = [("date", date.as_str()), ("last-modified", lm.as_str())];
+        let ttl = heuristic_ttl(200, &fields, Some(RULE)).expect("stored");
+        assert!((86_390..=86_400).contains(&ttl), "{ttl}");
+        let hour = Heuristic {
+            max: Duration::from_secs(3600),
+            ..RULE
+        };
+        let ttl = heuristic_ttl(200, &fields, Some(hour)).expect("stored");
+        assert!((3590..=3600).contains(&ttl), "{ttl}");
+    }
+
+    #[test]
+    fn heuristic_freshness_only_for_heuristically_cacheable_statuses() {
+        let (date, lm) = dated(DAY);
+        let fields = [("date", date.as_str()), ("last-modified", lm.as_str())];
+        for status in [203, 204, 300, 301, 308, 404, 405, 410, 414, 501] {
+            assert!(
+                heuristic_ttl(status, &fields, Some(RULE)).is_some(),
+                "{status}"
+            );
+        }
+        for status in [302, 303, 307, 400, 403, 500, 502, 503] {
+            assert_eq!(heuristic_ttl(status, &fields, Some(RULE)), None, "{status}");
+        }
+        // `public` makes a 302 storable for the library, never heuristically fresh here.
+        let public = [
+            ("date", date.as_str()),
+            ("last-modified", lm.as_str()),
+            ("cache-control", "public"),
+        ];
+        assert_eq!(heuristic_ttl(302, &public, Some(RULE)), None);
+        assert!(heuristic_ttl(200, &public, Some(RULE)).is_some());
+    }
+
+    #[test]
+    fn heuristic_freshness_never_overrides_the_origin() {
+        let (date, lm) = dated(DAY);
+        let with = |cc: &'static str| {
+            let fields = [
+                ("date", date.as_str()),
+                ("last-modified", lm.as_str()),
+                ("cache-control", cc),
+            ];
+            heuristic_ttl(200, &fields, Some(RULE))
+        };
+        assert_eq!(with("private"), None);
+        assert_eq!(with("no-store"), None);
+        assert_eq!(with("no-cache"), Some(0), "stored only to be revalidated");
+        assert_eq!(with("max-age=0"), None, "explicit freshness wins");
+        assert_eq!(with("max-age=60"), Some(60));
+        let expired = [
+            ("date", date.as_str()),
+            ("last-modified", lm.as_str()),
+            ("expires", "0"),
+        ];
+        assert_eq!(heuristic_ttl(200, &expired, Some(RULE)), None);
+        // A valid CDN-Cache-Control replaces Cache-Control and Expires.
+        let targeted = [
+            ("date", date.as_str()),
+            ("last-modified", lm.as_str()),
+            ("expires", "0"),
+            ("cdn-cache-control", "public"),
+        ];
+        assert!(heuristic_ttl(200, &targeted, Some(RULE)).expect("stored") > 8000);
+        let targeted_max_age = [
+            ("date", date.as_str()),
+            ("last-modified", lm.as_str()),
+            ("cache-control", "no-store"),
+            ("cdn-cache-control", "max-age=60"),
+        ];
+        assert_eq!(heuristic_ttl(200, &targeted_max_age, Some(RULE)), Some(60));
+    }
+
+    #[test]
+    fn the_heuristic_detail_names_only_heuristic_freshness() {
+        let lm = ("last-modified", "Mon, 01 Jan 2001 00:00:00 GMT");
+        assert_eq!(freshness_detail(&map(&[lm])), Some("heuristic"));
+        assert_eq!(
+            freshness_detail(&map(&[lm, ("cache-control", "max-age=60")])),
+            None
+        );
+        assert_eq!(
+            freshness_detail(&map(&[lm, ("cache-control", "no-cache")])),
+            None
+        );
+        assert_eq!(freshness_detail(&map(&[("etag", "\"a\"")])), None);
     }
 
     #[test]

@@ -11,6 +11,7 @@ use http_cache_semantics::CachePolicy;
 
 use super::conditional::EntityTag;
 use super::entry::fields_map;
+use super::policy::Heuristic;
 use super::{http_compat, policy, EntryHead};
 
 /// Fields a 304 may not change: they describe the stored body.
@@ -85,10 +86,12 @@ pub struct Revalidated {
 
 /// The stored head updated by a 304 (its fields as caje passes them on),
 /// or `None` when the 304 is about another response than the stored one.
+/// `heuristic` is the origin's rule, as admission applied it.
 pub fn updated_head(
     stored: &EntryHead,
     request_headers: &HeaderMap,
     not_modified: &HeaderMap,
+    heuristic: Option<Heuristic>,
     now: SystemTime,
 ) -> Option<Revalidated> {
     if !matches(stored, not_modified) {
@@ -120,12 +123,13 @@ pub fn updated_head(
     }
     let status = StatusCode::from_u16(stored.status).unwrap_or(StatusCode::OK);
     let response = http_compat::policy_response(status, &policy_headers);
+    let options = policy::options_for(heuristic, stored.status, &policy_headers, now);
     let policy_for = |request_headers: &HeaderMap| {
         CachePolicy::new_options(
             &http_compat::policy_request(&stored.key, request_headers, &stored.vary),
             &response,
             now,
-            policy::options(),
+            options,
         )
     };
     // The stored copy is judged as any client would find it: without this
@@ -149,4 +153,76 @@ pub fn updated_head(
         ..stored.clone()
     };
     Some(Revalidated { head, keep })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::cache::admit::{admit, AdmitRules, OriginAnswer};
+    use crate::cache::entry::{decode_head, encode_head, BODY_LEN_OFFSET};
+    use crate::cache::policy::Heuristic;
+    use crate::cache::test_headers as map;
+    use crate::cache::CacheKey;
+
+    const DAY: Duration = Duration::from_secs(24 * 3600);
+    const RULES: AdmitRules = AdmitRules {
+        cache_set_cookie: false,
+        heuristic: Some(Heuristic {
+            fraction: 0.1,
+            max: DAY,
+        }),
+    };
+
+    fn heuristic_entry() -> (EntryHead, String) {
+        let now = SystemTime::now();
+        let last_modified = httpdate::fmt_http_date(now - DAY);
+        let fields = map(&[
+            ("date", &httpdate::fmt_http_date(now)),
+            ("last-modified", &last_modified),
+        ]);
+        let answer = OriginAnswer {
+            status: StatusCode::OK,
+            headers: &fields,
+            passed_on: &fields,
+        };
+        let key = CacheKey::new("GET", "a", "/x");
+        let (head, ttl) = admit(&key, &HeaderMap::new(), &answer, RULES).expect("stored");
+        assert!((8630..=8640).contains(&ttl), "{ttl}");
+        (head, last_modified)
+    }
+
+    #[test]
+    fn a_stored_policy_keeps_its_heuristic_rule() {
+        let (head, _) = heuristic_entry();
+        let mut bytes = encode_head(&head).expect("encodes");
+        // An empty body, as the writer completes it.
+        let at = BODY_LEN_OFFSET as usize;
+        bytes[at..at + 8].copy_from_slice(&0u64.to_le_bytes());
+        let len = bytes.len() as u64;
+        let decoded = decode_head(&mut &bytes[..], len).expect("decodes").head;
+        let ttl = decoded.policy.time_to_live(SystemTime::now()).as_secs();
+        assert!((8630..=8640).contains(&ttl), "{ttl}");
+    }
+
+    #[test]
+    fn a_304_keeps_the_entry_under_its_heuristic_rule() {
+        let (stored, last_modified) = heuristic_entry();
+        // Two days later: the age is now three days, the lifetime 7.2 h.
+        let later = SystemTime::now() + 2 * DAY;
+        let not_modified = map(&[
+            ("date", &httpdate::fmt_http_date(later)),
+            ("last-modified", &last_modified),
+        ]);
+        let heuristic = RULES.heuristic;
+        let updated =
+            updated_head(&stored, &HeaderMap::new(), &not_modified, heuristic, later).expect("304");
+        assert_eq!(updated.keep, Keep::Update);
+        let ttl = updated.head.policy.time_to_live(later).as_secs();
+        assert!((25_910..=25_920).contains(&ttl), "{ttl}");
+        // Rebuilt without the rule, nothing would keep it fresh.
+        let plain = updated_head(&stored, &HeaderMap::new(), &not_modified, None, later);
+        assert_eq!(plain.expect("304").keep, Keep::Drop);
+    }
 }

@@ -6,6 +6,8 @@ use std::time::Duration;
 use actix_web::http::Uri;
 
 use super::normalize_host;
+use crate::cache::admit::AdmitRules;
+use crate::cache::policy::Heuristic;
 
 /// One proxied site: requests whose `Host` is `host` go to `upstream`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -18,6 +20,35 @@ pub struct Origin {
     /// Whether a response with `Set-Cookie` that the origin marks `public`
     /// or `s-maxage` may be stored (always without its `Set-Cookie`).
     pub cache_set_cookie: bool,
+    /// Heuristic freshness for responses with `Last-Modified` and no
+    /// explicit freshness (`heuristic_freshness`); `None`: off.
+    pub heuristic: Option<Heuristic>,
+}
+
+impl Origin {
+    /// What admission follows for this origin's responses.
+    pub fn admit_rules(&self) -> AdmitRules {
+        AdmitRules {
+            cache_set_cookie: self.cache_set_cookie,
+            heuristic: self.heuristic,
+        }
+    }
+}
+
+/// The fraction of its age a heuristically fresh response is fresh for,
+/// when `heuristic_fraction` is not set (RFC 9111 §4.2.2's example).
+pub(super) const DEFAULT_HEURISTIC_FRACTION: f32 = 0.1;
+/// The longest heuristic freshness when `heuristic_max` is not set.
+pub(super) const DEFAULT_HEURISTIC_MAX: Duration = Duration::from_secs(24 * 3600);
+
+pub(super) fn validate_fraction(fraction: f64) -> Result<f32, String> {
+    if fraction > 0.0 && fraction <= 1.0 {
+        Ok(fraction as f32)
+    } else {
+        Err(format!(
+            "{fraction} is not a fraction in (0, 1] (e.g. 0.1: fresh for 10% of the time since Last-Modified)"
+        ))
+    }
 }
 
 /// How long an origin may take to answer when its `timeout` is not set.

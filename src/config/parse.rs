@@ -10,7 +10,10 @@ use std::time::Duration;
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::origin::{validate_host, validate_upstream, DEFAULT_ORIGIN_TIMEOUT};
+use super::origin::{
+    validate_fraction, validate_host, validate_upstream, DEFAULT_HEURISTIC_FRACTION,
+    DEFAULT_HEURISTIC_MAX, DEFAULT_ORIGIN_TIMEOUT,
+};
 use super::{
     default_cache_dir, default_database, default_listen, ConfigError, LiteFsMode, Origin, Settings,
     DEFAULT_ADMIN_SESSION_LIFETIME, DEFAULT_BATCH_WINDOW, DEFAULT_CLIENT_REQUEST_TIMEOUT,
@@ -19,6 +22,7 @@ use super::{
     DEFAULT_POPULATE_INTERVAL, DEFAULT_POPULATE_PENDING, DEFAULT_POPULATE_RATE, DEFAULT_PURGE_POLL,
     DEFAULT_SHUTDOWN_TIMEOUT, DEFAULT_SYNC_INTERVAL,
 };
+use crate::cache::policy::Heuristic;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -68,6 +72,10 @@ struct RawOrigin {
     timeout: Option<Spanned<String>>,
     #[serde(default)]
     cache_set_cookie: bool,
+    #[serde(default)]
+    heuristic_freshness: bool,
+    heuristic_fraction: Option<Spanned<f64>>,
+    heuristic_max: Option<Spanned<String>>,
 }
 
 impl Settings {
@@ -123,11 +131,28 @@ impl Settings {
                     parse_duration(t.get_ref()).map_err(|m| invalid("timeout", t.span(), m))?
                 }
             };
+            let fraction = match &o.heuristic_fraction {
+                None => DEFAULT_HEURISTIC_FRACTION,
+                Some(f) => validate_fraction(*f.get_ref())
+                    .map_err(|m| invalid("heuristic_fraction", f.span(), m))?,
+            };
+            let max = match &o.heuristic_max {
+                None => DEFAULT_HEURISTIC_MAX,
+                Some(t) => match parse_duration(t.get_ref()) {
+                    Ok(d) if d.as_secs() >= 1 => d,
+                    Ok(_) => {
+                        let m = "must be at least \"1s\"".to_owned();
+                        return Err(invalid("heuristic_max", t.span(), m));
+                    }
+                    Err(m) => return Err(invalid("heuristic_max", t.span(), m)),
+                },
+            };
             origins.push(Origin {
                 host,
                 upstream,
                 timeout,
                 cache_set_cookie: o.cache_set_cookie,
+                heuristic: o.heuristic_freshness.then_some(Heuristic { fraction, max }),
             });
         }
         let duration = |key: &str, value: &Option<Spanned<String>>, default: Duration| {

@@ -187,6 +187,71 @@ fn cache_set_cookie_is_off_unless_set_per_origin() {
 }
 
 #[test]
+fn heuristic_freshness_is_off_unless_set_per_origin() {
+    use crate::cache::policy::Heuristic;
+    let origin = |extra: &str| Settings::parse("c.toml", &format!("{GOOD}{extra}"));
+    assert_eq!(origin("").expect("valid").origins[0].heuristic, None);
+    assert_eq!(
+        origin("heuristic_fraction = 0.5\n").expect("valid").origins[0].heuristic,
+        None,
+        "a fraction alone does not turn it on"
+    );
+    assert_eq!(
+        origin("heuristic_freshness = true\n")
+            .expect("valid")
+            .origins[0]
+            .heuristic,
+        Some(Heuristic {
+            fraction: 0.1,
+            max: Duration::from_secs(24 * 3600)
+        })
+    );
+    let set = "heuristic_freshness = true\nheuristic_fraction = 1\nheuristic_max = \"1h\"\n";
+    assert_eq!(
+        origin(set).expect("valid").origins[0].heuristic,
+        Some(Heuristic {
+            fraction: 1.0,
+            max: Duration::from_secs(3600)
+        })
+    );
+    assert!(origin("heuristic_freshness = true\nheuristic_fraction = 0.05\n").is_ok());
+}
+
+#[test]
+fn bad_heuristic_settings_are_line_numbered_errors() {
+    let err = |extra: &str| {
+        Settings::parse(
+            "c.toml",
+            &format!("{GOOD}heuristic_freshness = true\n{extra}"),
+        )
+        .unwrap_err()
+        .to_string()
+    };
+    for (extra, key) in [
+        ("heuristic_fraction = 0\n", "heuristic_fraction"),
+        ("heuristic_fraction = -0.1\n", "heuristic_fraction"),
+        ("heuristic_fraction = 1.5\n", "heuristic_fraction"),
+        ("heuristic_fraction = nan\n", "heuristic_fraction"),
+        ("heuristic_fraction = \"10%\"\n", "heuristic_fraction"),
+        ("heuristic_max = \"soon\"\n", "heuristic_max"),
+        ("heuristic_max = \"0s\"\n", "heuristic_max"),
+    ] {
+        let err = err(extra);
+        assert!(
+            err.contains("line 8") && err.contains(&format!("origin[0].{key}")),
+            "{extra}: {err}"
+        );
+    }
+    let err = Settings::parse("c.toml", &format!("{GOOD}heuristic_freshness = \"yes\"\n"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("line 7") && err.contains("origin[0].heuristic_freshness"),
+        "{err}"
+    );
+}
+
+#[test]
 fn host_normalization() {
     assert_eq!(normalize_host("LocalHost:3001"), "localhost");
     assert_eq!(normalize_host("[::1]:80"), "[::1]");

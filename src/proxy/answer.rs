@@ -15,6 +15,7 @@ use super::respond::{self, with_body};
 use crate::actors::cache_store::{Hit, Purge, UpdateHead};
 use crate::cache::admit::{self, OriginAnswer};
 use crate::cache::coalesce::{Flight, Outcome};
+use crate::cache::policy;
 use crate::cache::revalidate::{self, Keep};
 use crate::cache::{CacheStatus, Forward};
 use crate::upstream::fetch::{begin_store, content_length};
@@ -31,7 +32,9 @@ pub async fn revalidated(
 ) -> HttpResponse {
     let now = SystemTime::now();
     let passed_on = headers::response_headers(not_modified.headers());
-    let Some(revalidated) = revalidate::updated_head(&hit.head, x.seen, &passed_on, now) else {
+    let Some(revalidated) =
+        revalidate::updated_head(&hit.head, x.seen, &passed_on, x.origin.heuristic, now)
+    else {
         let again = upstream::send(
             &x.upstream(),
             x.origin_request(true),
@@ -50,6 +53,7 @@ pub async fn revalidated(
         Keep::Update => {
             status.stored = true;
             status.ttl = Some(ttl(&head, now));
+            status.detail = policy::freshness_detail(&head.header_map());
             x.state.cache.do_send(UpdateHead(head.clone()));
         }
         // This request may not store (its own directives or credentials):
@@ -91,15 +95,16 @@ pub async fn relay(
         headers: origin.headers(),
         passed_on: &passed_on,
     };
-    let cache_set_cookie = x.origin.cache_set_cookie;
+    let rules = x.origin.admit_rules();
     let admitted = if *x.req.method() == Method::GET {
-        admit::admit(x.key, x.seen, &answer, cache_set_cookie)
+        admit::admit(x.key, x.seen, &answer, rules)
     } else {
         None
     };
     let sink = match admitted {
         Some((head, ttl)) => {
             cache_status.ttl = Some(ttl as i64);
+            cache_status.detail = policy::freshness_detail(answer.headers);
             begin_store(&x.state.cache, head, content_length).await
         }
         None => None,
@@ -120,13 +125,11 @@ pub async fn relay(
         }
         (None, _, Some(flight)) => {
             // Hit-for-miss only when no client at all could have it stored.
-            flight.finish(
-                if admit::storable_for_no_one(x.key, &answer, cache_set_cookie) {
-                    Outcome::Uncacheable
-                } else {
-                    Outcome::NotStored
-                },
-            );
+            flight.finish(if admit::storable_for_no_one(x.key, &answer, rules) {
+                Outcome::Uncacheable
+            } else {
+                Outcome::NotStored
+            });
             (None, None)
         }
         (sink, _, flight) => (sink, flight),

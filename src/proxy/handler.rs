@@ -22,7 +22,7 @@ use crate::admin::auth::AdminAuth;
 use crate::cache::coalesce::{self, Outcome, Role};
 use crate::cache::freshness::{self, Verdict};
 use crate::cache::revalidate;
-use crate::cache::{directives, CacheKey, CacheStatus, Forward};
+use crate::cache::{directives, policy, CacheKey, CacheStatus, Forward};
 use crate::config::normalize_host;
 use crate::upstream::fetch::content_length;
 use crate::upstream::{self, headers, RequestBody};
@@ -94,7 +94,14 @@ pub async fn proxy(
     let (stale, reason) = match cached {
         Cached::Fresh(hit) => {
             x.record("hit");
-            let status = CacheStatus::hit(ttl(&hit.head, now));
+            let status = CacheStatus {
+                // Most entries have no Last-Modified: no field map built for them.
+                detail: hit
+                    .head
+                    .field("last-modified")
+                    .and_then(|_| policy::freshness_detail(&hit.head.header_map())),
+                ..CacheStatus::hit(ttl(&hit.head, now))
+            };
             return x.answer(*hit, &status, now);
         }
         // Stale within stale-while-revalidate: sent now, refreshed after.

@@ -53,7 +53,7 @@ pub async fn ask(x: &Exchange<'_>) -> Option<awc::ClientResponse> {
             cdn_loop: &cdn_loop,
             metrics: &x.state.metrics,
         };
-        peer::ask(&peer, x.key, x.seen, x.origin.cache_set_cookie)
+        peer::ask(&peer, x.key, x.seen, x.origin.admit_rules())
             .await
             .ok()
     };

@@ -74,7 +74,7 @@ async fn refresh_once(
     if response.status() == StatusCode::NOT_MODIFIED {
         let now = SystemTime::now();
         let passed_on = headers::response_headers(response.headers());
-        match revalidate::updated_head(head, seen, &passed_on, now) {
+        match revalidate::updated_head(head, seen, &passed_on, upstream.origin.heuristic, now) {
             Some(updated) => match updated.keep {
                 Keep::Update => state.cache.do_send(UpdateHead(updated.head)),
                 Keep::AsStored => {}
@@ -91,7 +91,7 @@ async fn refresh_once(
         &head.key,
         seen,
         response,
-        upstream.origin.cache_set_cookie,
+        upstream.origin.admit_rules(),
     );
     if let Err(error) = stored.await {
         tracing::warn!(%error, "background refresh body failed");

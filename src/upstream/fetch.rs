@@ -8,7 +8,7 @@ use futures_util::StreamExt;
 use super::headers;
 use crate::actors::cache_store::{BeginStore, CacheStore, StoreSink};
 use crate::actors::Mailbox;
-use crate::cache::admit::{self, OriginAnswer};
+use crate::cache::admit::{self, AdmitRules, OriginAnswer};
 use crate::cache::{CacheKey, EntryHead};
 
 /// Starts an entry; `None` when the store cannot (it counts and logs why).
@@ -35,7 +35,7 @@ pub async fn store_fully(
     key: &CacheKey,
     request_headers: &HeaderMap,
     response: awc::ClientResponse,
-    cache_set_cookie: bool,
+    rules: AdmitRules,
 ) -> Result<bool, awc::error::PayloadError> {
     let passed_on = headers::response_headers(response.headers());
     let answer = OriginAnswer {
@@ -43,7 +43,7 @@ pub async fn store_fully(
         headers: response.headers(),
         passed_on: &passed_on,
     };
-    let Some((head, _ttl)) = admit::admit(key, request_headers, &answer, cache_set_cookie) else {
+    let Some((head, _ttl)) = admit::admit(key, request_headers, &answer, rules) else {
         return Ok(false);
     };
     let len = content_length(response.headers());

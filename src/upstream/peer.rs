@@ -13,7 +13,7 @@ use actix_web::http::header::{self, HeaderMap, HeaderValue};
 use actix_web::http::StatusCode;
 
 use super::headers;
-use crate::cache::admit::{self, OriginAnswer};
+use crate::cache::admit::{self, AdmitRules, OriginAnswer};
 use crate::cache::CacheKey;
 use crate::metrics::ProxyMetrics;
 
@@ -56,9 +56,9 @@ pub async fn ask(
     peer: &Peer<'_>,
     key: &CacheKey,
     fields: &HeaderMap,
-    cache_set_cookie: bool,
+    rules: AdmitRules,
 ) -> Result<awc::ClientResponse, PeerMiss> {
-    let result = ask_unmetered(peer, key, fields, cache_set_cookie).await;
+    let result = ask_unmetered(peer, key, fields, rules).await;
     let outcome = match &result {
         Ok(_) => "used",
         Err(miss) => miss.outcome(),
@@ -77,7 +77,7 @@ async fn ask_unmetered(
     peer: &Peer<'_>,
     key: &CacheKey,
     fields: &HeaderMap,
-    cache_set_cookie: bool,
+    rules: AdmitRules,
 ) -> Result<awc::ClientResponse, PeerMiss> {
     let url = format!("{}{}", peer.url, key.path_and_query);
     let failed = |reason: String| PeerMiss::Failed {
@@ -124,7 +124,7 @@ async fn ask_unmetered(
         passed_on: &passed_on,
     };
     // The peer's `Age` counts: admission judges freshness with it.
-    let Some((head, _ttl)) = admit::admit(key, fields, &answer, cache_set_cookie) else {
+    let Some((head, _ttl)) = admit::admit(key, fields, &answer, rules) else {
         return Err(unusable("caje would not store its answer"));
     };
     if head.policy.is_stale(SystemTime::now()) {

@@ -13,6 +13,7 @@ mod eviction;
 mod faults;
 mod grafana;
 mod helpers;
+mod heuristic;
 mod hostile;
 mod invalidation;
 mod keepalive;

@@ -73,7 +73,7 @@ static CHUNK: [u8; 64 * 1024] = [b'x'; 64 * 1024];
 /// | `/big/{mib}` | `max-age=60`, `mib` MiB (1 if not a number) of `x` with `Content-Length`, streamed in 64 KiB chunks |
 /// | `/chunked/{kib}` | `max-age=60`, `kib` KiB (1 if not a number) of `x` in 1 KiB chunks, no `Content-Length` |
 /// | `/echo` | not cacheable; the body is the request line (`METHOD uri`), its `name: value` header lines, an empty line, then the request body |
-/// | `/headers/...?name=value&…` | every query pair appended as a response field, after `x-delay-ms` milliseconds when that is one of them (it is sent too) |
+/// | `/headers/...?name=value&…` | every query pair appended as a response field, after `x-delay-ms` milliseconds when that is one of them (it is sent too); status 200, or `x-status` when that is one of them and a valid code (it is sent too) |
 /// | `/flaky/...?cc=…` | the first request: 200 with `Cache-Control: {cc}` (empty without `cc`); every later one: 500 |
 /// | `/etag-nc/...` | `Cache-Control: no-cache`, `ETag: "v1"`; 304 without a body when `If-None-Match` contains `"v1"` |
 /// | `/etag/{secs}/...` | `max-age={secs}`, `ETag: "v1"`, `X-Revalidated: no`; when `If-None-Match` contains `"v1"`: 304 with `max-age=60`, the `ETag` and `X-Revalidated: {n}` |
@@ -204,7 +204,13 @@ async fn origin_handler(
                 .and_then(|(_, ms)| ms.parse().ok())
                 .unwrap_or(0);
             actix_web::rt::time::sleep(Duration::from_millis(delay)).await;
-            let mut response = HttpResponse::Ok();
+            let status = query
+                .iter()
+                .find(|(name, _)| name == "x-status")
+                .and_then(|(_, code)| code.parse().ok())
+                .and_then(|code| actix_web::http::StatusCode::from_u16(code).ok())
+                .unwrap_or(actix_web::http::StatusCode::OK);
+            let mut response = HttpResponse::build(status);
             for (name, value) in query {
                 response.append_header((name, value));
             }
