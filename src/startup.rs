@@ -190,7 +190,7 @@ impl Application {
             }),
             actors.meter("purge_sync"),
         );
-        watch.do_send(NotifyPurges(purge_sync));
+        watch.do_send(NotifyPurges(Box::new(purge_sync)));
         if !settings.sync_interval.is_zero() {
             let interval = settings.sync_interval;
             background.spawn(async move { tick_every(watch, interval) });

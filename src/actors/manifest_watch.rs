@@ -30,7 +30,6 @@ use diesel::sqlite::SqliteConnection;
 
 use super::manifest::{last_purge_id, purges_since, LoggedPurge, ManifestError};
 use super::populator::{Populator, Warm};
-use super::purge_sync::{PurgeSync, SyncNow};
 use super::Mailbox;
 use crate::cache::CacheKey;
 use crate::metrics::{ActorMeter, SyncMetrics};
@@ -57,7 +56,7 @@ pub struct ManifestWatch {
     populator: Option<Mailbox<Populator>>,
     /// Poked on a new purge; set by [`NotifyPurges`] once `PurgeSync`,
     /// which reads through this actor, is started.
-    purge_sync: Option<Mailbox<PurgeSync>>,
+    purge_sync: Option<Box<dyn PurgesLogged>>,
     metrics: SyncMetrics,
     meter: ActorMeter,
 }
@@ -144,7 +143,7 @@ impl ManifestWatch {
         if self.last_purge.is_some_and(|seen| newest_purge > seen) {
             report.new_purges = true;
             if let Some(purge_sync) = &self.purge_sync {
-                purge_sync.do_send(SyncNow);
+                purge_sync.purges_logged();
             }
         }
         self.last_purge = Some(newest_purge);
@@ -218,7 +217,13 @@ impl ManifestWatch {
 /// start-up: `PurgeSync` reads through the watch, so it starts after it.
 #[derive(Message)]
 #[rtype(result = "()")]
-pub(crate) struct NotifyPurges(pub Mailbox<PurgeSync>);
+pub(crate) struct NotifyPurges(pub Box<dyn PurgesLogged>);
+
+/// Who is told that a new purge was logged (`PurgeSync`, which then reads
+/// the log through this watch): a trait, so the watch need not know it.
+pub(crate) trait PurgesLogged: Send {
+    fn purges_logged(&self);
+}
 
 impl Handler<NotifyPurges> for ManifestWatch {
     type Result = ();

@@ -24,7 +24,7 @@ use actix::prelude::*;
 pub(crate) use self::apply::apply_since;
 pub(crate) use self::everywhere::purge_everywhere;
 use super::cache_store::CacheStore;
-use super::manifest_watch::ManifestWatch;
+use super::manifest_watch::{ManifestWatch, PurgesLogged};
 use super::Mailbox;
 use crate::metrics::{ActorMeter, SyncMetrics};
 
@@ -134,6 +134,12 @@ impl PurgeSync {
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct SyncNow;
+
+impl PurgesLogged for Mailbox<PurgeSync> {
+    fn purges_logged(&self) {
+        self.do_send(SyncNow);
+    }
+}
 
 impl Handler<SyncNow> for PurgeSync {
     type Result = ();
