@@ -129,6 +129,7 @@ async fn serve_demo(demo_origin: &str) -> anyhow::Result<()> {
         upstream: format!("http://{origin_addr}"),
         timeout: std::time::Duration::from_secs(30),
         cache_set_cookie: false,
+        transport: Default::default(),
     }]);
     settings.apply_env(|var| std::env::var(var).ok())?;
     let token = match settings.admin_token.clone() {

@@ -10,7 +10,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::origin::{validate_host, validate_upstream, DEFAULT_ORIGIN_TIMEOUT};
+use super::origin::{read_ca_file, validate_host, validate_upstream, DEFAULT_ORIGIN_TIMEOUT};
 use super::{
     default_cache_dir, default_database, default_listen, ConfigError, LiteFsMode, Origin, Settings,
     DEFAULT_ADMIN_SESSION_LIFETIME, DEFAULT_BATCH_WINDOW, DEFAULT_CLIENT_REQUEST_TIMEOUT,
@@ -68,6 +68,11 @@ struct RawOrigin {
     timeout: Option<Spanned<String>>,
     #[serde(default)]
     cache_set_cookie: bool,
+    ca_file: Option<Spanned<String>>,
+    tls_verify: Option<Spanned<bool>>,
+    max_connections: Option<Spanned<i64>>,
+    #[serde(default)]
+    host_header: super::origin::HostHeader,
 }
 
 impl Settings {
@@ -123,11 +128,54 @@ impl Settings {
                     parse_duration(t.get_ref()).map_err(|m| invalid("timeout", t.span(), m))?
                 }
             };
+            let https = upstream.starts_with("https://");
+            let mut transport = super::origin::Transport {
+                host_header: o.host_header,
+                ..Default::default()
+            };
+            if let Some(ca) = &o.ca_file {
+                if !https {
+                    return Err(invalid(
+                        "ca_file",
+                        ca.span(),
+                        "only an \"https://\" upstream uses a CA file".to_owned(),
+                    ));
+                }
+                transport.ca_certs =
+                    read_ca_file(ca.get_ref()).map_err(|m| invalid("ca_file", ca.span(), m))?;
+                transport.ca_file = Some(ca.get_ref().into());
+            }
+            if let Some(verify) = &o.tls_verify {
+                if !https {
+                    return Err(invalid(
+                        "tls_verify",
+                        verify.span(),
+                        "only an \"https://\" upstream has certificates to verify".to_owned(),
+                    ));
+                }
+                transport.tls_verify = *verify.get_ref();
+            }
+            if let Some(max) = &o.max_connections {
+                transport.max_connections = usize::try_from(*max.get_ref())
+                    .ok()
+                    .filter(|n| *n > 0)
+                    .ok_or_else(|| {
+                        invalid(
+                            "max_connections",
+                            max.span(),
+                            format!(
+                                "{} is not a number of connections (1 or more)",
+                                max.get_ref()
+                            ),
+                        )
+                    })?;
+            }
             origins.push(Origin {
                 host,
                 upstream,
                 timeout,
                 cache_set_cookie: o.cache_set_cookie,
+                transport,
             });
         }
         let duration = |key: &str, value: &Option<Spanned<String>>, default: Duration| {

@@ -48,6 +48,7 @@ pub async fn spawn_app_with(origins: Vec<(&str, String, Duration)>) -> TestApp {
             upstream,
             timeout,
             cache_set_cookie: false,
+            transport: Default::default(),
         })
         .collect();
     spawn_node(origins, dir, |_| {}).await
@@ -65,6 +66,7 @@ pub async fn spawn_app_in(
         upstream: origin.url(),
         timeout: Duration::from_secs(10),
         cache_set_cookie: false,
+        transport: Default::default(),
     }];
     spawn_node(origins, dir, adjust).await
 }
