@@ -115,9 +115,11 @@ pub(super) fn validate_upstream(upstream: &str) -> Result<String, String> {
         .map_err(|e| format!("{upstream:?} is not a URL: {e}"))?;
     match uri.scheme_str() {
         Some("http" | "https") => {}
-        Some(other) => return Err(format!(
+        Some(other) => {
+            return Err(format!(
             "scheme {other:?} is not supported; use \"http://host:port\" or \"https://host:port\""
-        )),
+        ))
+        }
         None => {
             return Err(format!(
                 "{upstream:?} needs a scheme: \"http://{upstream}\""

@@ -33,5 +33,6 @@ mod soak;
 mod stale;
 mod storage;
 mod sync;
+mod tls;
 mod trust;
 mod validation;

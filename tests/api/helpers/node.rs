@@ -54,6 +54,12 @@ pub async fn spawn_app_with(origins: Vec<(&str, String, Duration)>) -> TestApp {
     spawn_node(origins, dir, |_| {}).await
 }
 
+/// caje in front of the given origins, configured in full by the test.
+pub async fn spawn_app_for(origins: Vec<Origin>) -> TestApp {
+    let dir = Arc::new(tempfile::tempdir().expect("temp dir"));
+    spawn_node(origins, dir, |_| {}).await
+}
+
 /// caje in front of `origin` for [`HOST`], over a directory prepared by the
 /// test, with settings adjusted by `adjust`.
 pub async fn spawn_app_in(
