@@ -5,7 +5,8 @@ use caje::actors::cache_store::GetCacheStats;
 use caje::config::{Origin, Settings};
 
 use crate::helpers::{
-    process_config, spawn_app_for, spawn_tls_origin, CajeProcess, TestApp, TestCa, HOST,
+    eventually, process_config, request, spawn_app_for, spawn_gated_tls_origin, spawn_tls_origin,
+    CajeProcess, TestApp, TestCa, HOST,
 };
 
 /// The origin as the config file `[[origin]]` table with `extra` keys says.
@@ -37,7 +38,7 @@ async fn stored(app: &TestApp) -> u64 {
 async fn an_https_origin_with_its_ca_file_is_cached_over_one_kept_alive_connection() {
     let ca = TestCa::new();
     let tls = spawn_tls_origin(&ca, "localhost").await;
-    let app = spawn_app_for(vec![origin(&tls.url(), &ca_file(&ca))]).await;
+    let app = spawn_app_for(vec![origin(&tls.url(), &ca_file(&ca))], |_| {}).await;
 
     let first = app.get("/a").await;
     assert_eq!(first.status, 200, "{}", first.body);
@@ -74,7 +75,7 @@ async fn an_untrusted_certificate_is_a_502_that_says_so_and_nothing_is_stored() 
     let ca = TestCa::new();
     let tls = spawn_tls_origin(&ca, "localhost").await;
     // No `ca_file`: the test CA is not among the web roots.
-    let app = spawn_app_for(vec![origin(&tls.url(), "")]).await;
+    let app = spawn_app_for(vec![origin(&tls.url(), "")], |_| {}).await;
 
     for n in 1..=2 {
         let reply = app.get("/a").await;
@@ -97,7 +98,7 @@ async fn an_untrusted_certificate_is_a_502_that_says_so_and_nothing_is_stored() 
 async fn a_certificate_for_another_name_is_refused() {
     let ca = TestCa::new();
     let tls = spawn_tls_origin(&ca, "other.test").await;
-    let app = spawn_app_for(vec![origin(&tls.url(), &ca_file(&ca))]).await;
+    let app = spawn_app_for(vec![origin(&tls.url(), &ca_file(&ca))], |_| {}).await;
 
     let reply = app.get("/a").await;
     assert_eq!(reply.status, 502);
@@ -117,7 +118,7 @@ async fn a_certificate_for_another_name_is_refused() {
 async fn tls_verify_false_accepts_an_unknown_ca() {
     let ca = TestCa::new();
     let tls = spawn_tls_origin(&ca, "other.test").await;
-    let app = spawn_app_for(vec![origin(&tls.url(), "tls_verify = false\n")]).await;
+    let app = spawn_app_for(vec![origin(&tls.url(), "tls_verify = false\n")], |_| {}).await;
 
     let reply = app.get("/a").await;
     assert_eq!(reply.status, 200, "{}", reply.body);
@@ -130,7 +131,7 @@ async fn host_header_client_sends_the_configured_host() {
     let ca = TestCa::new();
     let tls = spawn_tls_origin(&ca, "localhost").await;
     let extra = format!("{}host_header = \"client\"\n", ca_file(&ca));
-    let app = spawn_app_for(vec![origin(&tls.url(), &extra)]).await;
+    let app = spawn_app_for(vec![origin(&tls.url(), &extra)], |_| {}).await;
 
     // The client's own spelling (case, port) never reaches the origin.
     let reply = app.request("GET", "SITE.test:8080", "/a", &[]).await;
@@ -162,4 +163,47 @@ async fn tls_verify_false_is_warned_about_at_start() {
         output.contains("WARN") && output.contains("tls_verify = false"),
         "{output}"
     );
+}
+
+#[actix_web::test]
+async fn tls_origin_connections_have_tcp_nodelay() {
+    let ca = TestCa::new();
+    let tls = spawn_tls_origin(&ca, "localhost").await;
+    let app = spawn_app_for(vec![origin(&tls.url(), &ca_file(&ca))], |_| {}).await;
+    assert_eq!(app.get("/a").await.status, 200);
+    // awc keeps the connection to the origin for the next request.
+    let to_origin = crate::keepalive::nodelay_of_sockets(|_, peer| peer == tls.port);
+    assert!(!to_origin.is_empty(), "no connection to the origin is open");
+    assert!(to_origin.iter().all(|on| *on), "{to_origin:?}");
+}
+
+/// Three misses at once over `max_connections` connections (one worker, so
+/// one pool): the origin sees only as many connections as allowed.
+async fn connections_for_three_concurrent_misses(max_connections: usize) -> usize {
+    let ca = TestCa::new();
+    let tls = spawn_gated_tls_origin(&ca, "localhost").await;
+    let extra = format!("{}max_connections = {max_connections}\n", ca_file(&ca));
+    let app = spawn_app_for(vec![origin(&tls.url(), &extra)], |s| s.workers = Some(1)).await;
+    let (client, urls) = (app.client.clone(), ["/a", "/b", "/c"].map(|p| app.url(p)));
+    let all = actix_web::rt::spawn(async move {
+        let requests = urls
+            .iter()
+            .map(|url| request(&client, url, "GET", HOST, &[]));
+        let replies = futures_util::future::join_all(requests).await;
+        replies.iter().all(|r| r.status == 200)
+    });
+    // Every request that got a connection has reached the origin.
+    let want = max_connections.min(3);
+    eventually(|| async { (tls.heads().len() == want).then_some(()) }).await;
+    let during = tls.connections();
+    tls.gate.as_ref().expect("gated").add_permits(3);
+    assert!(all.await.expect("requests"), "every request answered");
+    assert_eq!(tls.heads().len(), 3);
+    during
+}
+
+#[actix_web::test]
+async fn max_connections_bounds_the_connections_to_an_origin() {
+    assert_eq!(connections_for_three_concurrent_misses(1).await, 1);
+    assert_eq!(connections_for_three_concurrent_misses(64).await, 3);
 }

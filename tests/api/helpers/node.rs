@@ -55,9 +55,10 @@ pub async fn spawn_app_with(origins: Vec<(&str, String, Duration)>) -> TestApp {
 }
 
 /// caje in front of the given origins, configured in full by the test.
-pub async fn spawn_app_for(origins: Vec<Origin>) -> TestApp {
+/// and settings adjusted by `adjust`.
+pub async fn spawn_app_for(origins: Vec<Origin>, adjust: impl FnOnce(&mut Settings)) -> TestApp {
     let dir = Arc::new(tempfile::tempdir().expect("temp dir"));
-    spawn_node(origins, dir, |_| {}).await
+    spawn_node(origins, dir, adjust).await
 }
 
 /// caje in front of `origin` for [`HOST`], over a directory prepared by the

@@ -81,6 +81,8 @@ pub struct TlsOrigin {
     pub sni: Arc<Mutex<Vec<Option<String>>>>,
     /// The head of each request received over TLS.
     pub heads: Arc<Mutex<Vec<String>>>,
+    /// Each answer waits for a permit here when the origin is gated.
+    pub gate: Option<Arc<tokio::sync::Semaphore>>,
 }
 
 impl TlsOrigin {
@@ -101,6 +103,15 @@ impl TlsOrigin {
 /// An HTTPS origin with a certificate for `name` from `ca`; it answers each
 /// request (kept alive) with `hello`, cacheable for a minute.
 pub async fn spawn_tls_origin(ca: &TestCa, name: &str) -> TlsOrigin {
+    spawn(ca, name, None).await
+}
+
+/// The same, but each answer waits for a permit the test adds to `gate`.
+pub async fn spawn_gated_tls_origin(ca: &TestCa, name: &str) -> TlsOrigin {
+    spawn(ca, name, Some(Arc::new(tokio::sync::Semaphore::new(0)))).await
+}
+
+async fn spawn(ca: &TestCa, name: &str, gate: Option<Arc<tokio::sync::Semaphore>>) -> TlsOrigin {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let sni = Arc::new(Mutex::new(Vec::new()));
     let config = rustls::ServerConfig::builder_with_provider(provider)
@@ -120,11 +131,11 @@ pub async fn spawn_tls_origin(ca: &TestCa, name: &str) -> TlsOrigin {
         Arc::new(AtomicUsize::new(0)),
         Arc::new(Mutex::new(Vec::new())),
     );
-    let (accepted, seen) = (connections.clone(), heads.clone());
+    let (accepted, seen, gated) = (connections.clone(), heads.clone(), gate.clone());
     actix_web::rt::spawn(async move {
         while let Ok((socket, _)) = listener.accept().await {
             accepted.fetch_add(1, Ordering::SeqCst);
-            let (acceptor, seen) = (acceptor.clone(), seen.clone());
+            let (acceptor, seen, gated) = (acceptor.clone(), seen.clone(), gated.clone());
             actix_web::rt::spawn(async move {
                 let Ok(mut tls) = acceptor.accept(socket).await else {
                     return;
@@ -135,6 +146,9 @@ pub async fn spawn_tls_origin(ca: &TestCa, name: &str) -> TlsOrigin {
                         return;
                     }
                     seen.lock().expect("heads lock").push(head);
+                    if let Some(gate) = &gated {
+                        gate.acquire().await.expect("gate open").forget();
+                    }
                     let answer = b"HTTP/1.1 200 OK\r\nCache-Control: max-age=60\r\n\
                                    Content-Type: text/plain\r\nContent-Length: 5\r\n\r\nhello";
                     if tls.write_all(answer).await.is_err() || tls.flush().await.is_err() {
@@ -149,6 +163,7 @@ pub async fn spawn_tls_origin(ca: &TestCa, name: &str) -> TlsOrigin {
         connections,
         sni,
         heads,
+        gate,
     }
 }
 
