@@ -3,7 +3,6 @@
 
 use std::net::TcpListener;
 use std::sync::Arc;
-use std::time::Duration;
 
 use actix::{Actor, Arbiter, SyncArbiter};
 use actix_web::dev::Server;
@@ -23,9 +22,9 @@ use crate::config::Settings;
 use crate::metrics::Metrics;
 use crate::proxy::{proxy, ProxyState};
 use crate::telemetry::RequestSpan;
+use crate::upstream::{OriginClients, TlsConfigs};
 
 /// How long connecting to an origin may take before it counts as unreachable.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
@@ -154,19 +153,24 @@ impl Application {
             }),
             actors.meter("cache_store"),
         );
+        // Each origin's TLS config, built (and `tls_verify = false` warned
+        // about) once; every worker builds its own clients from it.
+        let tls = TlsConfigs::new(&settings);
         // Background work (populating, applying purges) shares one thread.
         let background = Arbiter::new().handle();
         let populator = {
             let (settings, cache, manifest) = (settings.clone(), cache.clone(), manifest.clone());
+            let tls = tls.clone();
             let (populator_metrics, meter) = (metrics.populator.clone(), actors.meter("populator"));
             let origin_metrics = metrics.proxy.clone();
             Mailbox::new(
                 Populator::start_in_arbiter(&background, move |_| {
+                    let clients = OriginClients::new(&settings, &tls);
                     Populator::new(
                         settings,
                         cache,
                         manifest,
-                        origin_client(),
+                        clients,
                         origin_metrics,
                         populator_metrics,
                         meter,
@@ -217,6 +221,7 @@ impl Application {
             settings.admin_session_lifetime,
             settings.client_scheme_header.clone(),
         ));
+        let worker_settings = settings.clone();
         let mut server = HttpServer::new(move || {
             App::new()
                 .wrap(TracingLogger::<RequestSpan>::new())
@@ -224,7 +229,7 @@ impl Application {
                 .app_data(admin_state.clone())
                 .app_data(auth.clone())
                 // awc::Client is !Send: one per worker, built here.
-                .app_data(web::Data::new(origin_client()))
+                .app_data(web::Data::new(OriginClients::new(&worker_settings, &tls)))
                 .service(admin::scope())
                 .service(admin::lookalikes())
                 .default_service(web::to(proxy))
@@ -357,36 +362,6 @@ fn start_watch(
         }),
         metrics.actors.meter("manifest_watch"),
     )
-}
-
-/// The client for origin requests: it adds no headers of its own and follows
-/// no redirects, so the client sees exactly what the origin said.
-pub(crate) fn origin_client() -> awc::Client {
-    use actix_service::ServiceExt;
-    // Origin connections carry request / answer pairs too: a streamed request
-    // body's small last write must not wait for the origin's delayed ACK.
-    let no_delay = actix_tls::connect::Connector::new(actix_tls::connect::Resolver::default())
-        .service()
-        .map(set_no_delay);
-    awc::Client::builder()
-        .no_default_headers()
-        .disable_redirects()
-        .connector(
-            awc::Connector::new()
-                .connector(no_delay)
-                .timeout(CONNECT_TIMEOUT),
-        )
-        .finish()
-}
-
-type OriginConnection =
-    actix_tls::connect::Connection<awc::http::Uri, actix_web::rt::net::TcpStream>;
-
-fn set_no_delay(connection: OriginConnection) -> OriginConnection {
-    if let Err(e) = connection.io_ref().set_nodelay(true) {
-        tracing::debug!(error = %e, "cannot set TCP_NODELAY on an origin connection");
-    }
-    connection
 }
 
 /// A `peer_url` ending in port 0 (a node listening on port 0, as in tests)

@@ -27,7 +27,7 @@ use crate::metrics::{ActorMeter, PopulatorMetrics, ProxyMetrics};
 use crate::upstream::fetch::store_fully;
 use crate::upstream::peer::{self, Peer};
 use crate::upstream::send::NoBody;
-use crate::upstream::{self, OriginRequest, RequestBody, Upstream};
+use crate::upstream::{self, OriginClients, OriginRequest, RequestBody, Upstream};
 
 /// The longest a failing origin is left alone.
 const MAX_BACKOFF: Duration = Duration::from_secs(300);
@@ -106,7 +106,7 @@ struct Runner {
     settings: Arc<Settings>,
     cache: Mailbox<CacheStore>,
     manifest: Mailbox<Manifest>,
-    client: awc::Client,
+    client: OriginClients,
     /// Its origin requests are counted with the proxy's.
     origin_metrics: ProxyMetrics,
     metrics: PopulatorMetrics,
@@ -127,7 +127,7 @@ impl Populator {
         settings: Arc<Settings>,
         cache: Mailbox<CacheStore>,
         manifest: Mailbox<Manifest>,
-        client: awc::Client,
+        client: OriginClients,
         origin_metrics: ProxyMetrics,
         metrics: PopulatorMetrics,
         meter: ActorMeter,
@@ -379,7 +379,7 @@ impl Runner {
         }
         let upstream = Upstream {
             origin,
-            client: &self.client,
+            client: self.client.origin(origin),
             client_ip_header: None,
             metrics: &self.origin_metrics,
             cdn_loop: self.settings.cdn_loop(),
@@ -435,7 +435,7 @@ impl Runner {
         let cdn_loop = self.settings.cdn_loop();
         let peer = Peer {
             url: &url,
-            client: &self.client,
+            client: self.client.peers(),
             timeout: self.settings.peer_timeout,
             cdn_loop: &cdn_loop,
             metrics: &self.origin_metrics,

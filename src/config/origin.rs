@@ -1,6 +1,7 @@
 //! One proxied site, [`Origin`], and the checks of its `host` and
 //! `upstream` as written in the config file.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use actix_web::http::Uri;
@@ -14,7 +15,7 @@ use crate::cache::policy::Heuristic;
 pub struct Origin {
     /// Lower-case host name, without a port.
     pub host: String,
-    /// `http://authority` of the origin server, without a trailing slash.
+    /// `http://authority` or `https://authority` of the origin server, without a trailing slash.
     pub upstream: String,
     pub timeout: Duration,
     /// Whether a response with `Set-Cookie` that the origin marks `public`
@@ -23,6 +24,8 @@ pub struct Origin {
     /// Heuristic freshness for responses with `Last-Modified` and no
     /// explicit freshness (`heuristic_freshness`); `None`: off.
     pub heuristic: Option<Heuristic>,
+    /// How caje connects to the origin: TLS, pool size, `Host` field.
+    pub transport: Transport,
 }
 
 impl Origin {
@@ -31,6 +34,33 @@ impl Origin {
         AdmitRules {
             cache_set_cookie: self.cache_set_cookie,
             heuristic: self.heuristic,
+        }
+    }
+}
+
+/// How an origin is connected to (`ca_file`, `tls_verify`,
+/// `max_connections`, `host_header` in the config file).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transport {
+    /// A private CA (PEM) trusted for this origin besides the web roots.
+    pub ca_file: Option<PathBuf>,
+    /// The certificates read from `ca_file` when the config was parsed.
+    pub ca_certs: Vec<rustls::pki_types::CertificateDer<'static>>,
+    /// `false` only when the config says so: any certificate is accepted.
+    pub tls_verify: bool,
+    /// Connections to the origin per worker (each worker has its own pool).
+    pub max_connections: usize,
+    pub host_header: HostHeader,
+}
+
+impl Default for Transport {
+    fn default() -> Self {
+        Self {
+            ca_file: None,
+            ca_certs: Vec::new(),
+            tls_verify: true,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            host_header: HostHeader::Upstream,
         }
     }
 }
@@ -49,6 +79,37 @@ pub(super) fn validate_fraction(fraction: f64) -> Result<f32, String> {
             "{fraction} is not a fraction in (0, 1] (e.g. 0.1: fresh for 10% of the time since Last-Modified)"
         ))
     }
+}
+
+/// The `Host` an origin is asked with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HostHeader {
+    /// The upstream's own authority, as in its URL.
+    #[default]
+    Upstream,
+    /// The origin's configured public `host` (never the client's spelling).
+    Client,
+}
+
+/// An origin's connection pool per worker when `max_connections` is not set.
+pub(super) const DEFAULT_MAX_CONNECTIONS: usize = 64;
+
+/// Reads the PEM certificates of a `ca_file`: at least one is needed.
+pub(super) fn read_ca_file(
+    path: &str,
+) -> Result<Vec<rustls::pki_types::CertificateDer<'static>>, String> {
+    use rustls::pki_types::pem::PemObject;
+    let text = std::fs::read(path).map_err(|e| format!("cannot read {path:?}: {e}"))?;
+    let certs = rustls::pki_types::CertificateDer::pem_slice_iter(&text)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("{path:?} is not a PEM certificate file: {e}"))?;
+    if certs.is_empty() {
+        return Err(format!(
+            "{path:?} holds no PEM certificate (\"-----BEGIN CERTIFICATE-----\")"
+        ));
+    }
+    Ok(certs)
 }
 
 /// How long an origin may take to answer when its `timeout` is not set.
@@ -84,11 +145,11 @@ pub(super) fn validate_upstream(upstream: &str) -> Result<String, String> {
         .parse()
         .map_err(|e| format!("{upstream:?} is not a URL: {e}"))?;
     match uri.scheme_str() {
-        Some("http") => {}
+        Some("http" | "https") => {}
         Some(other) => {
             return Err(format!(
-                "scheme {other:?} is not supported; use \"http://host:port\""
-            ))
+            "scheme {other:?} is not supported; use \"http://host:port\" or \"https://host:port\""
+        ))
         }
         None => {
             return Err(format!(
@@ -104,5 +165,8 @@ pub(super) fn validate_upstream(upstream: &str) -> Result<String, String> {
             "{upstream:?} has a path; the request's own path is appended, so give only \"http://host:port\""
         ));
     }
-    Ok(format!("http://{authority}"))
+    Ok(format!(
+        "{}://{authority}",
+        uri.scheme_str().unwrap_or("http")
+    ))
 }

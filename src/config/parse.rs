@@ -11,7 +11,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::origin::{
-    validate_fraction, validate_host, validate_upstream, DEFAULT_HEURISTIC_FRACTION,
+    read_ca_file, validate_fraction, validate_host, validate_upstream, DEFAULT_HEURISTIC_FRACTION,
     DEFAULT_HEURISTIC_MAX, DEFAULT_ORIGIN_TIMEOUT,
 };
 use super::{
@@ -76,6 +76,11 @@ struct RawOrigin {
     heuristic_freshness: bool,
     heuristic_fraction: Option<Spanned<f64>>,
     heuristic_max: Option<Spanned<String>>,
+    ca_file: Option<Spanned<String>>,
+    tls_verify: Option<Spanned<bool>>,
+    max_connections: Option<Spanned<i64>>,
+    #[serde(default)]
+    host_header: super::origin::HostHeader,
 }
 
 impl Settings {
@@ -147,12 +152,55 @@ impl Settings {
                     Err(m) => return Err(invalid("heuristic_max", t.span(), m)),
                 },
             };
+            let https = upstream.starts_with("https://");
+            let mut transport = super::origin::Transport {
+                host_header: o.host_header,
+                ..Default::default()
+            };
+            if let Some(ca) = &o.ca_file {
+                if !https {
+                    return Err(invalid(
+                        "ca_file",
+                        ca.span(),
+                        "only an \"https://\" upstream uses a CA file".to_owned(),
+                    ));
+                }
+                transport.ca_certs =
+                    read_ca_file(ca.get_ref()).map_err(|m| invalid("ca_file", ca.span(), m))?;
+                transport.ca_file = Some(ca.get_ref().into());
+            }
+            if let Some(verify) = &o.tls_verify {
+                if !https {
+                    return Err(invalid(
+                        "tls_verify",
+                        verify.span(),
+                        "only an \"https://\" upstream has certificates to verify".to_owned(),
+                    ));
+                }
+                transport.tls_verify = *verify.get_ref();
+            }
+            if let Some(max) = &o.max_connections {
+                transport.max_connections = usize::try_from(*max.get_ref())
+                    .ok()
+                    .filter(|n| *n > 0)
+                    .ok_or_else(|| {
+                        invalid(
+                            "max_connections",
+                            max.span(),
+                            format!(
+                                "{} is not a number of connections (1 or more)",
+                                max.get_ref()
+                            ),
+                        )
+                    })?;
+            }
             origins.push(Origin {
                 host,
                 upstream,
                 timeout,
                 cache_set_cookie: o.cache_set_cookie,
                 heuristic: o.heuristic_freshness.then_some(Heuristic { fraction, max }),
+                transport,
             });
         }
         let duration = |key: &str, value: &Option<Spanned<String>>, default: Duration| {

@@ -325,3 +325,85 @@ fn metrics_listen_from_the_environment() {
         .to_string();
     assert!(err.contains("CAJE_METRICS_LISTEN"), "{err}");
 }
+
+fn origin_with(upstream: &str, extra: &str) -> String {
+    format!("[[origin]]\nhost = \"a\"\nupstream = \"{upstream}\"\n{extra}")
+}
+
+#[test]
+fn https_upstreams_and_their_transport_keys() {
+    let s = Settings::parse("c.toml", &origin_with("https://b:8443/", "")).expect("valid");
+    let o = &s.origins[0];
+    assert_eq!(o.upstream, "https://b:8443");
+    assert!(o.transport.tls_verify);
+    assert_eq!(o.transport.ca_file, None);
+    assert_eq!(o.transport.max_connections, 64);
+    assert_eq!(o.transport.host_header, HostHeader::Upstream);
+    for scheme in ["ftp", "ws", "wss"] {
+        let err = Settings::parse("c.toml", &origin_with(&format!("{scheme}://b"), ""))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("line 3") && err.contains("origin[0].upstream"),
+            "{err}"
+        );
+    }
+
+    let s = Settings::parse(
+        "c.toml",
+        &origin_with(
+            "https://b",
+            "tls_verify = false\nmax_connections = 8\nhost_header = \"client\"\n",
+        ),
+    )
+    .expect("valid");
+    let t = &s.origins[0].transport;
+    assert!(!t.tls_verify);
+    assert_eq!(t.max_connections, 8);
+    assert_eq!(t.host_header, HostHeader::Client);
+
+    let refused = |extra: &str, line: &str, key: &str| {
+        let err = Settings::parse("c.toml", &origin_with("https://b", extra))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(line) && err.contains(key), "{extra:?}: {err}");
+    };
+    refused("tls_verify = \"no\"\n", "line 4", "tls_verify");
+    refused("tls_verify = 0\n", "line 4", "tls_verify");
+    refused("max_connections = 0\n", "line 4", "max_connections");
+    refused("\nmax_connections = -3\n", "line 5", "max_connections");
+    refused("host_header = \"x-host\"\n", "line 4", "host_header");
+    refused(
+        "ca_file = \"/nonexistent/ca.pem\"\n",
+        "line 4",
+        "origin[0].ca_file",
+    );
+    // TLS keys on a plain upstream are a mistake, not silently ignored.
+    let err = Settings::parse("c.toml", &origin_with("http://b", "tls_verify = false\n"))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("line 4") && err.contains("https"), "{err}");
+}
+
+#[test]
+fn ca_file_must_hold_pem_certificates() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let not_pem = dir.path().join("ca.txt");
+    std::fs::write(&not_pem, "hello\n").expect("write");
+    let text = origin_with("https://b", &format!("ca_file = {:?}\n", not_pem));
+    let err = Settings::parse("c.toml", &text).unwrap_err().to_string();
+    assert!(
+        err.contains("line 4") && err.contains("no PEM certificate"),
+        "{err}"
+    );
+    let ca = rcgen::generate_simple_self_signed(vec!["ca.test".to_owned()]).expect("cert");
+    let pem = dir.path().join("ca.pem");
+    std::fs::write(&pem, ca.cert.pem()).expect("write");
+    let text = origin_with("https://b", &format!("ca_file = {:?}\n", pem));
+    let s = Settings::parse("c.toml", &text).expect("valid");
+    assert_eq!(
+        s.origins[0].transport.ca_file.as_deref(),
+        Some(pem.as_path())
+    );
+    assert_eq!(s.origins[0].transport.ca_certs.len(), 1);
+}

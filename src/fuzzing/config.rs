@@ -52,13 +52,24 @@ fn check_settings(s: &Settings) {
             s.origin_for(&format!("{}:8080", o.host.to_ascii_uppercase())),
             Some(o)
         );
-        let rest = o.upstream.strip_prefix("http://");
+        let https = o.upstream.starts_with("https://");
+        let rest = o
+            .upstream
+            .strip_prefix("http://")
+            .or_else(|| o.upstream.strip_prefix("https://"));
         assert!(
             rest.is_some_and(|r| !r.is_empty() && !r.contains('/')),
             "{}",
             o.upstream
         );
         assert!(!o.timeout.is_zero());
+        let t = &o.transport;
+        assert!(t.max_connections > 0);
+        assert!(
+            https || (t.tls_verify && t.ca_file.is_none()),
+            "TLS keys on http://"
+        );
+        assert_eq!(t.ca_file.is_some(), !t.ca_certs.is_empty());
     }
     for d in [
         s.manifest_batch_window,

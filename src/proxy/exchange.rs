@@ -15,7 +15,7 @@ use super::state::ProxyState;
 use crate::actors::cache_store::Hit;
 use crate::cache::{freshness, CacheKey, CacheStatus, EntryHead};
 use crate::config::Origin;
-use crate::upstream::{OriginRequest, Upstream};
+use crate::upstream::{OriginClients, OriginRequest, Upstream};
 
 pub struct Exchange<'a> {
     pub req: &'a HttpRequest,
@@ -26,7 +26,7 @@ pub struct Exchange<'a> {
     pub span: &'a RootSpan,
     pub key: &'a CacheKey,
     pub origin: &'a Origin,
-    pub client: &'a awc::Client,
+    pub client: &'a OriginClients,
 }
 
 impl Exchange<'_> {
@@ -52,7 +52,7 @@ impl Exchange<'_> {
     pub fn upstream(&self) -> Upstream<'_> {
         Upstream {
             origin: self.origin,
-            client: self.client,
+            client: self.client.origin(self.origin),
             client_ip_header: self.state.settings.client_ip_header.as_ref(),
             metrics: &self.state.metrics,
             cdn_loop: self.state.settings.cdn_loop(),

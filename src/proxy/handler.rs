@@ -25,7 +25,7 @@ use crate::cache::revalidate;
 use crate::cache::{directives, policy, CacheKey, CacheStatus, Forward};
 use crate::config::normalize_host;
 use crate::upstream::fetch::content_length;
-use crate::upstream::{self, headers, RequestBody};
+use crate::upstream::{self, headers, OriginClients, RequestBody};
 
 /// Stored entries are keyed by `GET`: a `HEAD` is answered from them too.
 const STORED_METHOD: &str = "GET";
@@ -45,7 +45,7 @@ pub async fn proxy(
     req: HttpRequest,
     payload: web::Payload,
     state: web::Data<ProxyState>,
-    client: web::Data<awc::Client>,
+    client: web::Data<OriginClients>,
     auth: web::Data<AdminAuth>,
     root_span: RootSpan,
 ) -> HttpResponse {

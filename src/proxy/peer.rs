@@ -48,7 +48,7 @@ pub async fn ask(x: &Exchange<'_>) -> Option<awc::ClientResponse> {
         let cdn_loop = settings.cdn_loop();
         let peer = Peer {
             url: &url,
-            client: x.client,
+            client: x.client.peers(),
             timeout: settings.peer_timeout,
             cdn_loop: &cdn_loop,
             metrics: &x.state.metrics,

@@ -18,13 +18,13 @@ use crate::cache::revalidate::{self, Keep};
 use crate::cache::EntryHead;
 use crate::upstream::fetch::store_fully;
 use crate::upstream::send::NoBody;
-use crate::upstream::{self, headers, OriginRequest, RequestBody, Upstream};
+use crate::upstream::{self, headers, OriginClients, OriginRequest, RequestBody, Upstream};
 
 /// Starts refreshing `head`'s entry unless a refresh of it is under way.
 pub fn spawn(
     x: &Exchange<'_>,
     state: web::Data<ProxyState>,
-    client: web::Data<awc::Client>,
+    client: web::Data<OriginClients>,
     head: Arc<EntryHead>,
 ) {
     let Some(refresh) = state.coalescer.refresh(&head.key) else {
@@ -34,7 +34,7 @@ pub fn spawn(
     actix_web::rt::spawn(async move {
         let upstream = Upstream {
             origin: &origin,
-            client: &client,
+            client: client.origin(&origin),
             client_ip_header: state.settings.client_ip_header.as_ref(),
             metrics: &state.metrics,
             cdn_loop: state.settings.cdn_loop(),

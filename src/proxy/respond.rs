@@ -20,7 +20,7 @@ use crate::cache::EntryHead;
 use crate::config::Origin;
 use crate::metrics::ProxyMetrics;
 use crate::upstream::headers;
-use crate::upstream::send::timed_out;
+use crate::upstream::send::{timed_out, tls_failure};
 
 /// Fields a 304 carries when the 200 would (RFC 9110 §15.4.5).
 const NOT_MODIFIED_FIELDS: [HeaderName; 7] = [
@@ -142,6 +142,14 @@ pub fn origin_failure(origin: &Origin, error: &SendRequestError) -> HttpResponse
                 origin.upstream,
                 origin.host,
                 humantime::format_duration(origin.timeout)
+            ),
+        )
+    } else if let Some(tls) = tls_failure(error) {
+        plain(
+            StatusCode::BAD_GATEWAY,
+            format!(
+                "caje: origin {} for {}: TLS failed: {tls}\n",
+                origin.upstream, origin.host
             ),
         )
     } else {

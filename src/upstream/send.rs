@@ -14,7 +14,7 @@ use futures_util::Stream;
 
 use super::headers::{self, ClientInfo};
 use crate::cache::revalidate::StoredValidators;
-use crate::config::Origin;
+use crate::config::{HostHeader, Origin};
 use crate::metrics::ProxyMetrics;
 
 /// The client's preconditions, replaced by caje's own when it revalidates:
@@ -119,6 +119,12 @@ where
             cdn_loop: &upstream.cdn_loop,
         },
     );
+    if origin.transport.host_header == HostHeader::Client {
+        // The configured public name, never the client's spelling of it.
+        if let Ok(host) = HeaderValue::from_str(&origin.host) {
+            fields.insert(header::HOST, host);
+        }
+    }
     if request.whole {
         for name in RANGE_FIELDS {
             fields.remove(name);
@@ -161,6 +167,17 @@ pub fn timed_out(error: &SendRequestError) -> bool {
     )
 }
 
+/// Why the TLS handshake with the origin failed, when that is the failure
+/// (its certificate not trusted, for another name, expired, ...).
+pub fn tls_failure(error: &SendRequestError) -> Option<&rustls::Error> {
+    match error {
+        SendRequestError::Connect(ConnectError::Io(e)) => {
+            e.get_ref()?.downcast_ref::<rustls::Error>()
+        }
+        _ => None,
+    }
+}
+
 /// Counts an origin request by origin and status (or error) and times it.
 fn record(
     metrics: &ProxyMetrics,
@@ -176,6 +193,7 @@ fn record(
     let status = match result {
         Ok(r) => r.status().as_str().to_owned(),
         Err(e) if timed_out(e) => "timeout".to_owned(),
+        Err(e) if tls_failure(e).is_some() => "tls_error".to_owned(),
         Err(_) => "error".to_owned(),
     };
     metrics

@@ -44,8 +44,12 @@ fn check_config_names_file_line_and_key() {
             "line 4",
         ),
         (
-            "[[origin]]\nhost = \"a\"\nupstream = \"https://b\"\n",
+            "[[origin]]\nhost = \"a\"\nupstream = \"ftp://b\"\n",
             "line 3: key `origin[0].upstream`",
+        ),
+        (
+            "[[origin]]\nhost = \"a\"\nupstream = \"https://b\"\nca_file = \"/nonexistent/ca.pem\"\n",
+            "line 4: key `origin[0].ca_file`",
         ),
         ("listen = \n", "line 1"),
     ];

@@ -69,7 +69,7 @@ async fn storable_misses_on_one_kept_alive_connection_wait_for_no_delayed_ack() 
 
 /// Whether `TCP_NODELAY` is set on every socket of this process (the test
 /// and the node share it) whose local and peer ports `want` accepts.
-fn nodelay_of_sockets(want: impl Fn(u16, u16) -> bool) -> Vec<bool> {
+pub(crate) fn nodelay_of_sockets(want: impl Fn(u16, u16) -> bool) -> Vec<bool> {
     let mut found = Vec::new();
     for entry in std::fs::read_dir("/proc/self/fd")
         .expect("fd list")

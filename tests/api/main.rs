@@ -34,5 +34,6 @@ mod soak;
 mod stale;
 mod storage;
 mod sync;
+mod tls;
 mod trust;
 mod validation;

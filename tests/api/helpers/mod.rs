@@ -15,13 +15,17 @@ mod node;
 mod origin;
 mod process;
 mod raw_origin;
+mod tls_origin;
 
 pub use client::{admin_request, request, request_with_form, test_client, Reply};
 pub use database::{integrity_check, last_purge_id, log_purge_as_another_node, manifest_paths};
-pub use node::{spawn_admin_app, spawn_app, spawn_app_in, spawn_app_with, TestApp, HOST, TOKEN};
+pub use node::{
+    spawn_admin_app, spawn_app, spawn_app_for, spawn_app_in, spawn_app_with, TestApp, HOST, TOKEN,
+};
 pub use origin::{deterministic_body, serve, spawn_origin, Counter, TestOrigin};
 pub use process::{cpu_time_of, process_config, CajeProcess};
 pub use raw_origin::{raw_request, read_head, spawn_faulty_origin, spawn_raw_origin, Ending};
+pub use tls_origin::{spawn_gated_tls_origin, spawn_tls_origin, TestCa};
 
 /// Logs go to the terminal only when `TEST_LOG` is set.
 pub fn init_logging() {

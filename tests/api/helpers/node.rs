@@ -49,9 +49,17 @@ pub async fn spawn_app_with(origins: Vec<(&str, String, Duration)>) -> TestApp {
             timeout,
             cache_set_cookie: false,
             heuristic: None,
+            transport: Default::default(),
         })
         .collect();
     spawn_node(origins, dir, |_| {}).await
+}
+
+/// caje in front of the given origins, configured in full by the test.
+/// and settings adjusted by `adjust`.
+pub async fn spawn_app_for(origins: Vec<Origin>, adjust: impl FnOnce(&mut Settings)) -> TestApp {
+    let dir = Arc::new(tempfile::tempdir().expect("temp dir"));
+    spawn_node(origins, dir, adjust).await
 }
 
 /// caje in front of `origin` for [`HOST`], over a directory prepared by the
@@ -67,6 +75,7 @@ pub async fn spawn_app_in(
         timeout: Duration::from_secs(10),
         cache_set_cookie: false,
         heuristic: None,
+        transport: Default::default(),
     }];
     spawn_node(origins, dir, adjust).await
 }

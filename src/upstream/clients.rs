@@ -1,0 +1,204 @@
+//! The HTTP clients of one worker: one per origin, each with its own pool
+//! (`max_connections`) and TLS config (`ca_file`, `tls_verify`), and one for
+//! peers. `awc::Client` is `!Send`, so every worker builds its own from the
+//! shared [`TlsConfigs`].
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::{ClientConfig, DigitallySignedStruct, SignatureScheme};
+
+use crate::config::{Origin, Settings};
+
+/// How long establishing a connection (TCP, then TLS) may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The TLS config of each origin by host, built once at start and shared
+/// by every worker.
+#[derive(Clone)]
+pub struct TlsConfigs(HashMap<String, Arc<ClientConfig>>);
+
+impl TlsConfigs {
+    /// Builds every origin's TLS config; an origin with `tls_verify = false`
+    /// is warned about here, once, at start.
+    pub fn new(settings: &Settings) -> Self {
+        let configs = settings
+            .origins
+            .iter()
+            .map(|origin| {
+                if !origin.transport.tls_verify {
+                    tracing::warn!(
+                        origin = %origin.host,
+                        upstream = %origin.upstream,
+                        "tls_verify = false: the origin's certificate is NOT verified; \
+                         anyone on the path can impersonate it"
+                    );
+                }
+                (origin.host.clone(), Arc::new(tls_config(origin)))
+            })
+            .collect();
+        Self(configs)
+    }
+}
+
+fn tls_config(origin: &Origin) -> ClientConfig {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .expect("ring supports the default TLS versions");
+    let mut config = if origin.transport.tls_verify {
+        let mut roots = actix_tls::connect::rustls_0_23::webpki_roots_cert_store();
+        for cert in &origin.transport.ca_certs {
+            if let Err(e) = roots.add(cert.clone()) {
+                tracing::warn!(origin = %origin.host, error = %e, "a certificate of ca_file is not a usable CA");
+            }
+        }
+        builder.with_root_certificates(roots).with_no_client_auth()
+    } else {
+        builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(NoVerification(provider)))
+            .with_no_client_auth()
+    };
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    config
+}
+
+/// One worker's clients.
+#[derive(Clone)]
+pub struct OriginClients {
+    peers: awc::Client,
+    origins: HashMap<String, awc::Client>,
+}
+
+impl OriginClients {
+    /// The clients for `settings`' origins, and one for peers.
+    pub fn new(settings: &Settings, tls: &TlsConfigs) -> Self {
+        let mut clients = Self {
+            peers: client(awc::Connector::new().connector(no_delay()), 0),
+            origins: HashMap::new(),
+        };
+        for origin in &settings.origins {
+            let Some(config) = tls.0.get(&origin.host) else {
+                continue;
+            };
+            let connector = awc::Connector::new()
+                .connector(no_delay())
+                .rustls_0_23(config.clone());
+            clients.origins.insert(
+                origin.host.clone(),
+                client(connector, origin.transport.max_connections),
+            );
+        }
+        clients
+    }
+
+    /// The client for `origin`'s requests.
+    pub fn origin(&self, origin: &Origin) -> &awc::Client {
+        self.origins.get(&origin.host).unwrap_or(&self.peers)
+    }
+
+    /// The client for requests to peer nodes.
+    pub fn peers(&self) -> &awc::Client {
+        &self.peers
+    }
+}
+
+/// A client that adds no headers of its own and follows no redirects, so the
+/// client sees exactly what the origin said; `limit` 0 keeps awc's default.
+fn client<S, Io>(connector: awc::Connector<S>, limit: usize) -> awc::Client
+where
+    S: actix_service::Service<
+            actix_tls::connect::ConnectInfo<awc::http::Uri>,
+            Response = actix_tls::connect::Connection<awc::http::Uri, Io>,
+            Error = actix_tls::connect::ConnectError,
+        > + Clone
+        + 'static,
+    Io: actix_web::rt::net::ActixStream + std::fmt::Debug + 'static,
+{
+    let mut connector = connector.timeout(CONNECT_TIMEOUT);
+    if limit > 0 {
+        connector = connector.limit(limit);
+    }
+    awc::Client::builder()
+        .no_default_headers()
+        .disable_redirects()
+        .connector(connector)
+        .finish()
+}
+
+type TcpConnection = actix_tls::connect::Connection<awc::http::Uri, actix_web::rt::net::TcpStream>;
+
+/// The TCP connector under every connection, TLS or not: origin connections
+/// carry request / answer pairs too, so a streamed request body's small last
+/// write must not wait for the origin's delayed ACK.
+fn no_delay() -> impl actix_service::Service<
+    actix_tls::connect::ConnectInfo<awc::http::Uri>,
+    Response = TcpConnection,
+    Error = actix_tls::connect::ConnectError,
+> + Clone {
+    use actix_service::ServiceExt;
+    actix_tls::connect::Connector::new(actix_tls::connect::Resolver::default())
+        .service()
+        .map(set_no_delay)
+}
+
+fn set_no_delay(connection: TcpConnection) -> TcpConnection {
+    if let Err(e) = connection.io_ref().set_nodelay(true) {
+        tracing::debug!(error = %e, "cannot set TCP_NODELAY on an origin connection");
+    }
+    connection
+}
+
+/// `tls_verify = false`: any certificate is accepted, though the handshake's
+/// signatures are still checked (so the session is at least encrypted).
+#[derive(Debug)]
+struct NoVerification(Arc<rustls::crypto::CryptoProvider>);
+
+impl ServerCertVerifier for NoVerification {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
