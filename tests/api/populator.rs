@@ -2,12 +2,12 @@
 
 use caje::actors::cache_store::Purge;
 use caje::actors::manifest::{PageVisit, WriteBatch};
-use caje::actors::populator::{GetStatus, RunNow};
+use caje::actors::populator::{GetStatus, PopulateReport, RunNow};
 use caje::cache::CacheKey;
 use serde_json::json;
 
 use crate::helpers::{
-    eventually, spawn_admin_app, spawn_app_in, spawn_app_with, spawn_origin, HOST, TOKEN,
+    eventually, spawn_admin_app, spawn_app_in, spawn_app_with, spawn_origin, TestApp, HOST, TOKEN,
 };
 
 #[actix_web::test]
@@ -183,17 +183,9 @@ async fn a_full_reconcile_streams_the_manifest_a_page_at_a_time() {
     let dir = std::sync::Arc::new(tempfile::tempdir().expect("temp dir"));
     let app = spawn_app_in(&origin, dir, |s| s.manifest_page_size = 2).await;
     // Other regions stored five pages this node lacks.
-    let visits = (1..=5)
-        .map(|n| PageVisit::now(CacheKey::new("GET", HOST, &format!("/cache/streamed-{n}"))))
-        .collect();
-    app.manifest.send(WriteBatch(visits)).await.expect("write");
+    lacks(&app, (1..=5).map(|n| format!("/cache/streamed-{n}"))).await;
 
-    let run = app
-        .populator
-        .send(RunNow)
-        .await
-        .expect("answer")
-        .expect("run");
+    let run = run_now(&app).await;
     let mut queued = run.queued.clone();
     queued.sort();
     let expected: Vec<String> = (1..=5)
@@ -201,16 +193,8 @@ async fn a_full_reconcile_streams_the_manifest_a_page_at_a_time() {
         .collect();
     assert_eq!(queued, expected);
     // Read as 2 + 2 + 1 rows, never the whole manifest at once.
-    let text = app.metrics.render().expect("metrics");
-    let reads = text
-        .lines()
-        .find_map(|line| {
-            line.strip_prefix(
-                "caje_actor_messages_total{actor=\"manifest\",message=\"pages_after\"}",
-            )
-        })
-        .map(str::trim);
-    assert_eq!(reads, Some("3"), "{text}");
+    let (reads, text) = manifest_reads(&app);
+    assert_eq!(reads.as_deref(), Some("3"), "{text}");
     eventually(|| async {
         let s = app.populator.send(GetStatus).await.expect("status");
         (s.fetched == 5).then_some(())
@@ -229,16 +213,8 @@ async fn populate_concurrency_bounds_the_whole_node_not_each_slice() {
         s.populate_rate = 1000;
     })
     .await;
-    let visits = (1..=4)
-        .map(|n| PageVisit::now(CacheKey::new("GET", HOST, &format!("/sleep/150?n={n}"))))
-        .collect();
-    app.manifest.send(WriteBatch(visits)).await.expect("write");
-    let run = app
-        .populator
-        .send(RunNow)
-        .await
-        .expect("answer")
-        .expect("run");
+    lacks(&app, (1..=4).map(|n| format!("/sleep/150?n={n}"))).await;
+    let run = run_now(&app).await;
     assert_eq!(run.queued.len(), 4);
     let mut most = 0;
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
@@ -265,25 +241,40 @@ async fn the_populator_holds_a_bounded_number_of_pages_and_leaves_the_rest_for_l
         s.populate_rate = 1;
     })
     .await;
-    let visits = (1..=7)
-        .map(|n| PageVisit::now(CacheKey::new("GET", HOST, &format!("/sleep/{n}"))))
-        .collect();
-    app.manifest.send(WriteBatch(visits)).await.expect("write");
-    let run = app
-        .populator
-        .send(RunNow)
-        .await
-        .expect("answer")
-        .expect("run");
+    lacks(&app, (1..=7).map(|n| format!("/sleep/{n}"))).await;
+    let run = run_now(&app).await;
     assert_eq!(run.queued.len(), 3, "{:?}", run.queued);
     assert!(run.left_for_later >= 1, "{}", run.left_for_later);
     // The run stops at the full queue instead of reading the whole manifest.
+    let (reads, text) = manifest_reads(&app);
+    assert_eq!(reads.as_deref(), Some("2"), "{text}");
+    let status = app.populator.send(GetStatus).await.expect("status");
+    assert!(status.queued <= 3, "{}", status.queued);
+}
+
+/// Records `paths` on [`HOST`] in the manifest, as other regions would:
+/// pages this node lacks.
+async fn lacks(app: &TestApp, paths: impl Iterator<Item = String>) {
+    let visits = paths
+        .map(|path| PageVisit::now(CacheKey::new("GET", HOST, &path)))
+        .collect();
+    app.manifest.send(WriteBatch(visits)).await.expect("write");
+}
+
+async fn run_now(app: &TestApp) -> PopulateReport {
+    app.populator
+        .send(RunNow)
+        .await
+        .expect("answer")
+        .expect("run")
+}
+
+/// How many slices of the manifest the populator read, and the metrics text.
+fn manifest_reads(app: &TestApp) -> (Option<String>, String) {
     let text = app.metrics.render().expect("metrics");
     let reads = text.lines().find_map(|line| {
         line.strip_prefix("caje_actor_messages_total{actor=\"manifest\",message=\"pages_after\"}")
-            .map(str::trim)
+            .map(|count| count.trim().to_owned())
     });
-    assert_eq!(reads, Some("2"), "{text}");
-    let status = app.populator.send(GetStatus).await.expect("status");
-    assert!(status.queued <= 3, "{}", status.queued);
+    (reads, text)
 }
