@@ -15,6 +15,10 @@ use caje::cache::{freshness, policy, CacheKey, CacheStatus, EntryHead, VariantKe
 use http_cache_semantics::CachePolicy;
 use proptest::prelude::*;
 
+#[path = "support/date_forms.rs"]
+mod date_forms;
+use date_forms::date_forms;
+
 /// Numbers as an origin may write them: any `u64` (half of them beyond
 /// `i64`), or digit strings of any length (leading zeros, overflowing).
 fn delta_seconds() -> impl Strategy<Value = String> {
@@ -352,29 +356,6 @@ fn targeted_field() -> impl Strategy<Value = String> {
         prop::collection::vec(member, 0..5).prop_map(|m| m.join(", ")),
         ".*",
     ]
-}
-
-/// IMF-fixdate, RFC 850 and asctime renderings of the same instant
-/// (RFC 9110 §5.6.7).
-fn date_forms(time: SystemTime) -> [String; 3] {
-    let imf = httpdate::fmt_http_date(time);
-    let parts: Vec<&str> = imf.split(' ').collect();
-    let (wkday, day, month, year, clock) = (&parts[0][..3], parts[1], parts[2], parts[3], parts[4]);
-    let weekday = match wkday {
-        "Mon" => "Monday",
-        "Tue" => "Tuesday",
-        "Wed" => "Wednesday",
-        "Thu" => "Thursday",
-        "Fri" => "Friday",
-        "Sat" => "Saturday",
-        _ => "Sunday",
-    };
-    let rfc850 = format!("{weekday}, {day}-{month}-{} {clock} GMT", &year[2..]);
-    let asctime = format!(
-        "{wkday} {month} {:>2} {clock} {year}",
-        day.trim_start_matches('0')
-    );
-    [imf, rfc850, asctime]
 }
 
 /// The policy's time to live at `now` for a response with these fields.

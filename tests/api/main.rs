@@ -7,6 +7,8 @@ mod caching;
 mod cli;
 mod coalescing;
 mod crash;
+#[path = "../support/date_forms.rs"]
+mod date_forms;
 mod deploy;
 mod directives;
 mod eviction;

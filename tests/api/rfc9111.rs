@@ -3,6 +3,7 @@
 
 use std::time::{Duration, SystemTime};
 
+use crate::date_forms::date_forms;
 use crate::helpers::{spawn_app, spawn_origin, Reply};
 
 fn stored(reply: &Reply) -> bool {
@@ -16,29 +17,6 @@ fn hit(reply: &Reply) -> bool {
 /// A field value as a query value for the scripted origin's `/headers/`.
 fn q(value: &str) -> String {
     serde_urlencoded::to_string([("v", value)]).expect("encodes")[2..].to_owned()
-}
-
-/// IMF-fixdate, RFC 850 and asctime renderings of the same instant
-/// (RFC 9110 §5.6.7).
-fn date_forms(time: SystemTime) -> [String; 3] {
-    let imf = httpdate::fmt_http_date(time); // "Sun, 06 Nov 1994 08:49:37 GMT"
-    let parts: Vec<&str> = imf.split(' ').collect();
-    let (wkday, day, month, year, clock) = (&parts[0][..3], parts[1], parts[2], parts[3], parts[4]);
-    let weekday = match wkday {
-        "Mon" => "Monday",
-        "Tue" => "Tuesday",
-        "Wed" => "Wednesday",
-        "Thu" => "Thursday",
-        "Fri" => "Friday",
-        "Sat" => "Saturday",
-        _ => "Sunday",
-    };
-    let rfc850 = format!("{weekday}, {day}-{month}-{} {clock} GMT", &year[2..]);
-    let asctime = format!(
-        "{wkday} {month} {:>2} {clock} {year}",
-        day.trim_start_matches('0')
-    );
-    [imf, rfc850, asctime]
 }
 
 #[actix_web::test]
