@@ -141,3 +141,21 @@ async fn the_client_address_comes_from_the_configured_proxy_header_only() {
         seen[1].head
     );
 }
+
+#[actix_web::test]
+async fn a_configured_client_ip_header_never_reaches_the_origin_itself() {
+    let origin = spawn_trust_origin().await;
+    let dir = Arc::new(tempfile::tempdir().expect("temp dir"));
+    // A name no list of forwarding fields holds: only the setting hides it.
+    let app = spawn_app_in(&origin.as_test_origin(), dir, |s| {
+        s.client_ip_header = Some(actix_web::http::header::HeaderName::from_static(
+            "x-edge-client",
+        ))
+    })
+    .await;
+    app.get_with("/host/edge", &[("x-edge-client", "203.0.113.60")])
+        .await;
+    let head = &origin.seen()[0].head;
+    assert!(head.contains("\nx-forwarded-for: 203.0.113.60\n"), "{head}");
+    assert!(!head.contains("x-edge-client"), "{head}");
+}
