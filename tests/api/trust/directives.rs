@@ -3,7 +3,7 @@
 
 use super::origin::spawn_trust_origin;
 use super::{is_hit, node};
-use crate::helpers::{eventually, spawn_app, spawn_origin};
+use crate::helpers::{eventually, spawn_app, spawn_origin, HOST};
 
 #[actix_web::test]
 async fn request_directives_never_remove_what_is_stored() {
@@ -130,4 +130,35 @@ async fn a_conditional_first_request_does_not_switch_off_coalescing() {
         .count();
     assert_eq!(collapsed, 4);
     assert_eq!(origin.count("GET", path), 2);
+}
+
+#[actix_web::test]
+async fn a_no_store_request_under_way_leads_no_flight() {
+    let origin = spawn_origin().await;
+    let app = spawn_app(&origin).await;
+    let counted = "/headers/slow-lead";
+    let path = format!("{counted}?cache-control=max-age%3D60&x-delay-ms=300");
+    // The no-store request reaches the origin first and is still waiting
+    // for its answer when the others miss.
+    let no_store = {
+        let (client, url) = (app.client.clone(), app.url(&path));
+        actix_web::rt::spawn(async move {
+            client
+                .get(url)
+                .insert_header(("host", HOST))
+                .insert_header(("cache-control", "no-store"))
+                .send()
+                .await
+                .map(|r| r.status().as_u16())
+        })
+    };
+    eventually(|| async { (origin.counter.get(counted) == 1).then_some(()) }).await;
+    let replies = futures_util::future::join_all((0..4).map(|_| app.get(&path))).await;
+    let collapsed = replies
+        .iter()
+        .filter(|r| r.cache_status().contains("collapsed"))
+        .count();
+    assert_eq!(collapsed, 3);
+    assert_eq!(origin.counter.get(counted), 2);
+    assert_eq!(no_store.await.expect("task").expect("answer"), 200);
 }
