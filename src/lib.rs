@@ -11,6 +11,7 @@ pub mod fuzzing;
 pub mod litefs;
 pub mod metrics;
 pub(crate) mod proxy;
+pub mod reload;
 pub mod schema;
 pub mod startup;
 pub mod telemetry;

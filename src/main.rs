@@ -40,7 +40,7 @@ enum Command {
         #[arg(long, default_value = DEMO_ORIGIN)]
         listen: String,
     },
-    /// Use a node's admin API: list, purge, populate, clear-cache, health.
+    /// Use a node's admin API: list, purge, populate, clear-cache, reload, health.
     /// The token comes from CAJE_ADMIN_TOKEN. Exit codes: 0 done, 1 the node
     /// refused or failed, 2 usage, 3 the node could not be reached, 4 no token.
     Admin(AdminArgs),
@@ -111,7 +111,8 @@ async fn serve(config: Option<PathBuf>, demo_origin: &str) -> anyhow::Result<()>
         return serve_demo(demo_origin).await;
     };
     let settings = Settings::load(&path)?;
-    let app = Application::build(settings).await?;
+    let app = Application::build_reloadable(settings, path).await?;
+    caje::reload::on_sighup(app.reloader()).context("cannot listen for SIGHUP")?;
     announce(app.port());
     app.run_until_stopped().await?;
     Ok(())

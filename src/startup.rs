@@ -21,10 +21,9 @@ use crate::cache::memory_tier::MemoryTier;
 use crate::config::Settings;
 use crate::metrics::Metrics;
 use crate::proxy::{proxy, ProxyState};
+use crate::reload::{LiveConfig, Reloader};
 use crate::telemetry::RequestSpan;
-use crate::upstream::{OriginClients, TlsConfigs};
-
-/// How long connecting to an origin may take before it counts as unreachable.
+use crate::upstream::OriginClients;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
@@ -58,11 +57,29 @@ pub struct Application {
     populator: Mailbox<Populator>,
     metrics: Arc<Metrics>,
     batcher: Mailbox<ManifestBatcher>,
+    reloader: Reloader,
 }
 
 impl Application {
-    /// Must be called inside a running actix `System`.
-    pub async fn build(mut settings: Settings) -> Result<Self, StartupError> {
+    /// Must be called inside a running actix `System`. Its config cannot
+    /// be reloaded: it comes from no file.
+    pub async fn build(settings: Settings) -> Result<Self, StartupError> {
+        Self::build_with(settings, None).await
+    }
+
+    /// [`Application::build`] for `settings` read from `file`, which
+    /// [`Application::reloader`] reads again.
+    pub async fn build_reloadable(
+        settings: Settings,
+        file: std::path::PathBuf,
+    ) -> Result<Self, StartupError> {
+        Self::build_with(settings, Some(file)).await
+    }
+
+    async fn build_with(
+        mut settings: Settings,
+        file: Option<std::path::PathBuf>,
+    ) -> Result<Self, StartupError> {
         let addr = settings.listen;
         let listen_error = |source| StartupError::Listen { addr, source };
         let listener = TcpListener::bind(settings.listen).map_err(listen_error)?;
@@ -153,24 +170,24 @@ impl Application {
             }),
             actors.meter("cache_store"),
         );
-        // Each origin's TLS config, built (and `tls_verify = false` warned
-        // about) once; every worker builds its own clients from it.
-        let tls = TlsConfigs::new(&settings);
+        // The config requests read, with each origin's TLS config (built,
+        // and `tls_verify = false` warned about, once; every worker builds
+        // its own clients from it); a reload swaps both.
+        let live = LiveConfig::new(settings.clone());
+        let reloader = Reloader::new(live.clone(), file, port);
         // Background work (populating, applying purges) shares one thread.
         let background = Arbiter::new().handle();
         let populator = {
-            let (settings, cache, manifest) = (settings.clone(), cache.clone(), manifest.clone());
-            let tls = tls.clone();
+            let (live, cache, manifest) = (live.clone(), cache.clone(), manifest.clone());
             let (populator_metrics, meter) = (metrics.populator.clone(), actors.meter("populator"));
             let origin_metrics = metrics.proxy.clone();
             Mailbox::new(
                 Populator::start_in_arbiter(&background, move |_| {
-                    let clients = OriginClients::new(&settings, &tls);
                     Populator::new(
-                        settings,
+                        live,
                         cache,
                         manifest,
-                        clients,
+                        OriginClients::new(),
                         origin_metrics,
                         populator_metrics,
                         meter,
@@ -201,14 +218,15 @@ impl Application {
         }
 
         let state = web::Data::new(ProxyState::new(
-            settings.clone(),
+            live.clone(),
             cache.clone(),
             memory,
             manifest.clone(),
             metrics.proxy.clone(),
         ));
         let admin_state = web::Data::new(AdminState {
-            settings: settings.clone(),
+            config: live,
+            reloader: reloader.clone(),
             cache: cache.clone(),
             manifest: manifest.clone(),
             populator: populator.clone(),
@@ -221,7 +239,6 @@ impl Application {
             settings.admin_session_lifetime,
             settings.client_scheme_header.clone(),
         ));
-        let worker_settings = settings.clone();
         let mut server = HttpServer::new(move || {
             App::new()
                 .wrap(TracingLogger::<RequestSpan>::new())
@@ -229,7 +246,7 @@ impl Application {
                 .app_data(admin_state.clone())
                 .app_data(auth.clone())
                 // awc::Client is !Send: one per worker, built here.
-                .app_data(web::Data::new(OriginClients::new(&worker_settings, &tls)))
+                .app_data(web::Data::new(OriginClients::new()))
                 .service(admin::scope())
                 .service(admin::lookalikes())
                 .default_service(web::to(proxy))
@@ -266,6 +283,7 @@ impl Application {
             populator,
             metrics,
             batcher: flushed_at_stop,
+            reloader,
         })
     }
 
@@ -292,6 +310,11 @@ impl Application {
 
     pub fn metrics(&self) -> Arc<Metrics> {
         self.metrics.clone()
+    }
+
+    /// Reloads this node's config from its file.
+    pub fn reloader(&self) -> Reloader {
+        self.reloader.clone()
     }
 
     /// Serves until SIGTERM (requests in flight finish, up to
@@ -366,7 +389,7 @@ fn start_watch(
 
 /// A `peer_url` ending in port 0 (a node listening on port 0, as in tests)
 /// names the port actually bound.
-fn with_port(url: String, port: u16) -> String {
+pub(crate) fn with_port(url: String, port: u16) -> String {
     match url.strip_suffix(":0") {
         Some(base) => format!("{base}:{port}"),
         None => url,

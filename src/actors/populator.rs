@@ -11,7 +11,6 @@
 use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
 use std::rc::Rc;
-use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use actix::prelude::*;
@@ -24,6 +23,7 @@ use super::{Mailbox, NotAnswering};
 use crate::cache::CacheKey;
 use crate::config::{Origin, PeerFetch, Settings};
 use crate::metrics::{ActorMeter, PopulatorMetrics, ProxyMetrics};
+use crate::reload::{LiveConfig, Snapshot};
 use crate::upstream::fetch::store_fully;
 use crate::upstream::peer::{self, Peer};
 use crate::upstream::send::NoBody;
@@ -103,7 +103,8 @@ struct Shared {
 /// Everything one run needs, cheap to clone into its futures.
 #[derive(Clone)]
 struct Runner {
-    settings: Arc<Settings>,
+    /// Read afresh by each run and each fetch: a reload's origins apply.
+    config: LiveConfig,
     cache: Mailbox<CacheStore>,
     manifest: Mailbox<Manifest>,
     client: OriginClients,
@@ -124,7 +125,7 @@ pub struct Populator {
 impl Populator {
     /// Must be built on the thread the actor runs on: `client` is `!Send`.
     pub fn new(
-        settings: Arc<Settings>,
+        config: LiveConfig,
         cache: Mailbox<CacheStore>,
         manifest: Mailbox<Manifest>,
         client: OriginClients,
@@ -132,10 +133,10 @@ impl Populator {
         metrics: PopulatorMetrics,
         meter: ActorMeter,
     ) -> Self {
-        let concurrency = settings.populate_concurrency.max(1);
+        let concurrency = config.settings().populate_concurrency.max(1);
         Self {
             runner: Runner {
-                settings,
+                config,
                 cache,
                 manifest,
                 client,
@@ -153,7 +154,7 @@ impl Actor for Populator {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
-        let interval = self.runner.settings.populate_interval;
+        let interval = self.runner.config.settings().populate_interval;
         // A random first delay, so nodes started together do not all ask
         // the origin for the same pages at the same moment.
         let first = interval.mul_f64(rand::random::<f64>());
@@ -194,8 +195,8 @@ impl Runner {
             left_for_later: 0,
         };
         let mut after = 0;
+        let limit = self.config.settings().manifest_page_size;
         loop {
-            let limit = self.settings.manifest_page_size;
             let slice = self.manifest.send(PagesAfter { after, limit }).await??;
             let Some((last, _)) = slice.last() else {
                 break;
@@ -232,8 +233,9 @@ impl Runner {
         keys: Vec<CacheKey>,
         for_change: bool,
     ) -> Result<PopulateReport, PopulateError> {
+        let settings = self.config.settings();
         let held = self.cache.send(HoldsFresh(keys.clone())).await?;
-        let cache_full = match self.settings.max_size {
+        let cache_full = match settings.max_size {
             Some(max) => {
                 let stats = self.cache.send(GetCacheStats).await?;
                 stats.bytes.saturating_mul(100) >= max.saturating_mul(FULL_PERCENT)
@@ -261,7 +263,7 @@ impl Runner {
                 }
                 if shared.pending.contains(&key) {
                     already_in_flight += 1;
-                } else if shared.pending.len() >= self.settings.populate_pending {
+                } else if shared.pending.len() >= settings.populate_pending {
                     left_for_later += 1;
                 } else {
                     shared.pending.insert(key.clone());
@@ -279,7 +281,7 @@ impl Runner {
             cache_full,
             left_for_later,
         };
-        let concurrency = self.settings.populate_concurrency;
+        let concurrency = settings.populate_concurrency;
         actix_web::rt::spawn(async move {
             futures_util::stream::iter(queue)
                 .for_each_concurrent(concurrency, |key| self.clone().populate(key))
@@ -315,15 +317,16 @@ impl Runner {
     }
 
     async fn fetch(&self, key: &CacheKey) -> FetchResult {
-        let Some(origin) = self.settings.origin_for(&key.host) else {
+        let live = self.config.current();
+        let Some(origin) = live.settings.origin_for(&key.host) else {
             return FetchResult::Failed(format!("no origin is configured for {}", key.host));
         };
-        let Some(wait) = self.reserve_slot(origin) else {
+        let Some(wait) = self.reserve_slot(origin, live.settings.populate_rate) else {
             return FetchResult::Deferred;
         };
         actix_web::rt::time::sleep(wait).await;
         self.metrics.in_flight.inc();
-        let outcome = self.fetch_now(key, origin).await;
+        let outcome = self.fetch_now(key, origin, &live).await;
         self.metrics.in_flight.dec();
         let origin_failed = matches!(&outcome, Err(OriginFailure(_)));
         self.record_origin_health(origin, origin_failed);
@@ -336,7 +339,7 @@ impl Runner {
 
     /// How long to wait for this origin's next request slot; `None` while
     /// the origin is backing off after failures.
-    fn reserve_slot(&self, origin: &Origin) -> Option<Duration> {
+    fn reserve_slot(&self, origin: &Origin, rate: u32) -> Option<Duration> {
         let now = Instant::now();
         let mut shared = self.shared.borrow_mut();
         let pace = shared
@@ -351,8 +354,7 @@ impl Runner {
             return None;
         }
         let slot = pace.next_slot.max(now);
-        pace.next_slot =
-            slot + Duration::from_secs_f64(1.0 / f64::from(self.settings.populate_rate));
+        pace.next_slot = slot + Duration::from_secs_f64(1.0 / f64::from(rate));
         Some(slot - now)
     }
 
@@ -373,16 +375,21 @@ impl Runner {
 
     /// Fetches one page and stores it when allowed: `Ok(true)` when stored.
     /// The node that stored it is asked first (`peer_fetch`), then the origin.
-    async fn fetch_now(&self, key: &CacheKey, origin: &Origin) -> Result<bool, OriginFailure> {
-        if self.stored_from_peer(key, origin).await {
+    async fn fetch_now(
+        &self,
+        key: &CacheKey,
+        origin: &Origin,
+        live: &Snapshot,
+    ) -> Result<bool, OriginFailure> {
+        if self.stored_from_peer(key, origin, &live.settings).await {
             return Ok(true);
         }
         let upstream = Upstream {
             origin,
-            client: self.client.origin(origin),
+            client: self.client.origin(origin, &live.tls),
             client_ip_header: None,
             metrics: &self.origin_metrics,
-            cdn_loop: self.settings.cdn_loop(),
+            cdn_loop: live.settings.cdn_loop(),
         };
         let request = OriginRequest::own_get(&key.path_and_query);
         let response = upstream::send(&upstream, request, None::<RequestBody<NoBody>>)
@@ -410,8 +417,8 @@ impl Runner {
     /// Stores the page from the node that stored it last, when that is
     /// another node offered as a peer and its copy is usable; `true` once
     /// stored. Whatever goes wrong leaves the page to the origin.
-    async fn stored_from_peer(&self, key: &CacheKey, origin: &Origin) -> bool {
-        if self.settings.peer_fetch == PeerFetch::Off {
+    async fn stored_from_peer(&self, key: &CacheKey, origin: &Origin, settings: &Settings) -> bool {
+        if settings.peer_fetch == PeerFetch::Off {
             return false;
         }
         let holder = match self.manifest.send(PageHolder(key.clone())).await {
@@ -426,17 +433,14 @@ impl Runner {
                 return false;
             }
         };
-        let Some(url) = holder
-            .peer_url
-            .filter(|url| !self.settings.is_own_peer_url(url))
-        else {
+        let Some(url) = holder.peer_url.filter(|url| !settings.is_own_peer_url(url)) else {
             return false;
         };
-        let cdn_loop = self.settings.cdn_loop();
+        let cdn_loop = settings.cdn_loop();
         let peer = Peer {
             url: &url,
             client: self.client.peers(),
-            timeout: self.settings.peer_timeout,
+            timeout: settings.peer_timeout,
             cdn_loop: &cdn_loop,
             metrics: &self.origin_metrics,
         };

@@ -1,5 +1,5 @@
 //! The mutating admin endpoints. Each checks the token, sends one message
-//! and answers with JSON saying what it did.
+//! (or reloads the config) and answers with JSON saying what it did.
 
 use actix_web::http::{StatusCode, Uri};
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -13,6 +13,7 @@ use crate::actors::populator::RunNow;
 use crate::actors::purge_sync::purge_everywhere;
 use crate::actors::NotAnswering;
 use crate::cache::CacheKey;
+use crate::reload::ReloadError;
 
 fn unavailable(error: NotAnswering) -> HttpResponse {
     tracing::error!(%error, "admin action not done");
@@ -44,6 +45,23 @@ pub async fn populate(state: web::Data<AdminState>) -> HttpResponse {
         Ok(Err(e)) => HttpResponse::InternalServerError()
             .json(json!({ "error": format!("cannot run the populator: {e}") })),
         Err(e) => unavailable(e),
+    }
+}
+
+/// `POST /_caje/reload`: reads the config file again, as `SIGHUP` does.
+/// A bad file is 422 with the file / line / key message, and the config
+/// in force stays.
+pub async fn reload(state: web::Data<AdminState>) -> HttpResponse {
+    match state.reloader.reload("admin").await {
+        Ok(report) => HttpResponse::Ok().json(report),
+        Err(e @ ReloadError::Config(_)) => HttpResponse::UnprocessableEntity()
+            .json(json!({ "error": e.to_string(), "kept": "the running config" })),
+        Err(e @ ReloadError::NoFile) => {
+            HttpResponse::Conflict().json(json!({ "error": e.to_string() }))
+        }
+        Err(e @ ReloadError::Task(_)) => {
+            HttpResponse::InternalServerError().json(json!({ "error": e.to_string() }))
+        }
     }
 }
 
@@ -114,8 +132,8 @@ fn purge_key(state: &AdminState, url: &str) -> Result<CacheKey, String> {
     let host = uri
         .host()
         .ok_or_else(|| format!("{url:?} is not absolute: give http://host/path"))?;
-    let origin = state
-        .settings
+    let settings = state.config.settings();
+    let origin = settings
         .origin_for(host)
         .ok_or_else(|| format!("no origin is configured for host {host:?}"))?;
     let path = uri.path_and_query().map_or("/", |p| p.as_str());

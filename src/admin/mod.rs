@@ -25,13 +25,15 @@ use crate::actors::cache_store::CacheStore;
 use crate::actors::manifest::Manifest;
 use crate::actors::populator::Populator;
 use crate::actors::Mailbox;
-use crate::config::Settings;
 use crate::metrics::Metrics;
+use crate::reload::{LiveConfig, Reloader};
 use lookalike::{classify, AdminPath, MAX_DECODE_ROUNDS};
 
 /// What the admin handlers share.
 pub struct AdminState {
-    pub settings: Arc<Settings>,
+    /// The config in force (a reload replaces it).
+    pub config: LiveConfig,
+    pub reloader: Reloader,
     pub cache: Mailbox<CacheStore>,
     pub manifest: Mailbox<Manifest>,
     pub populator: Mailbox<Populator>,
@@ -58,6 +60,7 @@ pub fn scope() -> impl HttpServiceFactory {
         .service(protected("/clear_db", web::post().to(actions::clear_db)))
         .service(protected("/populate", web::post().to(actions::populate)))
         .service(protected("/purge", web::post().to(actions::purge)))
+        .service(protected("/reload", web::post().to(actions::reload)))
         .default_service(web::to(not_found))
 }
 

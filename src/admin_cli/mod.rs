@@ -66,6 +66,9 @@ pub enum AdminCommand {
     Populate,
     /// Empty this node's file cache (the shared manifest is kept).
     ClearCache,
+    /// Read the node's config file again (as SIGHUP does); a bad file is
+    /// refused with its line and key, and the running config stays.
+    Reload,
     /// The node's health; needs no token.
     Health,
 }
@@ -122,6 +125,10 @@ pub async fn run(args: &AdminArgs, token: Option<String>) -> Result<String, CliE
         AdminCommand::ClearCache => (
             client.call(Method::POST, "/_caje/clear_fs", None).await?,
             render::clear_cache,
+        ),
+        AdminCommand::Reload => (
+            client.call(Method::POST, "/_caje/reload", None).await?,
+            render::reload,
         ),
         AdminCommand::Health => (
             client.call(Method::GET, "/_caje/health", None).await?,

@@ -99,6 +99,13 @@ struct Cleared {
     removed_entries: u64,
 }
 
+#[derive(Deserialize)]
+struct Reloaded {
+    file: String,
+    origins: usize,
+    restart_needed: Vec<String>,
+}
+
 fn parse<T: serde::de::DeserializeOwned>(what: &str, answer: &Value) -> Result<T, CliError> {
     T::deserialize(answer).map_err(|e| CliError::BadAnswer(format!("{what}: {e}")))
 }
@@ -232,6 +239,21 @@ pub fn clear_cache(answer: &Value) -> Result<String, CliError> {
         c.removed_entries,
         if c.removed_entries == 1 { "y" } else { "ies" }
     ))
+}
+
+pub fn reload(answer: &Value) -> Result<String, CliError> {
+    let r: Reloaded = parse("reload", answer)?;
+    let mut out = format!(
+        "reloaded {}: {} origin(s); new requests use it\n",
+        r.file, r.origins
+    );
+    if !r.restart_needed.is_empty() {
+        out += &format!(
+            "changed, but kept until a restart: {}\n",
+            r.restart_needed.join(", ")
+        );
+    }
+    Ok(out)
 }
 
 fn uptime(seconds: u64) -> String {

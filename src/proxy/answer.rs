@@ -149,7 +149,7 @@ pub async fn relay(
     headers::mark_response(
         response.headers_mut(),
         x.req.version(),
-        &cache_status.render(&x.state.settings.cache_name()),
+        &cache_status.render(&x.live.settings.cache_name()),
     );
     response
 }

@@ -3,6 +3,7 @@
 //! the two things every outcome does once: record itself (span and
 //! metric), and answer from a stored response.
 
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use actix_web::http::header::HeaderMap;
@@ -15,6 +16,7 @@ use super::state::ProxyState;
 use crate::actors::cache_store::Hit;
 use crate::cache::{freshness, CacheKey, CacheStatus, EntryHead};
 use crate::config::Origin;
+use crate::reload::Snapshot;
 use crate::upstream::{OriginClients, OriginRequest, Upstream};
 
 pub struct Exchange<'a> {
@@ -26,6 +28,8 @@ pub struct Exchange<'a> {
     pub span: &'a RootSpan,
     pub key: &'a CacheKey,
     pub origin: &'a Origin,
+    /// The config this request read when it came (`origin` is of it).
+    pub live: &'a Arc<Snapshot>,
     pub client: &'a OriginClients,
 }
 
@@ -44,7 +48,7 @@ impl Exchange<'_> {
     /// Answers from a stored response, reported with `status`.
     pub fn answer(&self, hit: Hit, status: &CacheStatus, now: SystemTime) -> HttpResponse {
         let Hit { head, body } = hit;
-        let status = status.render(&self.state.settings.cache_name());
+        let status = status.render(&self.live.settings.cache_name());
         respond::from_cache(self.req, &head, body, now, &status, &self.state.metrics)
     }
 
@@ -52,10 +56,10 @@ impl Exchange<'_> {
     pub fn upstream(&self) -> Upstream<'_> {
         Upstream {
             origin: self.origin,
-            client: self.client.origin(self.origin),
-            client_ip_header: self.state.settings.client_ip_header.as_ref(),
+            client: self.client.origin(self.origin, &self.live.tls),
+            client_ip_header: self.live.settings.client_ip_header.as_ref(),
             metrics: &self.state.metrics,
-            cdn_loop: self.state.settings.cdn_loop(),
+            cdn_loop: self.live.settings.cdn_loop(),
         }
     }
 

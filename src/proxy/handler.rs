@@ -54,7 +54,9 @@ pub async fn proxy(
         Ok(host) => host,
         Err(refused) => return refused.response(),
     };
-    let Some(origin) = state.settings.origin_for(&raw_host) else {
+    // This request's config, to its end, whatever a reload does meanwhile.
+    let live = state.config.current();
+    let Some(origin) = live.settings.origin_for(&raw_host) else {
         return plain(
             StatusCode::MISDIRECTED_REQUEST,
             format!(
@@ -63,7 +65,7 @@ pub async fn proxy(
             ),
         );
     };
-    if let Err(refused) = request_checks::check(&req, state.settings.max_request_body) {
+    if let Err(refused) = request_checks::check(&req, live.settings.max_request_body) {
         return refused.response();
     }
     let path_and_query = req.uri().path_and_query().map_or("/", |p| p.as_str());
@@ -79,6 +81,7 @@ pub async fn proxy(
         span: &root_span,
         key: &key,
         origin,
+        live: &live,
         client: &client,
     };
 
@@ -127,7 +130,7 @@ pub async fn proxy(
                 detail: Some("only-if-cached"),
                 ..CacheStatus::default()
             };
-            let status = status.render(&state.settings.cache_name());
+            let status = status.render(&live.settings.cache_name());
             headers::mark_response(response.headers_mut(), req.version(), &status);
             return response;
         }
@@ -171,7 +174,7 @@ pub async fn proxy(
         .as_ref()
         .map(|hit| revalidate::validators(&hit.head))
         .filter(|v| !v.is_empty());
-    let (body, overflow) = LimitedBody::new(payload, state.settings.max_request_body);
+    let (body, overflow) = LimitedBody::new(payload, live.settings.max_request_body);
     let chunked = req.headers().contains_key(header::TRANSFER_ENCODING);
     let body = match (safe, content_length(req.headers()), chunked) {
         (false, Some(length), _) => Some(RequestBody {
@@ -189,7 +192,7 @@ pub async fn proxy(
     let sent = upstream::send(&x.upstream(), request, body).await;
     root_span.record("origin_ms", sent.elapsed.as_millis() as u64);
     if overflow.happened() {
-        return overflow.response(state.settings.max_request_body);
+        return overflow.response(live.settings.max_request_body);
     }
     let response = sent.result;
 
@@ -204,7 +207,7 @@ pub async fn proxy(
     let stale = match (failed_status, stale) {
         (Some(failed), Some(hit))
             if reason == Forward::Stale
-                && freshness::within_if_error(&hit.head, state.settings.stale_if_error, now) =>
+                && freshness::within_if_error(&hit.head, live.settings.stale_if_error, now) =>
         {
             tracing::warn!(host = %key.host, path = %key.path_and_query, failed, "origin failed; served a stale copy");
             let status = CacheStatus {
@@ -272,7 +275,7 @@ async fn collapsed(
     reason: Forward,
     leader: watch::Receiver<Option<Outcome>>,
 ) -> Option<HttpResponse> {
-    let outcome = coalesce::wait(leader, x.state.settings.coalesce_timeout).await;
+    let outcome = coalesce::wait(leader, x.live.settings.coalesce_timeout).await;
     if outcome != Some(Outcome::Stored) {
         return None;
     }

@@ -26,7 +26,7 @@ const OWN_TERMS: [HeaderName; 6] = [
 
 /// The peer's usable stored answer to this miss, when there is one.
 pub async fn ask(x: &Exchange<'_>) -> Option<awc::ClientResponse> {
-    let settings = &x.state.settings;
+    let settings = &x.live.settings;
     if settings.peer_fetch != PeerFetch::All
         || *x.req.method() != Method::GET
         || headers::looped(x.req.headers(), CDN_LOOP_ID)

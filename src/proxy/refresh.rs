@@ -30,14 +30,14 @@ pub fn spawn(
     let Some(refresh) = state.coalescer.refresh(&head.key) else {
         return;
     };
-    let (req, origin) = (x.req.clone(), x.origin.clone());
+    let (req, origin, live) = (x.req.clone(), x.origin.clone(), x.live.clone());
     actix_web::rt::spawn(async move {
         let upstream = Upstream {
             origin: &origin,
-            client: client.origin(&origin),
-            client_ip_header: state.settings.client_ip_header.as_ref(),
+            client: client.origin(&origin, &live.tls),
+            client_ip_header: live.settings.client_ip_header.as_ref(),
             metrics: &state.metrics,
-            cdn_loop: state.settings.cdn_loop(),
+            cdn_loop: live.settings.cdn_loop(),
         };
         let seen = headers::as_origin_sees(req.headers());
         let validators = revalidate::validators(&head);

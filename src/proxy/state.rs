@@ -7,11 +7,12 @@ use crate::actors::manifest::Manifest;
 use crate::actors::Mailbox;
 use crate::cache::coalesce::Coalescer;
 use crate::cache::memory_tier::MemoryTier;
-use crate::config::Settings;
 use crate::metrics::ProxyMetrics;
+use crate::reload::LiveConfig;
 
 pub struct ProxyState {
-    pub settings: Arc<Settings>,
+    /// Read once by each request, which keeps what it read to its end.
+    pub config: LiveConfig,
     pub cache: Mailbox<CacheStore>,
     /// Read here, without a message; the `CacheStore` keeps it current.
     pub memory: Arc<MemoryTier>,
@@ -23,14 +24,14 @@ pub struct ProxyState {
 
 impl ProxyState {
     pub fn new(
-        settings: Arc<Settings>,
+        config: LiveConfig,
         cache: Mailbox<CacheStore>,
         memory: Arc<MemoryTier>,
         manifest: Mailbox<Manifest>,
         metrics: ProxyMetrics,
     ) -> Self {
         Self {
-            settings,
+            config,
             cache,
             memory,
             manifest,

@@ -1,9 +1,12 @@
 //! The HTTP clients of one worker: one per origin, each with its own pool
 //! (`max_connections`) and TLS config (`ca_file`, `tls_verify`), and one for
 //! peers. `awc::Client` is `!Send`, so every worker builds its own from the
-//! shared [`TlsConfigs`].
+//! shared [`TlsConfigs`] of the config in force, and builds an origin's
+//! again when a reload changed how that origin is connected to.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
+use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -11,33 +14,59 @@ use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, Server
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{ClientConfig, DigitallySignedStruct, SignatureScheme};
 
-use crate::config::{Origin, Settings};
+use crate::config::{Origin, Settings, Transport};
 
 /// How long establishing a connection (TCP, then TLS) may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// The TLS config of each origin by host, built once at start and shared
-/// by every worker.
-#[derive(Clone)]
-pub struct TlsConfigs(HashMap<String, Arc<ClientConfig>>);
+/// One origin's TLS config and the transport it was built for.
+pub struct OriginTls {
+    transport: Transport,
+    config: Arc<ClientConfig>,
+}
+
+/// The TLS config of each origin by host, shared by every worker; built at
+/// start and again by each reload.
+#[derive(Clone, Default)]
+pub struct TlsConfigs(HashMap<String, Arc<OriginTls>>);
 
 impl TlsConfigs {
     /// Builds every origin's TLS config; an origin with `tls_verify = false`
     /// is warned about here, once, at start.
     pub fn new(settings: &Settings) -> Self {
+        Self::default().rebuilt(settings)
+    }
+
+    /// The configs for `settings`: an origin connected to as before keeps
+    /// its config (and so every worker keeps its pool); a new or changed
+    /// one gets a new config, warned about if `tls_verify = false`.
+    pub fn rebuilt(&self, settings: &Settings) -> Self {
         let configs = settings
             .origins
             .iter()
             .map(|origin| {
-                if !origin.transport.tls_verify {
-                    tracing::warn!(
-                        origin = %origin.host,
-                        upstream = %origin.upstream,
-                        "tls_verify = false: the origin's certificate is NOT verified; \
-                         anyone on the path can impersonate it"
-                    );
-                }
-                (origin.host.clone(), Arc::new(tls_config(origin)))
+                let kept = self
+                    .0
+                    .get(&origin.host)
+                    .filter(|tls| tls.transport == origin.transport);
+                let tls = match kept {
+                    Some(tls) => tls.clone(),
+                    None => {
+                        if !origin.transport.tls_verify {
+                            tracing::warn!(
+                                origin = %origin.host,
+                                upstream = %origin.upstream,
+                                "tls_verify = false: the origin's certificate is NOT verified; \
+                                 anyone on the path can impersonate it"
+                            );
+                        }
+                        Arc::new(OriginTls {
+                            transport: origin.transport.clone(),
+                            config: Arc::new(tls_config(origin)),
+                        })
+                    }
+                };
+                (origin.host.clone(), tls)
             })
             .collect();
         Self(configs)
@@ -67,38 +96,50 @@ fn tls_config(origin: &Origin) -> ClientConfig {
     config
 }
 
-/// One worker's clients.
+/// One worker's clients (clones share them).
 #[derive(Clone)]
 pub struct OriginClients {
     peers: awc::Client,
-    origins: HashMap<String, awc::Client>,
+    /// Each origin's client with the TLS config it was built from: built
+    /// on first use, and again once a reload gave its origin another.
+    origins: Rc<RefCell<HashMap<String, (Arc<OriginTls>, awc::Client)>>>,
+}
+
+impl Default for OriginClients {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 impl OriginClients {
-    /// The clients for `settings`' origins, and one for peers.
-    pub fn new(settings: &Settings, tls: &TlsConfigs) -> Self {
-        let mut clients = Self {
+    /// A client for peers; origins' clients come as they are asked for.
+    pub fn new() -> Self {
+        Self {
             peers: client(awc::Connector::new().connector(no_delay()), 0),
-            origins: HashMap::new(),
-        };
-        for origin in &settings.origins {
-            let Some(config) = tls.0.get(&origin.host) else {
-                continue;
-            };
-            let connector = awc::Connector::new()
-                .connector(no_delay())
-                .rustls_0_23(config.clone());
-            clients.origins.insert(
-                origin.host.clone(),
-                client(connector, origin.transport.max_connections),
-            );
+            origins: Rc::default(),
         }
-        clients
     }
 
-    /// The client for `origin`'s requests.
-    pub fn origin(&self, origin: &Origin) -> &awc::Client {
-        self.origins.get(&origin.host).unwrap_or(&self.peers)
+    /// The client for `origin`'s requests, as `tls` (of the same config
+    /// as `origin`) says to connect to it.
+    pub fn origin(&self, origin: &Origin, tls: &TlsConfigs) -> awc::Client {
+        let Some(wanted) = tls.0.get(&origin.host) else {
+            return self.peers.clone();
+        };
+        let mut built = self.origins.borrow_mut();
+        if let Some((made_for, client)) = built.get(&origin.host) {
+            if Arc::ptr_eq(made_for, wanted) {
+                return client.clone();
+            }
+        }
+        let connector = awc::Connector::new()
+            .connector(no_delay())
+            .rustls_0_23(wanted.config.clone());
+        let made = client(connector, wanted.transport.max_connections);
+        // Origins a reload removed go, with their pools.
+        built.retain(|host, _| tls.0.contains_key(host));
+        built.insert(origin.host.clone(), (wanted.clone(), made.clone()));
+        made
     }
 
     /// The client for requests to peer nodes.

@@ -38,7 +38,7 @@ const RANGE_FIELDS: [HeaderName; 2] = [header::RANGE, header::IF_RANGE];
 /// metrics every origin request is counted in.
 pub struct Upstream<'a> {
     pub origin: &'a Origin,
-    pub client: &'a awc::Client,
+    pub client: awc::Client,
     pub client_ip_header: Option<&'a HeaderName>,
     pub metrics: &'a ProxyMetrics,
     /// This node's `CDN-Loop` member (`Settings::cdn_loop`).

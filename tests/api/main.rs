@@ -29,6 +29,7 @@ mod proxying;
 mod purging;
 mod ranges;
 mod regions;
+mod reload;
 mod rfc9111;
 mod security;
 mod shutdown;

@@ -114,6 +114,7 @@ fn writes(csrf: &str) -> Vec<(&'static str, Vec<(&'static str, String)>)> {
             vec![("tag", "t1".to_owned()), ("csrf", csrf.to_owned())],
         ),
         ("/_caje/clear_fs", vec![("csrf", csrf.to_owned())]),
+        ("/_caje/reload", vec![("csrf", csrf.to_owned())]),
     ]
 }
 

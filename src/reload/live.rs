@@ -1,0 +1,63 @@
+//! The config in force, read by every request and swapped whole by a
+//! reload: a request (or a populator fetch) takes one [`Snapshot`] and
+//! keeps it to its end, so it never mixes two configs.
+
+use std::sync::{Arc, Mutex};
+
+use arc_swap::ArcSwap;
+
+use crate::config::Settings;
+use crate::upstream::TlsConfigs;
+
+/// One config: the settings and the TLS config of each of their origins.
+pub struct Snapshot {
+    pub settings: Arc<Settings>,
+    pub tls: TlsConfigs,
+}
+
+/// The handle on the config in force; clones share it.
+#[derive(Clone)]
+pub struct LiveConfig {
+    current: Arc<ArcSwap<Snapshot>>,
+    /// Held while a new snapshot is built from the one in force, so two
+    /// reloads at once never build from the same one.
+    replacing: Arc<Mutex<()>>,
+}
+
+impl LiveConfig {
+    pub fn new(settings: Arc<Settings>) -> Self {
+        let tls = TlsConfigs::new(&settings);
+        Self {
+            current: Arc::new(ArcSwap::from_pointee(Snapshot { settings, tls })),
+            replacing: Arc::default(),
+        }
+    }
+
+    /// The config in force now.
+    pub fn current(&self) -> Arc<Snapshot> {
+        self.current.load_full()
+    }
+
+    /// The settings in force now.
+    pub fn settings(&self) -> Arc<Settings> {
+        self.current.load().settings.clone()
+    }
+
+    /// Puts the settings `change` makes of the ones in force in their
+    /// place; requests that start afterwards use them.
+    pub(super) fn replace<T>(&self, change: impl FnOnce(&Settings) -> (Settings, T)) -> T {
+        // A panic elsewhere cannot leave the `()` inconsistent.
+        let _one_at_a_time = self
+            .replacing
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let running = self.current.load_full();
+        let (settings, answer) = change(&running.settings);
+        let tls = running.tls.rebuilt(&settings);
+        self.current.store(Arc::new(Snapshot {
+            settings: Arc::new(settings),
+            tls,
+        }));
+        answer
+    }
+}
