@@ -115,6 +115,20 @@ impl ActorMetrics {
         })
     }
 
+    /// Each actor's mailbox depth now, by actor name.
+    pub fn mailbox_depths(&self) -> Vec<(String, i64)> {
+        use prometheus::core::Collector;
+        self.mailbox
+            .collect()
+            .iter()
+            .flat_map(|family| family.get_metric())
+            .filter_map(|m| {
+                let actor = m.get_label().first()?.value().to_owned();
+                Some((actor, m.get_gauge().get_value() as i64))
+            })
+            .collect()
+    }
+
     /// The meter of one actor.
     pub fn meter(&self, actor: &'static str) -> ActorMeter {
         ActorMeter {

@@ -224,6 +224,8 @@ impl Application {
             manifest.clone(),
             metrics.proxy.clone(),
         ));
+        let history = Arc::new(admin::history::History::default());
+        admin::history::sample_every(history.clone(), metrics.clone());
         let admin_state = web::Data::new(AdminState {
             config: live,
             reloader: reloader.clone(),
@@ -231,6 +233,7 @@ impl Application {
             manifest: manifest.clone(),
             populator: populator.clone(),
             metrics: metrics.clone(),
+            history,
             started: std::time::Instant::now(),
         });
         let auth = web::Data::new(AdminAuth::new(

@@ -71,6 +71,7 @@ pub fn render(view: &ListView, csrf: &str, nonce: &str) -> String {
             }
             body {
                 h1 { "caje " small { (view.node.version) } }
+                p { a id="to-overview" href="/_caje/" { "Overview: charts and regions" } }
                 form method="post" action="/_caje/logout" {
                     input type="hidden" name="csrf" value=(csrf);
                     button id="logout" type="submit" { "Log out" }

@@ -7,9 +7,12 @@ pub mod auth;
 mod dashboard;
 mod headers;
 pub mod health;
+pub mod history;
 pub mod list;
 mod login;
 mod lookalike;
+mod overview;
+mod overview_page;
 mod provenance;
 mod refusal;
 mod session;
@@ -27,6 +30,7 @@ use crate::actors::populator::Populator;
 use crate::actors::Mailbox;
 use crate::metrics::Metrics;
 use crate::reload::{LiveConfig, Reloader};
+use history::History;
 use lookalike::{classify, AdminPath, MAX_DECODE_ROUNDS};
 
 /// What the admin handlers share.
@@ -38,6 +42,8 @@ pub struct AdminState {
     pub manifest: Mailbox<Manifest>,
     pub populator: Mailbox<Populator>,
     pub metrics: Arc<Metrics>,
+    /// The last minutes of `metrics`, for the overview's charts.
+    pub history: Arc<History>,
     pub started: Instant,
 }
 
@@ -54,6 +60,8 @@ pub fn scope() -> impl HttpServiceFactory {
         .route("/login", web::get().to(login::login_form))
         .route("/login", web::post().to(login::login))
         .service(protected("/logout", web::post().to(login::logout)))
+        .service(protected("", web::get().to(overview::overview)))
+        .service(protected("/", web::get().to(overview::overview)))
         .service(protected("/metrics", web::get().to(metrics)))
         .service(protected("/list", web::get().to(list::list)))
         .service(protected("/clear_fs", web::post().to(actions::clear_fs)))

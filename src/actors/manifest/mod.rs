@@ -9,10 +9,12 @@
 //!
 //! `database.rs` opens and migrates the database, `actor.rs` is the writer
 //! and its role report, `visits.rs` the rows, `pages.rs` and `purge_log.rs`
-//! the two tables' messages. What other modules name is re-exported here.
+//! the two tables' messages, `holders.rs` which node stored how many
+//! pages. What other modules name is re-exported here.
 
 mod actor;
 mod database;
+mod holders;
 mod pages;
 mod purge_log;
 mod visits;
@@ -20,6 +22,7 @@ mod visits;
 pub(crate) use self::actor::GetRole;
 pub use self::actor::{watch_readiness, Manifest, RoleReport, READINESS_POLL};
 pub use self::database::{connect, prepare, ManifestError, Readiness};
+pub use self::holders::{NodePages, StoredByNode};
 #[cfg(test)]
 pub(crate) use self::pages::upsert as upsert_pages;
 pub(crate) use self::pages::ClearPages;

@@ -1,18 +1,22 @@
 //! The `/_caje/` endpoints: auth, each action's effect, JSON shape, HTML.
-//! `session` covers the dashboard's session and what it refuses.
+//! `session` covers the dashboard's session and what it refuses,
+//! `overview` the charts' samples and the regions view.
 
+mod overview;
 mod session;
 
 use serde_json::json;
 
 use crate::helpers::{spawn_admin_app, spawn_app, spawn_origin, HOST, TOKEN};
 
-const MUTATING: [(&str, &str); 6] = [
+const MUTATING: [(&str, &str); 8] = [
     ("POST", "/_caje/clear_fs"),
     ("POST", "/_caje/clear_db"),
     ("POST", "/_caje/populate"),
     ("POST", "/_caje/purge"),
+    ("POST", "/_caje/reload"),
     ("GET", "/_caje/list"),
+    ("GET", "/_caje/"),
     ("GET", "/_caje/metrics"),
 ];
 

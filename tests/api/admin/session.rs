@@ -235,7 +235,12 @@ async fn a_same_origin_fetch_of_admin_data_is_refused() {
         ("iframe", "navigate"),
         ("script", "no-cors"),
     ] {
-        for path in ["/_caje/list", "/_caje/list?per_page=500", "/_caje/metrics"] {
+        for path in [
+            "/_caje/list",
+            "/_caje/list?per_page=500",
+            "/_caje/metrics",
+            "/_caje/",
+        ] {
             let headers = [
                 ("origin", own.as_str()),
                 ("sec-fetch-site", "same-origin"),
