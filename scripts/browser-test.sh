@@ -6,7 +6,9 @@
 # Builds caje, starts the demo origin and one caje node on ephemeral ports in
 # a temp dir, stores two pages and empties the file cache (so the manifest
 # lists them as "missing"), then runs scripts/browser/dashboard.mjs: log in,
-# check the tables, press "Populate now", wait for the pages to arrive, log out.
+# check the overview's charts and regions (and that nothing is loaded from
+# elsewhere), check that "Clear manifest" asks first, check the tables, press
+# "Populate now", wait for the pages to arrive, log out.
 # Installs Debian's chromium (apt) and playwright-core (npm, pinned in
 # scripts/browser/package-lock.json) when missing; never downloads a browser
 # through playwright.
@@ -14,7 +16,8 @@
 # Environment (all optional):
 #   CHROMIUM          browser binary (default /usr/bin/chromium)
 #   CAJE_SCREENSHOT   where to save the final dashboard PNG
-#                     (default ${TMPDIR:-/tmp}/caje-browser-dashboard.png)
+#                     (default ${TMPDIR:-/tmp}/caje-browser-dashboard.png);
+#                     the overview's charts go to <name>-overview.png beside it
 #   KEEP_TMP=1        keep the temp dir (logs, config, cache) after the run
 #
 # Exits 0 only when every check passes; the last line is
@@ -229,6 +232,13 @@ for path in / /fast; do
         || fail "GET $path was not stored: '${cache_status:-no Cache-Status header}'"
 done
 ok "GET / and /fast through caje: 200, Cache-Status says stored"
+
+# Hits too, for the overview's hit ratio.
+for _ in 1 2; do
+    cache_status=$("${CURL[@]}" -o /dev/null -D - -H 'Host: localhost' "$BASE/" | tr -d '\r' | grep -i '^cache-status:' || true)
+    [[ "$cache_status" =~ \;[[:space:]]*hit ]] || fail "GET / again was not a hit: '${cache_status:-no Cache-Status header}'"
+done
+ok "GET / twice more: hits"
 
 list_json() {
     "${CURL[@]}" -f -H 'Accept: application/json' -H "Authorization: Bearer $TOKEN" "$BASE/_caje/list"

@@ -1,12 +1,16 @@
 // Drives caje's admin dashboard in a real headless Chromium: log in with the
-// admin token, read the tables, press "Populate now" and watch the missing
-// pages arrive. Run by ../browser-test.sh, which starts caje and prepares the
-// state (two pages in the manifest, an empty file cache).
+// admin token, check that the overview's charts are drawn with the traffic
+// the script made and that its regions view lists this node, check that
+// "Clear manifest" asks first, read the tables, press "Populate now" and
+// watch the missing pages arrive; no page may load anything from elsewhere.
+// Run by ../browser-test.sh, which starts caje and prepares the state (two
+// pages in the manifest, stored, then hit twice; an empty file cache).
 //
 // Environment:
 //   CAJE_BASE         http://127.0.0.1:<port> of caje (required)
 //   CAJE_ADMIN_TOKEN  the admin token caje was started with (required)
-//   CAJE_SCREENSHOT   where to write a PNG of the final dashboard (optional)
+//   CAJE_SCREENSHOT   where to write a PNG of the final dashboard (optional);
+//                     the overview's goes beside it, as <name>-overview.png
 //   CHROMIUM          the browser binary (default /usr/bin/chromium)
 //   CAJE_EXPECT_PATHS comma-separated manifest paths (default "/,/fast")
 //   CAJE_COUNTS_FILE  where to write "<passed> <failed>" at the end (optional)
@@ -101,9 +105,23 @@ try {
   page.on('console', (m) => {
     if (m.text().includes('Content Security Policy')) cspViolations.push(m.text());
   });
-  // The buttons other than populate ask confirm(); none is pressed here,
-  // but never leave a dialog blocking the page.
-  page.on('dialog', (d) => d.dismiss().catch(() => {}));
+  // Every request the pages make: none may leave caje's origin.
+  const elsewhere = [];
+  page.on('request', (r) => {
+    const url = r.url();
+    if (!url.startsWith(`${base}/`) && !url.startsWith('data:')) elsewhere.push(url);
+  });
+  const posts = [];
+  page.on('request', (r) => {
+    if (r.method() === 'POST') posts.push(new URL(r.url()).pathname);
+  });
+  // The buttons other than populate ask confirm(): each is answered "no"
+  // (and recorded), so no dialog is left blocking the page.
+  const dialogs = [];
+  page.on('dialog', (d) => {
+    dialogs.push({ type: d.type(), message: d.message() });
+    d.dismiss().catch(() => {});
+  });
 
   // 1. Not logged in: the dashboard sends the browser to the login form.
   const first = await page.goto(`${base}/_caje/list`);
@@ -166,7 +184,83 @@ try {
     `document.cookie = ${JSON.stringify(documentCookie)}`,
   );
 
-  // 4. The dashboard before populating: both pages missing, cache empty.
+  // 4. The overview: charts drawn from the samples of the traffic the
+  // script made (a sample is taken every 2 s: reload until one holds it).
+  const chartDeadline = Date.now() + SETTLE_TIMEOUT_MS;
+  let charts = {};
+  for (;;) {
+    await page.goto(`${base}/_caje/`);
+    charts = await page.$$eval('svg.chart', (svgs) =>
+      Object.fromEntries(
+        svgs.map((s) => [
+          s.id,
+          {
+            points: Number(s.dataset.points ?? -1),
+            max: Number(s.dataset.max ?? -1),
+            lines: s.querySelectorAll('polyline, circle').length,
+          },
+        ]),
+      ),
+    );
+    if ((charts['chart-requests']?.points ?? 0) > 0 && (charts['chart-hit-ratio']?.max ?? 0) > 0) break;
+    if (Date.now() > chartDeadline) break;
+    await page.waitForTimeout(500);
+  }
+  for (const [id, what] of [
+    ['chart-requests', 'requests by cache status'],
+    ['chart-hit-ratio', 'hit ratio'],
+    ['chart-latency', 'origin latency'],
+  ]) {
+    const c = charts[id];
+    check(
+      `#${id} draws the ${what} with data (points > 0, max > 0, a line or dot)`,
+      !!c && c.points > 0 && c.max > 0 && c.lines > 0,
+      JSON.stringify(c ?? null),
+    );
+  }
+  const mailbox = charts['chart-mailbox'];
+  check('#chart-mailbox draws each actor\'s mailbox depth', !!mailbox && mailbox.points > 0 && mailbox.lines > 0,
+    JSON.stringify(mailbox ?? null));
+  const actors = await page.$$eval('#actors td:first-child', (cells) => cells.map((c) => c.textContent.trim()));
+  check('#actors lists the cache_store, manifest and populator actors',
+    ['cache_store', 'manifest', 'populator'].every((a) => actors.includes(a)), JSON.stringify(actors));
+  const regions = await page.$$eval('#regions tr', (rows) =>
+    rows
+      .filter((r) => r.querySelector('td'))
+      .map((r) => ({
+        node: r.querySelector('td.node')?.textContent.trim() ?? '',
+        pages: r.querySelector('td.pages')?.textContent.trim() ?? '',
+        recent: r.querySelector('td.recent')?.textContent.trim() ?? '',
+      })),
+  );
+  check(
+    `#regions lists this node with ${expectedPaths.length} pages stored recently`,
+    regions.some((r) => r.node.endsWith('(this node)') && r.pages === String(expectedPaths.length) &&
+      r.recent === String(expectedPaths.length)),
+    JSON.stringify(regions),
+  );
+  check('#lag says this node is standalone', (await text(page, '#lag')).includes('standalone'));
+  if (screenshot) {
+    const overviewShot = screenshot.replace(/(\.png)?$/, '-overview.png');
+    await page.screenshot({ path: overviewShot, fullPage: true });
+    console.log(`screenshot: ${overviewShot}`);
+  }
+  await page.click('a#to-list');
+  await page.waitForURL((u) => u.pathname === '/_caje/list');
+
+  // 5. "Clear manifest" empties it for every region: it asks first, and
+  // answered "no" it posts nothing.
+  await page.click('button#clear-db');
+  await page.waitForTimeout(200);
+  const asked = dialogs.find((d) => d.type === 'confirm');
+  check(
+    '"Clear manifest" asks for confirmation, naming every region',
+    !!asked && asked.message.includes('every region'),
+    JSON.stringify(dialogs),
+  );
+  check('declined, "Clear manifest" posts nothing', !posts.includes('/_caje/clear_db'), JSON.stringify(posts));
+
+  // 6. The dashboard before populating: both pages missing, cache empty.
   const role = await text(page, '#role');
   check('#role reads "standalone"', role === 'standalone', `got ${JSON.stringify(role)}`);
   const before = await pageRows(page);
@@ -189,7 +283,7 @@ try {
     `got ${JSON.stringify(manifestBefore)}`,
   );
 
-  // 5. Populate now: the button posts with the cookie and reports the queue.
+  // 7. Populate now: the button posts with the cookie and reports the queue.
   const [populateResponse] = await Promise.all([
     page.waitForResponse((r) => r.url().endsWith('/_caje/populate') && r.request().method() === 'POST'),
     page.click('button#populate'),
@@ -210,7 +304,7 @@ try {
     );
   }
 
-  // 6. Reload until the populator has fetched every page (/fast takes 1 s).
+  // 8. Reload until the populator has fetched every page (/fast takes 1 s).
   const deadline = Date.now() + SETTLE_TIMEOUT_MS;
   let after = [];
   let cacheAfter = '';
@@ -244,7 +338,7 @@ try {
   const fetched = Number(await text(page, '#fetched'));
   check(`#fetched is at least ${expectedPaths.length}`, fetched >= expectedPaths.length, `got ${fetched}`);
 
-  // 7. Log out: the form posts the CSRF token; the session is gone.
+  // 9. Log out: the form posts the CSRF token; the session is gone.
   if (screenshot) {
     await page.screenshot({ path: screenshot, fullPage: true });
     console.log(`screenshot: ${screenshot}`);
@@ -260,6 +354,7 @@ try {
 
   check('no JavaScript errors on the pages', pageErrors.length === 0, pageErrors.join('; '));
   check('no Content Security Policy violations', cspViolations.length === 0, cspViolations.join('; '));
+  check('no page loaded anything from elsewhere', elsewhere.length === 0, elsewhere.join(' '));
 } catch (e) {
   failed += 1;
   console.log(`not ok - ${e && e.message ? e.message.split('\n')[0] : e}`);

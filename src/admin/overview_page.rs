@@ -25,7 +25,10 @@ const SCRIPT: &str = r#"
 const NS = 'http://www.w3.org/2000/svg';
 const NAMED = { hit: '#1e8449', 'uri-miss': '#c0392b', miss: '#e67e22', 'vary-miss': '#8e44ad', stale: '#d68910', collapsed: '#2874a6', 'mean ms': '#2874a6', 'p95 ms': '#c0392b', 'hit ratio %': '#1e8449' };
 const PALETTE = ['#7d3c98', '#17a589', '#566573', '#b9770e', '#cb4335', '#1f618d', '#af7ac5', '#45b39d'];
-const W = 640, H = 190, L = 50, R = 12, T = 30, B = 22;
+const W = 640, H = 200, L = 50, R = 12, B = 22;
+/// The time axis spans at least this much, so the first samples do not
+/// stretch across the whole chart.
+const MIN_SPAN_MS = 120000;
 
 function add(name, attrs, parent) {
   const e = document.createElementNS(NS, name);
@@ -42,16 +45,35 @@ function fmt(v) {
 function span(ms) {
   return ms >= 120000 ? Math.round(ms / 60000) + ' min ago' : Math.round(ms / 1000) + ' s ago';
 }
+/// The smallest 1, 2 or 5 × 10^k at or above `v`.
+function nice(v) {
+  const step = Math.pow(10, Math.floor(Math.log10(v)));
+  return [1, 2, 5, 10].map((m) => m * step).find((n) => n >= v);
+}
 
 function draw(svg, series, fixedMax) {
   svg.setAttribute('viewBox', `0 0 ${W} ${H}`);
   svg.replaceChildren();
+  const colors = series.map((s, i) => NAMED[s.name] || PALETTE[i % PALETTE.length]);
+  // The legend first: its rows decide where the plot starts.
+  let legendX = L, legendY = 14;
+  series.forEach((s, i) => {
+    const width = 24 + s.name.length * 6.5;
+    if (legendX > L && legendX + width > W - R) {
+      legendX = L;
+      legendY += 15;
+    }
+    add('rect', { x: legendX, y: legendY - 9, width: 10, height: 10, fill: colors[i] }, svg);
+    label(svg, legendX + 14, legendY, s.name, 'start', '#222');
+    legendX += width;
+  });
+  const T = legendY + 14;
   const times = series.flatMap((s) => s.points.map((p) => p[0]));
   const values = series.flatMap((s) => s.points.map((p) => p[1]).filter((v) => v !== null));
   const top = values.length ? Math.max(...values) : 0;
-  const max = fixedMax || (top > 0 ? top * 1.1 : 1);
-  const t0 = Math.min(...times), t1 = Math.max(...times);
-  const x = (t) => (t1 > t0 ? L + ((t - t0) / (t1 - t0)) * (W - L - R) : (L + W - R) / 2);
+  const max = fixedMax || (top > 0 ? nice(top) : 1);
+  const t1 = Math.max(...times), t0 = Math.min(Math.min(...times), t1 - MIN_SPAN_MS);
+  const x = (t) => L + ((t - t0) / (t1 - t0)) * (W - L - R);
   const y = (v) => H - B - (v / max) * (H - T - B);
   add('line', { x1: L, y1: H - B, x2: W - R, y2: H - B, stroke: '#999' }, svg);
   add('line', { x1: L, y1: T, x2: L, y2: H - B, stroke: '#999' }, svg);
@@ -63,16 +85,14 @@ function draw(svg, series, fixedMax) {
     label(svg, W - R, H - 6, 'now', 'end');
   }
   let drawn = 0;
-  let legendX = L;
   series.forEach((s, i) => {
-    const color = NAMED[s.name] || PALETTE[i % PALETTE.length];
     let run = [];
     const flush = () => {
       if (run.length === 1) {
         const [cx, cy] = run[0].split(',');
-        add('circle', { cx, cy, r: 2.5, fill: color }, svg);
+        add('circle', { cx, cy, r: 2.5, fill: colors[i] }, svg);
       } else if (run.length > 1) {
-        add('polyline', { points: run.join(' '), fill: 'none', stroke: color, 'stroke-width': 1.8 }, svg);
+        add('polyline', { points: run.join(' '), fill: 'none', stroke: colors[i], 'stroke-width': 1.8 }, svg);
       }
       run = [];
     };
@@ -85,11 +105,8 @@ function draw(svg, series, fixedMax) {
       }
     }
     flush();
-    add('rect', { x: legendX, y: 8, width: 10, height: 10, fill: color }, svg);
-    label(svg, legendX + 14, 17, s.name, 'start', '#222');
-    legendX += 30 + s.name.length * 7;
   });
-  if (!values.length) label(svg, W / 2, H / 2, 'no data yet', 'middle');
+  if (!values.length) label(svg, W / 2, (T + H - B) / 2, 'no data yet', 'middle');
   svg.dataset.points = String(drawn);
   svg.dataset.max = String(top);
 }

@@ -96,13 +96,16 @@ fn tls_config(origin: &Origin) -> ClientConfig {
     config
 }
 
+/// An origin's client and the TLS config it was built from.
+type BuiltClient = (Arc<OriginTls>, awc::Client);
+
 /// One worker's clients (clones share them).
 #[derive(Clone)]
 pub struct OriginClients {
     peers: awc::Client,
     /// Each origin's client with the TLS config it was built from: built
     /// on first use, and again once a reload gave its origin another.
-    origins: Rc<RefCell<HashMap<String, (Arc<OriginTls>, awc::Client)>>>,
+    origins: Rc<RefCell<HashMap<String, BuiltClient>>>,
 }
 
 impl Default for OriginClients {

@@ -57,7 +57,7 @@ impl Handler<StoredByNode> for Manifest {
                     last_stored_ms: last.unwrap_or(0),
                 })
                 .collect();
-            nodes.sort_by(|a, b| b.last_stored_ms.cmp(&a.last_stored_ms));
+            nodes.sort_by_key(|n| std::cmp::Reverse(n.last_stored_ms));
             Ok(nodes)
         });
         if let Err(e) = &result {
