@@ -7,8 +7,8 @@ use std::path::Path;
 
 use crate::admin_cli::caje_admin;
 use crate::helpers::{
-    admin_request, eventually, process_config, request, spawn_origin, test_client, CajeProcess,
-    HOST, TOKEN,
+    admin_request, eventually, process_config, request, spawn_origin, spawn_tls_origin,
+    test_client, CajeProcess, TestCa, HOST, TOKEN,
 };
 
 /// The second site a reload adds.
@@ -199,4 +199,41 @@ async fn caje_admin_reload_reports_the_reload_or_the_refusal() {
     assert_eq!(out.status.code(), Some(1), "{error}");
     assert!(error.contains("workers"), "{error}");
     assert_eq!(get(&caje, OTHER, "/cache/c").await.status, 200);
+}
+
+#[actix_web::test]
+async fn a_reload_that_changes_how_an_origin_is_reached_reconnects_with_it() {
+    let ca = TestCa::new();
+    let tls = spawn_tls_origin(&ca, "localhost").await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    // The test CA is not among the web roots: refused until `ca_file` names
+    // it. One worker: one pool to the origin.
+    let config = process_config(dir.path(), &tls.url(), "workers = 1");
+    let caje = start(&config).await;
+    let refused = get(&caje, HOST, "/a").await;
+    assert_eq!(refused.status, 502, "{}", refused.body);
+    assert!(refused.body.contains("UnknownIssuer"), "{}", refused.body);
+
+    append(&config, &format!("ca_file = {:?}\n", ca.pem_file()));
+    let url = caje.url("/_caje/reload");
+    let done = admin_request(&test_client(), &url, "POST", Some(TOKEN), None).await;
+    assert_eq!(done.status, 200, "{}", done.body);
+    // The worker builds the origin's client again, with the new CA.
+    for _ in 0..3 {
+        let reply = get(&caje, HOST, "/b").await;
+        assert_eq!(reply.status, 200, "{}", reply.body);
+    }
+    let connections = tls.connections();
+
+    // A reload that leaves the origin as it was keeps its pool.
+    let other = spawn_origin().await;
+    append(&config, &other_origin(&other.url()));
+    let done = admin_request(&test_client(), &url, "POST", Some(TOKEN), None).await;
+    assert_eq!(done.status, 200, "{}", done.body);
+    assert_eq!(get(&caje, HOST, "/c").await.status, 200);
+    assert_eq!(
+        tls.connections(),
+        connections,
+        "a new connection after the reload"
+    );
 }
