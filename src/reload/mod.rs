@@ -2,11 +2,11 @@
 //! `POST /_caje/reload`): the file is read and checked as at start; a bad
 //! one is refused with the same file / line / key message and the config
 //! in force stays. A good one replaces the config in force whole (see
-//! `live`), except the settings only a restart can change (see `fixed`),
+//! `live`), except the settings only a restart can change (see `start_only`),
 //! which keep their running values and are named in the log.
 
-mod fixed;
 mod live;
+mod start_only;
 
 use std::path::PathBuf;
 
@@ -87,7 +87,7 @@ impl Reloader {
         let port = self.port;
         let report = self.live.replace(move |running| {
             let mut new = loaded;
-            let restart_needed = fixed::keep_start_only(running, &mut new, port);
+            let restart_needed = start_only::keep_start_only(running, &mut new, port);
             let report = ReloadReport {
                 file: shown,
                 origins: new.origins.len(),
