@@ -8,7 +8,7 @@ use std::path::Path;
 use crate::admin_cli::caje_admin;
 use crate::helpers::{
     admin_request, eventually, process_config, request, spawn_origin, spawn_tls_origin,
-    test_client, CajeProcess, TestCa, HOST, TOKEN,
+    store_page_as_another_node, test_client, CajeProcess, TestCa, HOST, TOKEN,
 };
 
 /// The second site a reload adds.
@@ -236,4 +236,41 @@ async fn a_reload_that_changes_how_an_origin_is_reached_reconnects_with_it() {
         connections,
         "a new connection after the reload"
     );
+}
+
+#[actix_web::test]
+async fn the_populator_fetches_the_pages_of_a_reloaded_origin() {
+    let (site, other) = (spawn_origin().await, spawn_origin().await);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config = process_config(dir.path(), &site.url(), "");
+    let caje = start(&config).await;
+    let (client, populate) = (test_client(), caje.url("/_caje/populate"));
+    // Another region stored a page of a site this node does not proxy yet.
+    store_page_as_another_node(&dir.path().join("manifest.db"), OTHER, "/cache/p", "sin");
+    let queued = admin_request(&client, &populate, "POST", Some(TOKEN), None).await;
+    assert_eq!(queued.json()["queued"].as_array().map(Vec::len), Some(1));
+    let failed = eventually(|| async {
+        let log = caje.log();
+        log.contains("populator could not store a page")
+            .then_some(log)
+    })
+    .await;
+    assert!(
+        failed.contains("no origin is configured for other.test"),
+        "{failed}"
+    );
+
+    append(&config, &other_origin(&other.url()));
+    let url = caje.url("/_caje/reload");
+    let done = admin_request(&client, &url, "POST", Some(TOKEN), None).await;
+    assert_eq!(done.status, 200, "{}", done.body);
+    let queued = admin_request(&client, &populate, "POST", Some(TOKEN), None).await;
+    assert_eq!(
+        queued.json()["queued"].as_array().map(Vec::len),
+        Some(1),
+        "{}",
+        queued.body
+    );
+    eventually(|| async { (other.counter.get("/cache/p") == 1).then_some(()) }).await;
+    assert_eq!(site.counter.total(), 0);
 }

@@ -79,3 +79,19 @@ pub fn log_purge_as_another_node(db: &Path, host: &str, path: &str) -> i64 {
     .expect("purge logged");
     newest_purge(&mut conn)
 }
+
+/// Lists a page of `host` in a manifest database as stored by another
+/// node (as LiteFS lands another region's rows).
+pub fn store_page_as_another_node(db: &Path, host: &str, path: &str, node: &str) {
+    use diesel::RunQueryDsl;
+    let mut conn = open_db(db);
+    diesel::sql_query(
+        "INSERT INTO pages (method, host, path_and_query, first_seen, last_seen, times_stored, seq, stored_by) \
+         VALUES ('GET', ?, ?, 0, 0, 1, (SELECT COALESCE(MAX(seq), 0) + 1 FROM pages), ?)",
+    )
+    .bind::<diesel::sql_types::Text, _>(host)
+    .bind::<diesel::sql_types::Text, _>(path)
+    .bind::<diesel::sql_types::Text, _>(node)
+    .execute(&mut conn)
+    .expect("page listed");
+}

@@ -18,7 +18,10 @@ mod raw_origin;
 mod tls_origin;
 
 pub use client::{admin_request, request, request_with_form, test_client, Reply};
-pub use database::{integrity_check, last_purge_id, log_purge_as_another_node, manifest_paths};
+pub use database::{
+    integrity_check, last_purge_id, log_purge_as_another_node, manifest_paths,
+    store_page_as_another_node,
+};
 pub use node::{
     spawn_admin_app, spawn_app, spawn_app_for, spawn_app_in, spawn_app_with, TestApp, HOST, TOKEN,
 };
