@@ -112,7 +112,13 @@ async fn a_purge_during_the_first_fetch_wins() {
             res.body().limit(1 << 20).await.expect("body").len()
         })
     };
-    eventually(|| async { (origin.counter.get(path) == 1).then_some(()) }).await;
+    // The store is under way once the store registered it; the origin
+    // seeing the request is earlier, and a loaded machine can purge between.
+    eventually(|| async {
+        let stats = app.cache.send(GetCacheStats).await.expect("cache store");
+        (stats.writes_in_flight == 1).then_some(())
+    })
+    .await;
     let url = format!("http://{HOST}{path}");
     let answer = app
         .admin(
