@@ -8,17 +8,53 @@ use actix_web::http::header::{self, HeaderMap};
 use actix_web::http::StatusCode;
 use http_cache_semantics::CachePolicy;
 
+use std::borrow::Cow;
+
+use super::freshness_rules::{FreshnessRules, Ignored};
 use super::key::{self, VaryValues};
 use super::policy::Heuristic;
 use super::{http_compat, policy, CacheKey, EntryHead};
 
 /// An origin's settings that admission follows.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct AdmitRules {
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AdmitRules<'a> {
     /// Store a `public` or `s-maxage` response with `Set-Cookie` (without it).
     pub cache_set_cookie: bool,
     /// Heuristic freshness, when the origin opts in.
     pub heuristic: Option<Heuristic>,
+    /// `default_ttl` and path rules.
+    pub freshness: &'a FreshnessRules,
+}
+
+impl AdmitRules<'_> {
+    /// A stored response's fields as its caching decision read them: with
+    /// the lifetime the origin's rules give it and what a rule ignores
+    /// gone (see `freshness_rules`); the origin's own fields otherwise.
+    pub fn judged_fields<'h>(
+        &self,
+        key: &CacheKey,
+        status: u16,
+        headers: &'h HeaderMap,
+    ) -> Cow<'h, HeaderMap> {
+        match self.freshness.applied(&key.path_and_query, status, headers) {
+            Some(applied) => Cow::Owned(applied.judged_fields(headers)),
+            None => Cow::Borrowed(headers),
+        }
+    }
+
+    /// The `Cache-Status` `detail` of a stored response: the rule that
+    /// gave its freshness, else `heuristic` for a heuristic one.
+    pub fn freshness_detail(
+        &self,
+        key: &CacheKey,
+        status: u16,
+        headers: &HeaderMap,
+    ) -> Option<Cow<'static, str>> {
+        if let Some(applied) = self.freshness.applied(&key.path_and_query, status, headers) {
+            return Some(applied.source.detail());
+        }
+        policy::freshness_detail(headers).map(Cow::Borrowed)
+    }
 }
 
 /// An origin response as admission sees it.
@@ -38,20 +74,42 @@ pub fn admit(
     key: &CacheKey,
     request_headers: &HeaderMap,
     answer: &OriginAnswer<'_>,
-    rules: AdmitRules,
+    rules: AdmitRules<'_>,
 ) -> Option<(EntryHead, u64)> {
+    // A bypassed path is never stored, whoever fetched it.
+    if rules.freshness.bypass(&key.path_and_query).is_some() {
+        return None;
+    }
+    let applied =
+        rules
+            .freshness
+            .applied(&key.path_and_query, answer.status.as_u16(), answer.headers);
     // Cookies belong to one user: such a response is shared only when the
-    // site allows it and the origin marks it public, and then without them.
+    // site allows it and the origin marks it public, or a path rule says
+    // so in so many words, and then without them.
     let with_cookie = answer.headers.contains_key(header::SET_COOKIE);
-    if with_cookie && !(rules.cache_set_cookie && policy::marked_public(answer.headers)) {
+    let cookie_allowed = (rules.cache_set_cookie && policy::marked_public(answer.headers))
+        || applied
+            .as_ref()
+            .is_some_and(|a| a.ignores(Ignored::SetCookie));
+    if with_cookie && !cookie_allowed {
         return None;
     }
     let cookieless;
-    let origin_headers = if with_cookie {
+    let without_cookie = if with_cookie {
         cookieless = without_set_cookie(answer.headers);
         &cookieless
     } else {
         answer.headers
+    };
+    // With the lifetime caje's rules give it, judged as the origin's own.
+    let judged;
+    let origin_headers = match &applied {
+        Some(applied) => {
+            judged = applied.judged_fields(without_cookie);
+            &judged
+        }
+        None => without_cookie,
     };
     let names = key::vary_names(origin_headers)?;
     let vary: VaryValues = key::vary_values(&names, request_headers);
@@ -92,7 +150,11 @@ pub fn admit(
 /// one whose request (its directives, its credentials, its preconditions
 /// or range) fetched it. Only then does a URL skip coalescing for a while
 /// (hit-for-miss).
-pub fn storable_for_no_one(key: &CacheKey, answer: &OriginAnswer<'_>, rules: AdmitRules) -> bool {
+pub fn storable_for_no_one(
+    key: &CacheKey,
+    answer: &OriginAnswer<'_>,
+    rules: AdmitRules<'_>,
+) -> bool {
     // These answer one request's preconditions or range, and say nothing
     // of what the resource itself allows.
     let conditional = matches!(answer.status.as_u16(), 206 | 304 | 412 | 416);
