@@ -188,3 +188,56 @@ pub fn purge_tags(response_headers: &HeaderMap) -> Vec<String> {
     tags.dedup();
     tags
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::cache::freshness_rules::StatusTtls;
+    use crate::cache::test_headers as map;
+
+    fn ttl_given(request: &[(&str, &str)], response: &[(&str, &str)]) -> Option<u64> {
+        let freshness = FreshnessRules {
+            default_ttl: StatusTtls(vec![(200, Duration::from_secs(600))]),
+            rules: vec![],
+        };
+        let rules = AdmitRules {
+            cache_set_cookie: true,
+            heuristic: None,
+            freshness: &freshness,
+        };
+        let fields = map(response);
+        let answer = OriginAnswer {
+            status: StatusCode::OK,
+            headers: &fields,
+            passed_on: &fields,
+        };
+        let key = CacheKey::new("GET", "a", "/x");
+        admit(&key, &map(request), &answer, rules).map(|(_, ttl)| ttl)
+    }
+
+    #[test]
+    fn a_given_ttl_is_no_licence_to_share_what_the_request_or_origin_keeps_private() {
+        assert_eq!(ttl_given(&[], &[]), Some(600));
+        // A max-age, never s-maxage: a response to a request with
+        // credentials stays unshared unless the origin says otherwise.
+        assert_eq!(ttl_given(&[("authorization", "Bearer x")], &[]), None);
+        assert_eq!(
+            ttl_given(
+                &[("authorization", "Bearer x")],
+                &[("cache-control", "public")]
+            ),
+            Some(600)
+        );
+        assert_eq!(ttl_given(&[("cache-control", "no-store")], &[]), None);
+        // cache_set_cookie still wants `public`; a given TTL is not that.
+        assert_eq!(ttl_given(&[], &[("set-cookie", "s=1")]), None);
+        assert_eq!(ttl_given(&[], &[("vary", "*")]), None);
+        // no-cache: stored with its validator, but every use revalidates.
+        assert_eq!(
+            ttl_given(&[], &[("cache-control", "no-cache"), ("etag", "\"a\"")]),
+            Some(0)
+        );
+    }
+}

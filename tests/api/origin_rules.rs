@@ -8,7 +8,9 @@ use std::sync::{Arc, Mutex};
 
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
-use caje::config::{Origin, Settings};
+use std::time::Duration;
+
+use caje::config::{Origin, PeerFetch, Settings};
 use serde_json::json;
 
 use crate::helpers::{eventually, serve, spawn_app_for, Reply, TestApp, HOST, TOKEN};
@@ -78,17 +80,30 @@ async fn nginx_like(req: HttpRequest, asked: web::Data<Asked>) -> HttpResponse {
     response.body(format!("{url} #{n}"))
 }
 
+/// An nginx-like origin on a loopback port, and what it is asked.
+fn spawn_nginx_like() -> (u16, Asked) {
+    let asked = Asked::default();
+    let port = serve(web::Data::new(asked.clone()), nginx_like);
+    (port, asked)
+}
+
+/// The origin at `port` as an `[[origin]]` table with the keys `extra`.
+fn origins(port: u16, extra: &str) -> Vec<Origin> {
+    let text =
+        format!("[[origin]]\nhost = \"{HOST}\"\nupstream = \"http://127.0.0.1:{port}\"\n{extra}");
+    Settings::parse("test.toml", &text)
+        .expect("valid config")
+        .origins
+}
+
 /// caje (admin token [`TOKEN`]) in front of an nginx-like origin, with the
 /// `[[origin]]` keys `extra` as the config file would give them.
 async fn spawn(extra: &str) -> (TestApp, Asked) {
-    let asked = Asked::default();
-    let port = serve(web::Data::new(asked.clone()), nginx_like);
-    let text =
-        format!("[[origin]]\nhost = \"{HOST}\"\nupstream = \"http://127.0.0.1:{port}\"\n{extra}");
-    let origins: Vec<Origin> = Settings::parse("test.toml", &text)
-        .expect("valid config")
-        .origins;
-    let app = spawn_app_for(origins, |s| s.admin_token = Some(TOKEN.to_owned())).await;
+    let (port, asked) = spawn_nginx_like();
+    let app = spawn_app_for(origins(port, extra), |s| {
+        s.admin_token = Some(TOKEN.to_owned())
+    })
+    .await;
     (app, asked)
 }
 
@@ -178,6 +193,52 @@ async fn the_populator_warms_the_entry_requests_find() {
     let reply = app.get("/warm?id=1&utm_medium=y").await;
     assert!(hit(&reply), "{}", reply.cache_status());
     assert_eq!(reply.body, "/warm?id=1 #1", "the populator's copy");
+}
+
+#[actix_web::test]
+async fn a_peer_serves_the_entry_by_its_normalised_key_and_the_asker_gives_it_the_same_ttl() {
+    let (port, asked) = spawn_nginx_like();
+    let shared = tempfile::tempdir().expect("temp dir");
+    let database = shared.path().join("manifest.db");
+    let node = |name: &'static str| {
+        let database = database.clone();
+        spawn_app_for(
+            origins(
+                port,
+                "ignore_query = [\"utm_*\", \"fbclid\"]\ndefault_ttl = \"10m\"\n",
+            ),
+            move |s| {
+                s.database = database;
+                s.node_name = Some(name.to_owned());
+                s.peer_url = Some("http://127.0.0.1:0".to_owned());
+                s.peer_fetch = PeerFetch::All;
+                s.manifest_batch_window = Duration::from_millis(10);
+            },
+        )
+    };
+    let a = node("a").await;
+    let b = node("b").await;
+    assert!(stored(&a.get("/shared?utm_source=a&id=1").await));
+    let pages = b.pages(1).await;
+    assert_eq!(pages[0].path_and_query, "/shared?id=1");
+    let reply = b.get("/shared?id=1&fbclid=x").await;
+    let status = reply.cache_status();
+    assert!(status.starts_with("caje-a; hit;"), "{status}");
+    assert!(
+        status.contains("caje-b; fwd=uri-miss; fwd-status=200; stored"),
+        "{status}"
+    );
+    assert!(status.ends_with("detail=default-ttl"), "{status}");
+    // b judged a's copy by its own default_ttl, less the copy's Age.
+    let b_member = status.rsplit(", ").next().unwrap_or_default();
+    let b_ttl: i64 = b_member
+        .split("; ")
+        .find_map(|p| p.strip_prefix("ttl="))
+        .and_then(|t| t.parse().ok())
+        .expect("ttl");
+    assert!((590..=600).contains(&b_ttl), "{status}");
+    assert_eq!(reply.body, "/shared?utm_source=a&id=1 #1", "a's copy");
+    assert_eq!(asked.urls().len(), 1, "one origin fetch in all");
 }
 
 #[actix_web::test]
