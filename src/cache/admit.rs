@@ -2,13 +2,12 @@
 //! is stored with. Shared by the proxy, background refreshes and the
 //! populator, so all decide alike.
 
+use std::borrow::Cow;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use actix_web::http::header::{self, HeaderMap};
 use actix_web::http::StatusCode;
 use http_cache_semantics::CachePolicy;
-
-use std::borrow::Cow;
 
 use super::freshness_rules::{FreshnessRules, Ignored};
 use super::key::{self, VaryValues};
