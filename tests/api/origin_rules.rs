@@ -173,6 +173,22 @@ async fn ignored_and_sorted_parameters_make_one_entry_and_the_origin_sees_what_t
     let again = app.get("/p?id=1").await;
     assert!(!hit(&again), "{}", again.cache_status());
     assert_eq!(asked.urls().last().map(String::as_str), Some("/p?id=1"));
+    // So does the PURGE method.
+    app.stored(5).await;
+    let bearer = format!("Bearer {TOKEN}");
+    let purge = app
+        .request(
+            "PURGE",
+            HOST,
+            "/p?utm_term=z&id=1",
+            &[("authorization", bearer.as_str())],
+        )
+        .await;
+    assert_eq!(purge.status, 200, "{}", purge.body);
+    let only_cached = app
+        .get_with("/p?id=1", &[("cache-control", "only-if-cached")])
+        .await;
+    assert_eq!(only_cached.status, 504, "purged");
 }
 
 #[actix_web::test]
