@@ -136,6 +136,7 @@ fn purge_key(state: &AdminState, url: &str) -> Result<CacheKey, String> {
     let origin = settings
         .origin_for(host)
         .ok_or_else(|| format!("no origin is configured for host {host:?}"))?;
+    // Keyed as a request for this URL is, so the purge finds its entry.
     let path = uri.path_and_query().map_or("/", |p| p.as_str());
-    Ok(CacheKey::new("GET", &origin.host, path))
+    Ok(origin.key(path))
 }

@@ -2,23 +2,58 @@
 //! is stored with. Shared by the proxy, background refreshes and the
 //! populator, so all decide alike.
 
+use std::borrow::Cow;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use actix_web::http::header::{self, HeaderMap};
 use actix_web::http::StatusCode;
 use http_cache_semantics::CachePolicy;
 
+use super::freshness_rules::{FreshnessRules, Ignored};
 use super::key::{self, VaryValues};
 use super::policy::Heuristic;
 use super::{http_compat, policy, CacheKey, EntryHead};
 
 /// An origin's settings that admission follows.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct AdmitRules {
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AdmitRules<'a> {
     /// Store a `public` or `s-maxage` response with `Set-Cookie` (without it).
     pub cache_set_cookie: bool,
     /// Heuristic freshness, when the origin opts in.
     pub heuristic: Option<Heuristic>,
+    /// `default_ttl` and path rules.
+    pub freshness: &'a FreshnessRules,
+}
+
+impl AdmitRules<'_> {
+    /// A stored response's fields as its caching decision read them: with
+    /// the lifetime the origin's rules give it and what a rule ignores
+    /// gone (see `freshness_rules`); the origin's own fields otherwise.
+    pub fn judged_fields<'h>(
+        &self,
+        key: &CacheKey,
+        status: u16,
+        headers: &'h HeaderMap,
+    ) -> Cow<'h, HeaderMap> {
+        match self.freshness.applied(&key.path_and_query, status, headers) {
+            Some(applied) => Cow::Owned(applied.judged_fields(headers)),
+            None => Cow::Borrowed(headers),
+        }
+    }
+
+    /// The `Cache-Status` `detail` of a stored response: the rule that
+    /// gave its freshness, else `heuristic` for a heuristic one.
+    pub fn freshness_detail(
+        &self,
+        key: &CacheKey,
+        status: u16,
+        headers: &HeaderMap,
+    ) -> Option<Cow<'static, str>> {
+        if let Some(applied) = self.freshness.applied(&key.path_and_query, status, headers) {
+            return Some(applied.source.detail());
+        }
+        policy::freshness_detail(headers).map(Cow::Borrowed)
+    }
 }
 
 /// An origin response as admission sees it.
@@ -38,20 +73,42 @@ pub fn admit(
     key: &CacheKey,
     request_headers: &HeaderMap,
     answer: &OriginAnswer<'_>,
-    rules: AdmitRules,
+    rules: AdmitRules<'_>,
 ) -> Option<(EntryHead, u64)> {
+    // A bypassed path is never stored, whoever fetched it.
+    if rules.freshness.bypass(&key.path_and_query).is_some() {
+        return None;
+    }
+    let applied =
+        rules
+            .freshness
+            .applied(&key.path_and_query, answer.status.as_u16(), answer.headers);
     // Cookies belong to one user: such a response is shared only when the
-    // site allows it and the origin marks it public, and then without them.
+    // site allows it and the origin marks it public, or a path rule says
+    // so in so many words, and then without them.
     let with_cookie = answer.headers.contains_key(header::SET_COOKIE);
-    if with_cookie && !(rules.cache_set_cookie && policy::marked_public(answer.headers)) {
+    let cookie_allowed = (rules.cache_set_cookie && policy::marked_public(answer.headers))
+        || applied
+            .as_ref()
+            .is_some_and(|a| a.ignores(Ignored::SetCookie));
+    if with_cookie && !cookie_allowed {
         return None;
     }
     let cookieless;
-    let origin_headers = if with_cookie {
+    let without_cookie = if with_cookie {
         cookieless = without_set_cookie(answer.headers);
         &cookieless
     } else {
         answer.headers
+    };
+    // With the lifetime caje's rules give it, judged as the origin's own.
+    let judged;
+    let origin_headers = match &applied {
+        Some(applied) => {
+            judged = applied.judged_fields(without_cookie);
+            &judged
+        }
+        None => without_cookie,
     };
     let names = key::vary_names(origin_headers)?;
     let vary: VaryValues = key::vary_values(&names, request_headers);
@@ -92,7 +149,11 @@ pub fn admit(
 /// one whose request (its directives, its credentials, its preconditions
 /// or range) fetched it. Only then does a URL skip coalescing for a while
 /// (hit-for-miss).
-pub fn storable_for_no_one(key: &CacheKey, answer: &OriginAnswer<'_>, rules: AdmitRules) -> bool {
+pub fn storable_for_no_one(
+    key: &CacheKey,
+    answer: &OriginAnswer<'_>,
+    rules: AdmitRules<'_>,
+) -> bool {
     // These answer one request's preconditions or range, and say nothing
     // of what the resource itself allows.
     let conditional = matches!(answer.status.as_u16(), 206 | 304 | 412 | 416);
@@ -125,4 +186,57 @@ pub fn purge_tags(response_headers: &HeaderMap) -> Vec<String> {
     tags.sort();
     tags.dedup();
     tags
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::cache::freshness_rules::StatusTtls;
+    use crate::cache::test_headers as map;
+
+    fn ttl_given(request: &[(&str, &str)], response: &[(&str, &str)]) -> Option<u64> {
+        let freshness = FreshnessRules {
+            default_ttl: StatusTtls(vec![(200, Duration::from_secs(600))]),
+            rules: vec![],
+        };
+        let rules = AdmitRules {
+            cache_set_cookie: true,
+            heuristic: None,
+            freshness: &freshness,
+        };
+        let fields = map(response);
+        let answer = OriginAnswer {
+            status: StatusCode::OK,
+            headers: &fields,
+            passed_on: &fields,
+        };
+        let key = CacheKey::new("GET", "a", "/x");
+        admit(&key, &map(request), &answer, rules).map(|(_, ttl)| ttl)
+    }
+
+    #[test]
+    fn a_given_ttl_is_no_licence_to_share_what_the_request_or_origin_keeps_private() {
+        assert_eq!(ttl_given(&[], &[]), Some(600));
+        // A max-age, never s-maxage: a response to a request with
+        // credentials stays unshared unless the origin says otherwise.
+        assert_eq!(ttl_given(&[("authorization", "Bearer x")], &[]), None);
+        assert_eq!(
+            ttl_given(
+                &[("authorization", "Bearer x")],
+                &[("cache-control", "public")]
+            ),
+            Some(600)
+        );
+        assert_eq!(ttl_given(&[("cache-control", "no-store")], &[]), None);
+        // cache_set_cookie still wants `public`; a given TTL is not that.
+        assert_eq!(ttl_given(&[], &[("set-cookie", "s=1")]), None);
+        assert_eq!(ttl_given(&[], &[("vary", "*")]), None);
+        // no-cache: stored with its validator, but every use revalidates.
+        assert_eq!(
+            ttl_given(&[], &[("cache-control", "no-cache"), ("etag", "\"a\"")]),
+            Some(0)
+        );
+    }
 }

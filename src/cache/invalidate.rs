@@ -6,6 +6,7 @@
 use actix_web::http::header::{self, HeaderMap};
 use actix_web::http::{Method, StatusCode, Uri};
 
+use crate::cache::query::KeyRules;
 use crate::cache::CacheKey;
 use crate::config::normalize_host;
 
@@ -19,15 +20,20 @@ pub fn invalidates(method: &Method, status: StatusCode) -> bool {
 }
 
 /// The keys to drop: the target's, and those of same-host `Location` and
-/// `Content-Location` references (resolved against the target).
-pub fn targets(target: &CacheKey, response_headers: &HeaderMap) -> Vec<CacheKey> {
+/// `Content-Location` references (resolved against the target, keyed by
+/// the origin's `key_rules` as a request for them would be).
+pub fn targets(
+    target: &CacheKey,
+    key_rules: &KeyRules,
+    response_headers: &HeaderMap,
+) -> Vec<CacheKey> {
     let mut keys = vec![target.clone()];
     for name in [header::LOCATION, header::CONTENT_LOCATION] {
         let Some(reference) = response_headers.get(name).and_then(|v| v.to_str().ok()) else {
             continue;
         };
         if let Some(path) = same_host_path(target, reference.trim()) {
-            let key = CacheKey::new(&target.method, &target.host, &path);
+            let key = CacheKey::new(&target.method, &target.host, &key_rules.normalise(&path));
             if !keys.contains(&key) {
                 keys.push(key);
             }
@@ -95,7 +101,7 @@ mod tests {
     fn same_host_locations_are_invalidated_too() {
         let target = CacheKey::new("GET", "a.test", "/items/1?x=1");
         let paths = |h: HeaderMap| -> Vec<String> {
-            targets(&target, &h)
+            targets(&target, &KeyRules::default(), &h)
                 .into_iter()
                 .map(|k| k.path_and_query)
                 .collect()
@@ -124,5 +130,20 @@ mod tests {
             paths(headers(&[(header::LOCATION, "/items/1?x=1")])),
             ["/items/1?x=1"]
         );
+    }
+
+    #[test]
+    fn locations_are_keyed_as_requests_for_them_are() {
+        let target = CacheKey::new("GET", "a.test", "/items/1");
+        let rules = KeyRules {
+            ignore: vec![crate::cache::glob::Glob::new("utm_*")],
+            sort: true,
+        };
+        let location = headers(&[(header::LOCATION, "/items/2?utm_source=x&b=1&a=2")]);
+        let paths: Vec<String> = targets(&target, &rules, &location)
+            .into_iter()
+            .map(|k| k.path_and_query)
+            .collect();
+        assert_eq!(paths, ["/items/1", "/items/2?a=2&b=1"]);
     }
 }

@@ -9,9 +9,9 @@ use actix_web::http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use actix_web::http::StatusCode;
 use http_cache_semantics::CachePolicy;
 
+use super::admit::AdmitRules;
 use super::conditional::EntityTag;
 use super::entry::fields_map;
-use super::policy::Heuristic;
 use super::{http_compat, policy, EntryHead};
 
 /// Fields a 304 may not change: they describe the stored body.
@@ -86,12 +86,13 @@ pub struct Revalidated {
 
 /// The stored head updated by a 304 (its fields as caje passes them on),
 /// or `None` when the 304 is about another response than the stored one.
-/// `heuristic` is the origin's rule, as admission applied it.
+/// `rules` are the origin's, as admission applied them (heuristic
+/// freshness, `default_ttl`, path rules).
 pub fn updated_head(
     stored: &EntryHead,
     request_headers: &HeaderMap,
     not_modified: &HeaderMap,
-    heuristic: Option<Heuristic>,
+    rules: AdmitRules<'_>,
     now: SystemTime,
 ) -> Option<Revalidated> {
     if !matches(stored, not_modified) {
@@ -117,13 +118,14 @@ pub fn updated_head(
             headers.push((name.as_str().to_owned(), value.as_bytes().to_vec()));
         }
     }
-    let mut policy_headers = fields_map(&headers);
+    let mut merged = fields_map(&headers);
     if let Some(age) = not_modified.get(header::AGE) {
-        policy_headers.insert(header::AGE, age.clone());
+        merged.insert(header::AGE, age.clone());
     }
+    let policy_headers = rules.judged_fields(&stored.key, stored.status, &merged);
     let status = StatusCode::from_u16(stored.status).unwrap_or(StatusCode::OK);
     let response = http_compat::policy_response(status, &policy_headers);
-    let options = policy::options_for(heuristic, stored.status, &policy_headers, now);
+    let options = policy::options_for(rules.heuristic, stored.status, &policy_headers, now);
     let policy_for = |request_headers: &HeaderMap| {
         CachePolicy::new_options(
             &http_compat::policy_request(&stored.key, request_headers, &stored.vary),
@@ -160,8 +162,9 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::cache::admit::{admit, AdmitRules, OriginAnswer};
+    use crate::cache::admit::{admit, OriginAnswer};
     use crate::cache::entry::{decode_head, encode_head, BODY_LEN_OFFSET};
+    use crate::cache::freshness_rules::{FreshnessRules, StatusTtls};
     use crate::cache::policy::Heuristic;
     use crate::cache::test_headers as map;
     use crate::cache::CacheKey;
@@ -173,6 +176,7 @@ mod tests {
             fraction: 0.1,
             max: DAY,
         }),
+        freshness: &FreshnessRules::NONE,
     };
 
     fn heuristic_entry() -> (EntryHead, String) {
@@ -215,14 +219,53 @@ mod tests {
             ("date", &httpdate::fmt_http_date(later)),
             ("last-modified", &last_modified),
         ]);
-        let heuristic = RULES.heuristic;
         let updated =
-            updated_head(&stored, &HeaderMap::new(), &not_modified, heuristic, later).expect("304");
+            updated_head(&stored, &HeaderMap::new(), &not_modified, RULES, later).expect("304");
         assert_eq!(updated.keep, Keep::Update);
         let ttl = updated.head.policy.time_to_live(later).as_secs();
         assert!((25_910..=25_920).contains(&ttl), "{ttl}");
         // Rebuilt without the rule, nothing would keep it fresh.
-        let plain = updated_head(&stored, &HeaderMap::new(), &not_modified, None, later);
+        let plain = AdmitRules {
+            heuristic: None,
+            ..RULES
+        };
+        let plain = updated_head(&stored, &HeaderMap::new(), &not_modified, plain, later);
         assert_eq!(plain.expect("304").keep, Keep::Drop);
+    }
+
+    #[test]
+    fn a_default_ttl_is_stored_in_the_policy_and_given_again_after_a_304() {
+        let freshness = FreshnessRules {
+            default_ttl: StatusTtls(vec![(200, Duration::from_secs(600))]),
+            rules: vec![],
+        };
+        let rules = AdmitRules {
+            cache_set_cookie: false,
+            heuristic: None,
+            freshness: &freshness,
+        };
+        let fields = map(&[("etag", "\"a\"")]);
+        let answer = OriginAnswer {
+            status: StatusCode::OK,
+            headers: &fields,
+            passed_on: &fields,
+        };
+        let key = CacheKey::new("GET", "a", "/x");
+        let (head, ttl) = admit(&key, &HeaderMap::new(), &answer, rules).expect("stored");
+        assert_eq!(ttl, 600);
+        // The client gets the origin's own fields, never caje's max-age.
+        assert_eq!(head.field_str("cache-control"), None);
+        // Ten minutes later it is stale; the origin's 304 starts it again.
+        let later = SystemTime::now() + Duration::from_secs(601);
+        assert!(head.policy.is_stale(later));
+        let not_modified = map(&[("etag", "\"a\"")]);
+        let updated =
+            updated_head(&head, &HeaderMap::new(), &not_modified, rules, later).expect("304");
+        assert_eq!(updated.keep, Keep::Update);
+        assert_eq!(updated.head.policy.time_to_live(later).as_secs(), 600);
+        // A 304 that now gives freshness itself is followed.
+        let explicit = map(&[("etag", "\"a\""), ("cache-control", "max-age=5")]);
+        let updated = updated_head(&head, &HeaderMap::new(), &explicit, rules, later).expect("304");
+        assert_eq!(updated.head.policy.time_to_live(later).as_secs(), 5);
     }
 }

@@ -1,5 +1,6 @@
 //! The RFC 9211 `Cache-Status` header field caje adds to every response.
 
+use std::borrow::Cow;
 use std::fmt;
 
 /// Name caje reports itself under in `Cache-Status`.
@@ -23,6 +24,8 @@ pub enum Forward {
     Request,
     /// The stored response was stale.
     Stale,
+    /// A path rule (`bypass = true`) keeps the cache out of it.
+    Bypass,
 }
 
 impl Forward {
@@ -34,6 +37,7 @@ impl Forward {
             Self::Method => "method",
             Self::Request => "request",
             Self::Stale => "stale",
+            Self::Bypass => "bypass",
         }
     }
 }
@@ -49,8 +53,10 @@ pub struct CacheStatus {
     pub collapsed: bool,
     /// Remaining freshness in seconds, negative once stale.
     pub ttl: Option<i64>,
-    /// Why, when the cache answered itself without a stored response.
-    pub detail: Option<&'static str>,
+    /// More on the outcome, as a Structured Field token or string: why the
+    /// cache answered without a usable stored response, or which rule gave
+    /// the response its freshness.
+    pub detail: Option<Cow<'static, str>>,
 }
 
 impl CacheStatus {
@@ -124,7 +130,7 @@ impl fmt::Display for Params<'_> {
             let ttl = ttl.clamp(-MAX_SF_INTEGER, MAX_SF_INTEGER);
             write!(f, "; ttl={ttl}")?;
         }
-        if let Some(detail) = this.detail {
+        if let Some(detail) = &this.detail {
             write!(f, "; detail={detail}")?;
         }
         Ok(())

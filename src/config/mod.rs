@@ -8,6 +8,7 @@
 //!   which turns them into `Settings` or a line-numbered `ConfigError`
 //! - `env`: the `CAJE_*` overrides ([`Settings::apply_env`])
 //! - `origin`: the [`Origin`] type and the checks of its `host` and `upstream`
+//! - `rules`: an origin's `default_ttl`, path rules and query keys
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -19,6 +20,7 @@ mod env;
 mod origin;
 mod parse;
 mod peers;
+mod rules;
 #[cfg(test)]
 mod tests;
 

@@ -8,7 +8,10 @@ use actix_web::http::Uri;
 
 use super::normalize_host;
 use crate::cache::admit::AdmitRules;
+use crate::cache::freshness_rules::FreshnessRules;
 use crate::cache::policy::Heuristic;
+use crate::cache::query::KeyRules;
+use crate::cache::CacheKey;
 
 /// One proxied site: requests whose `Host` is `host` go to `upstream`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -26,15 +29,27 @@ pub struct Origin {
     pub heuristic: Option<Heuristic>,
     /// How caje connects to the origin: TLS, pool size, `Host` field.
     pub transport: Transport,
+    /// TTLs caje gives when the origin gives none (`default_ttl`), and
+    /// path rules (`[[origin.rule]]`).
+    pub freshness: FreshnessRules,
+    /// How its cache keys are built (`ignore_query`, `sort_query`).
+    pub key_rules: KeyRules,
 }
 
 impl Origin {
     /// What admission follows for this origin's responses.
-    pub fn admit_rules(&self) -> AdmitRules {
+    pub fn admit_rules(&self) -> AdmitRules<'_> {
         AdmitRules {
             cache_set_cookie: self.cache_set_cookie,
             heuristic: self.heuristic,
+            freshness: &self.freshness,
         }
+    }
+
+    /// The cache key of a `GET` for `path_and_query` on this origin (as a
+    /// request, a purge or an invalidation names it).
+    pub fn key(&self, path_and_query: &str) -> CacheKey {
+        CacheKey::new("GET", &self.host, &self.key_rules.normalise(path_and_query))
     }
 }
 

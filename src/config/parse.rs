@@ -81,6 +81,12 @@ struct RawOrigin {
     max_connections: Option<Spanned<i64>>,
     #[serde(default)]
     host_header: super::origin::HostHeader,
+    default_ttl: Option<Spanned<super::rules::RawTtls>>,
+    #[serde(default)]
+    rule: Vec<super::rules::RawRule>,
+    ignore_query: Option<Spanned<Vec<Spanned<String>>>>,
+    #[serde(default)]
+    sort_query: bool,
 }
 
 impl Settings {
@@ -94,7 +100,11 @@ impl Settings {
             message: e.message().to_owned(),
         })?;
         let raw: RawSettings = serde_path_to_error::deserialize(deserializer).map_err(|e| {
-            let path = e.path().to_string();
+            // `Spanned` shows in the path as a field of its own: not a key.
+            let path = e
+                .path()
+                .to_string()
+                .replace(".$__serde_spanned_private_value", "");
             let inner = e.into_inner();
             ConfigError::Invalid {
                 file: file.to_owned(),
@@ -194,6 +204,9 @@ impl Settings {
                         )
                     })?;
             }
+            let freshness = super::rules::freshness(o.default_ttl.as_ref(), &o.rule, &invalid)?;
+            let key_rules =
+                super::rules::key_rules(o.ignore_query.as_ref(), o.sort_query, &invalid)?;
             origins.push(Origin {
                 host,
                 upstream,
@@ -201,6 +214,8 @@ impl Settings {
                 cache_set_cookie: o.cache_set_cookie,
                 heuristic: o.heuristic_freshness.then_some(Heuristic { fraction, max }),
                 transport,
+                freshness,
+                key_rules,
             });
         }
         let duration = |key: &str, value: &Option<Spanned<String>>, default: Duration| {

@@ -3,14 +3,22 @@
 use super::assert_header_value;
 use crate::cache::status::{CacheStatus, Forward, MAX_SF_INTEGER};
 
-const DETAILS: [&str; 3] = ["stale-while-revalidate", "stale-if-error", "only-if-cached"];
-const FORWARDS: [Forward; 6] = [
+const DETAILS: [&str; 6] = [
+    "stale-while-revalidate",
+    "stale-if-error",
+    "only-if-cached",
+    "heuristic",
+    "default-ttl",
+    "\"rule /static/*\"",
+];
+const FORWARDS: [Forward; 7] = [
     Forward::UriMiss,
     Forward::VaryMiss,
     Forward::Miss,
     Forward::Method,
     Forward::Request,
     Forward::Stale,
+    Forward::Bypass,
 ];
 
 /// `Cache-Status` rendering. Input: bytes read as the fields of a
@@ -30,7 +38,9 @@ pub fn cache_status(data: &[u8]) {
         stored: bit(2),
         collapsed: bit(3),
         ttl: bit(4).then(|| i64::from_le_bytes(bytes[4..12].try_into().unwrap_or_default())),
-        detail: DETAILS.get(usize::from(bytes[12])).copied(),
+        detail: DETAILS
+            .get(usize::from(bytes[12]))
+            .map(|d| std::borrow::Cow::Borrowed(*d)),
     };
     let text = status.to_string();
     assert_header_value(&text);
@@ -83,8 +93,10 @@ fn parse_cache_status(text: &str) -> Option<CacheStatus> {
             }
             ("fwd-status", Some(v)) => status.fwd_status = Some(sf_integer(v)?.try_into().ok()?),
             ("ttl", Some(v)) => status.ttl = Some(sf_integer(v)?),
-            ("detail", Some(v)) if is_sf_token(v) => {
-                status.detail = Some(*DETAILS.iter().find(|d| **d == v)?)
+            ("detail", Some(v)) if is_sf_token(v) || is_sf_string(v) => {
+                status.detail = Some(std::borrow::Cow::Borrowed(
+                    *DETAILS.iter().find(|d| **d == v)?,
+                ))
             }
             _ => return None,
         }
@@ -96,6 +108,26 @@ fn sf_integer(text: &str) -> Option<i64> {
     let digits = text.strip_prefix('-').unwrap_or(text);
     let ok = (1..=15).contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit());
     ok.then(|| text.parse().ok()).flatten()
+}
+
+/// RFC 8941 §3.3.3: `DQUOTE *( unescaped / "\" ( DQUOTE / "\" ) ) DQUOTE`,
+/// of visible ASCII and spaces.
+fn is_sf_string(text: &str) -> bool {
+    let Some(inner) = text.strip_prefix('"').and_then(|t| t.strip_suffix('"')) else {
+        return false;
+    };
+    let mut escaped = false;
+    for c in inner.chars() {
+        match (escaped, c) {
+            (true, '"' | '\\') => escaped = false,
+            (true, _) => return false,
+            (false, '\\') => escaped = true,
+            (false, '"') => return false,
+            (false, c) if c == ' ' || c.is_ascii_graphic() => {}
+            _ => return false,
+        }
+    }
+    !escaped
 }
 
 /// RFC 8941 §3.3.4: `( ALPHA / "*" ) *( tchar / ":" / "/" )`.

@@ -70,6 +70,7 @@ fn check_settings(s: &Settings) {
             "TLS keys on http://"
         );
         assert_eq!(t.ca_file.is_some(), !t.ca_certs.is_empty());
+        check_rules(&o.freshness);
     }
     for d in [
         s.manifest_batch_window,
@@ -87,4 +88,27 @@ fn check_settings(s: &Settings) {
         s.admin_token.is_none(),
         "the token never comes from the file"
     );
+}
+
+/// What any accepted `default_ttl` and `[[origin.rule]]` hold: TTLs of a
+/// whole second or more, and rule paths that are paths, each given once
+/// (a second one would never apply).
+fn check_rules(freshness: &crate::cache::freshness_rules::FreshnessRules) {
+    use crate::cache::freshness_rules::RuleAction;
+    let mut tables = vec![&freshness.default_ttl];
+    for (i, rule) in freshness.rules.iter().enumerate() {
+        let path = rule.path.as_str();
+        assert!(path.starts_with(['/', '*']), "{path}");
+        assert!(path.bytes().all(|b| b.is_ascii_graphic()), "{path}");
+        assert!(
+            freshness.rules[..i].iter().all(|r| r.path != rule.path),
+            "{path} twice"
+        );
+        if let RuleAction::Cache { ttl: Some(ttl), .. } = &rule.action {
+            tables.push(ttl);
+        }
+    }
+    for (status, ttl) in tables.iter().flat_map(|t| t.0.iter()) {
+        assert!(ttl.as_secs() >= 1, "{status}: {ttl:?}");
+    }
 }

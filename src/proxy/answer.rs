@@ -15,7 +15,7 @@ use super::respond::{self, with_body};
 use crate::actors::cache_store::{Hit, Purge, UpdateHead};
 use crate::cache::admit::{self, OriginAnswer};
 use crate::cache::coalesce::{Flight, Outcome};
-use crate::cache::policy;
+use crate::cache::freshness_rules::Source;
 use crate::cache::revalidate::{self, Keep};
 use crate::cache::{CacheStatus, Forward};
 use crate::upstream::fetch::{begin_store, content_length};
@@ -33,7 +33,7 @@ pub async fn revalidated(
     let now = SystemTime::now();
     let passed_on = headers::response_headers(not_modified.headers());
     let Some(revalidated) =
-        revalidate::updated_head(&hit.head, x.seen, &passed_on, x.origin.heuristic, now)
+        revalidate::updated_head(&hit.head, x.seen, &passed_on, x.origin.admit_rules(), now)
     else {
         let again = upstream::send(
             &x.upstream(),
@@ -53,7 +53,7 @@ pub async fn revalidated(
         Keep::Update => {
             status.stored = true;
             status.ttl = Some(ttl(&head, now));
-            status.detail = policy::freshness_detail(&head.header_map());
+            status.detail = x.freshness_detail(&head);
             x.state.cache.do_send(UpdateHead(head.clone()));
         }
         // This request may not store (its own directives or credentials):
@@ -101,10 +101,14 @@ pub async fn relay(
     } else {
         None
     };
+    if reason == Forward::Bypass {
+        let rule = x.origin.freshness.bypass(x.path_and_query());
+        cache_status.detail = rule.map(|glob| Source::Rule(glob).detail());
+    }
     let sink = match admitted {
         Some((head, ttl)) => {
             cache_status.ttl = Some(ttl as i64);
-            cache_status.detail = policy::freshness_detail(answer.headers);
+            cache_status.detail = rules.freshness_detail(x.key, status.as_u16(), answer.headers);
             begin_store(&x.state.cache, head, content_length).await
         }
         None => None,

@@ -3,6 +3,7 @@
 //! the two things every outcome does once: record itself (span and
 //! metric), and answer from a stored response.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::SystemTime;
 
@@ -45,6 +46,23 @@ impl Exchange<'_> {
             .inc();
     }
 
+    /// The URL as the client sent it: what the origin is asked, though the
+    /// key may be normalised (`ignore_query`, `sort_query`).
+    pub fn path_and_query(&self) -> &str {
+        self.req.uri().path_and_query().map_or("/", |p| p.as_str())
+    }
+
+    /// The `Cache-Status` `detail` of a stored response for this origin.
+    pub fn freshness_detail(&self, head: &EntryHead) -> Option<Cow<'static, str>> {
+        let rules = self.origin.admit_rules();
+        // Most entries have no Last-Modified and most origins no rules:
+        // no field map is built for them.
+        if rules.freshness.is_empty() && head.field("last-modified").is_none() {
+            return None;
+        }
+        rules.freshness_detail(&head.key, head.status, &head.header_map())
+    }
+
     /// Answers from a stored response, reported with `status`.
     pub fn answer(&self, hit: Hit, status: &CacheStatus, now: SystemTime) -> HttpResponse {
         let Hit { head, body } = hit;
@@ -68,7 +86,7 @@ impl Exchange<'_> {
     pub fn origin_request(&self, whole: bool) -> OriginRequest<'_> {
         OriginRequest {
             method: self.req.method().clone(),
-            path_and_query: &self.key.path_and_query,
+            path_and_query: self.path_and_query(),
             client_headers: self.req.headers(),
             peer: self.req.peer_addr(),
             version: self.req.version(),

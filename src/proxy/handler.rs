@@ -22,13 +22,10 @@ use crate::admin::auth::AdminAuth;
 use crate::cache::coalesce::{self, Outcome, Role};
 use crate::cache::freshness::{self, Verdict};
 use crate::cache::revalidate;
-use crate::cache::{directives, policy, CacheKey, CacheStatus, Forward};
+use crate::cache::{directives, CacheStatus, Forward};
 use crate::config::normalize_host;
 use crate::upstream::fetch::content_length;
 use crate::upstream::{self, headers, OriginClients, RequestBody};
-
-/// Stored entries are keyed by `GET`: a `HEAD` is answered from them too.
-const STORED_METHOD: &str = "GET";
 
 /// What the cache can do for a request.
 enum Cached {
@@ -69,7 +66,7 @@ pub async fn proxy(
         return refused.response();
     }
     let path_and_query = req.uri().path_and_query().map_or("/", |p| p.as_str());
-    let key = CacheKey::new(STORED_METHOD, &origin.host, path_and_query);
+    let key = origin.key(path_and_query);
     if req.method().as_str() == "PURGE" {
         return purge::purge_method(&req, &state, &auth, key).await;
     }
@@ -87,10 +84,11 @@ pub async fn proxy(
 
     // 2. What the cache holds, and whether it may be sent as it is.
     let safe = matches!(*req.method(), Method::GET | Method::HEAD);
-    let cached = if safe {
-        lookup(&x).await
-    } else {
-        Cached::Nothing(Forward::Method)
+    let bypass = origin.freshness.bypass(path_and_query);
+    let cached = match (safe, bypass) {
+        (true, None) => lookup(&x).await,
+        (true, Some(_)) => Cached::Nothing(Forward::Bypass),
+        (false, _) => Cached::Nothing(Forward::Method),
     };
     let request_directives = directives::request(x.seen);
     let now = SystemTime::now();
@@ -98,11 +96,7 @@ pub async fn proxy(
         Cached::Fresh(hit) => {
             x.record("hit");
             let status = CacheStatus {
-                // Most entries have no Last-Modified: no field map built for them.
-                detail: hit
-                    .head
-                    .field("last-modified")
-                    .and_then(|_| policy::freshness_detail(&hit.head.header_map())),
+                detail: x.freshness_detail(&hit.head),
                 ..CacheStatus::hit(ttl(&hit.head, now))
             };
             return x.answer(*hit, &status, now);
@@ -114,7 +108,7 @@ pub async fn proxy(
             x.record("hit");
             refresh::spawn(&x, state.clone(), client.clone(), hit.head.clone());
             let status = CacheStatus {
-                detail: Some("stale-while-revalidate"),
+                detail: Some("stale-while-revalidate".into()),
                 ..CacheStatus::hit(ttl(&hit.head, now))
             };
             return x.answer(*hit, &status, now);
@@ -127,7 +121,7 @@ pub async fn proxy(
                 "caje: only-if-cached, and no usable stored response\n",
             );
             let status = CacheStatus {
-                detail: Some("only-if-cached"),
+                detail: Some("only-if-cached".into()),
                 ..CacheStatus::default()
             };
             let status = status.render(&live.settings.cache_name());
@@ -214,7 +208,7 @@ pub async fn proxy(
                 // 0: the origin could not be reached at all.
                 fwd_status: (failed != 0).then_some(failed),
                 ttl: Some(ttl(&hit.head, now)),
-                detail: Some("stale-if-error"),
+                detail: Some("stale-if-error".into()),
                 ..CacheStatus::forward(reason)
             };
             return x.answer(*hit, &status, now);

@@ -50,7 +50,7 @@ pub async fn invalidate_after(x: &Exchange<'_>, status: StatusCode, response_hea
     if !invalidate::invalidates(x.req.method(), status) {
         return;
     }
-    for target in invalidate::targets(x.key, response_headers) {
+    for target in invalidate::targets(x.key, &x.origin.key_rules, response_headers) {
         let _ = x.state.cache.send(Purge(target)).await;
     }
 }

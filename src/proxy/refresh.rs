@@ -43,7 +43,8 @@ pub fn spawn(
         let validators = revalidate::validators(&head);
         let request = OriginRequest {
             method: Method::GET,
-            path_and_query: &head.key.path_and_query,
+            // As this client asked it; the key may be normalised.
+            path_and_query: req.uri().path_and_query().map_or("/", |p| p.as_str()),
             client_headers: req.headers(),
             peer: req.peer_addr(),
             version: req.version(),
@@ -74,7 +75,8 @@ async fn refresh_once(
     if response.status() == StatusCode::NOT_MODIFIED {
         let now = SystemTime::now();
         let passed_on = headers::response_headers(response.headers());
-        match revalidate::updated_head(head, seen, &passed_on, upstream.origin.heuristic, now) {
+        let rules = upstream.origin.admit_rules();
+        match revalidate::updated_head(head, seen, &passed_on, rules, now) {
             Some(updated) => match updated.keep {
                 Keep::Update => state.cache.do_send(UpdateHead(updated.head)),
                 Keep::AsStored => {}

@@ -35,7 +35,7 @@ pub async fn store_fully(
     key: &CacheKey,
     request_headers: &HeaderMap,
     response: awc::ClientResponse,
-    rules: AdmitRules,
+    rules: AdmitRules<'_>,
 ) -> Result<bool, awc::error::PayloadError> {
     let passed_on = headers::response_headers(response.headers());
     let answer = OriginAnswer {

@@ -56,7 +56,7 @@ pub async fn ask(
     peer: &Peer<'_>,
     key: &CacheKey,
     fields: &HeaderMap,
-    rules: AdmitRules,
+    rules: AdmitRules<'_>,
 ) -> Result<awc::ClientResponse, PeerMiss> {
     let result = ask_unmetered(peer, key, fields, rules).await;
     let outcome = match &result {
@@ -77,7 +77,7 @@ async fn ask_unmetered(
     peer: &Peer<'_>,
     key: &CacheKey,
     fields: &HeaderMap,
-    rules: AdmitRules,
+    rules: AdmitRules<'_>,
 ) -> Result<awc::ClientResponse, PeerMiss> {
     let url = format!("{}{}", peer.url, key.path_and_query);
     let failed = |reason: String| PeerMiss::Failed {

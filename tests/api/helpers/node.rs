@@ -50,6 +50,8 @@ pub async fn spawn_app_with(origins: Vec<(&str, String, Duration)>) -> TestApp {
             cache_set_cookie: false,
             heuristic: None,
             transport: Default::default(),
+            freshness: Default::default(),
+            key_rules: Default::default(),
         })
         .collect();
     spawn_node(origins, dir, |_| {}).await
@@ -76,6 +78,8 @@ pub async fn spawn_app_in(
         cache_set_cookie: false,
         heuristic: None,
         transport: Default::default(),
+        freshness: Default::default(),
+        key_rules: Default::default(),
     }];
     spawn_node(origins, dir, adjust).await
 }
