@@ -10,7 +10,7 @@ use http_cache_semantics::CachePolicy;
 
 use super::key::{self, VaryValues};
 use super::policy::Heuristic;
-use super::{http_compat, policy, CacheKey, EntryHead};
+use super::{http_compat, policy, status_codes, CacheKey, EntryHead};
 
 /// An origin's settings that admission follows.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -19,6 +19,8 @@ pub struct AdmitRules {
     pub cache_set_cookie: bool,
     /// Heuristic freshness, when the origin opts in.
     pub heuristic: Option<Heuristic>,
+    /// Store the statuses of `status_codes::CLIENT_ERRORS` too.
+    pub cache_client_errors: bool,
 }
 
 /// An origin response as admission sees it.
@@ -40,6 +42,9 @@ pub fn admit(
     answer: &OriginAnswer<'_>,
     rules: AdmitRules,
 ) -> Option<(EntryHead, u64)> {
+    if !status_codes::admissible(answer.status.as_u16(), rules.cache_client_errors) {
+        return None;
+    }
     // Cookies belong to one user: such a response is shared only when the
     // site allows it and the origin marks it public, and then without them.
     let with_cookie = answer.headers.contains_key(header::SET_COOKIE);

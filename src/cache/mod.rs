@@ -19,6 +19,7 @@ pub mod policy;
 pub mod range;
 pub mod revalidate;
 pub mod status;
+pub mod status_codes;
 
 pub use entry::{EntryError, EntryHead};
 pub use key::{CacheKey, VariantKey};

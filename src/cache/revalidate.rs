@@ -173,6 +173,7 @@ mod tests {
             fraction: 0.1,
             max: DAY,
         }),
+        cache_client_errors: false,
     };
 
     fn heuristic_entry() -> (EntryHead, String) {

@@ -24,6 +24,9 @@ pub struct Origin {
     /// Heuristic freshness for responses with `Last-Modified` and no
     /// explicit freshness (`heuristic_freshness`); `None`: off.
     pub heuristic: Option<Heuristic>,
+    /// Whether a 400, 413, 414 or 431 with explicit freshness may be stored
+    /// (`cache_client_errors`; off: one bad request would deny everyone).
+    pub cache_client_errors: bool,
     /// How caje connects to the origin: TLS, pool size, `Host` field.
     pub transport: Transport,
 }
@@ -34,6 +37,7 @@ impl Origin {
         AdmitRules {
             cache_set_cookie: self.cache_set_cookie,
             heuristic: self.heuristic,
+            cache_client_errors: self.cache_client_errors,
         }
     }
 }

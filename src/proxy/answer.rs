@@ -86,7 +86,12 @@ pub async fn relay(
 ) -> HttpResponse {
     let status = origin.status();
     let passed_on = headers::response_headers(origin.headers());
-    let content_length = content_length(origin.headers());
+    // A 204's body is never read: its entry is complete with its head.
+    let content_length = if respond::never_has_content(status) {
+        Some(0)
+    } else {
+        content_length(origin.headers())
+    };
     let mut cache_status = CacheStatus::forward(reason);
     cache_status.fwd_status = Some(status.as_u16());
 

@@ -163,6 +163,11 @@ pub fn origin_failure(origin: &Origin, error: &SendRequestError) -> HttpResponse
     }
 }
 
+/// Statuses whose responses never have content (RFC 9110 §6.4.1).
+pub fn never_has_content(status: StatusCode) -> bool {
+    status.is_informational() || status == StatusCode::NO_CONTENT
+}
+
 /// Attaches a body, keeping its length when known. `HEAD` responses keep
 /// the length but send nothing; statuses that never have content get none.
 pub fn with_body<S, E>(
@@ -176,7 +181,7 @@ where
     S: futures_util::Stream<Item = Result<bytes::Bytes, E>> + 'static,
     E: Into<Box<dyn std::error::Error>> + 'static,
 {
-    if status.is_informational() || status == StatusCode::NO_CONTENT {
+    if never_has_content(status) {
         return response.finish();
     }
     if status == StatusCode::NOT_MODIFIED {

@@ -30,6 +30,7 @@ mod purging;
 mod ranges;
 mod regions;
 mod rfc9111;
+mod rfc9111_status;
 mod security;
 mod shutdown;
 mod soak;

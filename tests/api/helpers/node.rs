@@ -49,6 +49,7 @@ pub async fn spawn_app_with(origins: Vec<(&str, String, Duration)>) -> TestApp {
             timeout,
             cache_set_cookie: false,
             heuristic: None,
+            cache_client_errors: false,
             transport: Default::default(),
         })
         .collect();
@@ -75,6 +76,7 @@ pub async fn spawn_app_in(
         timeout: Duration::from_secs(10),
         cache_set_cookie: false,
         heuristic: None,
+        cache_client_errors: false,
         transport: Default::default(),
     }];
     spawn_node(origins, dir, adjust).await
