@@ -11,6 +11,7 @@ use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, Server
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{ClientConfig, DigitallySignedStruct, SignatureScheme};
 
+use super::connector::{no_delay, origin_connector};
 use crate::config::{Origin, Settings};
 
 /// How long establishing a connection (TCP, then TLS) may take.
@@ -85,9 +86,11 @@ impl OriginClients {
             let Some(config) = tls.0.get(&origin.host) else {
                 continue;
             };
-            let connector = awc::Connector::new()
-                .connector(no_delay())
-                .rustls_0_23(config.clone());
+            let tls = origin
+                .upstream
+                .starts_with("https://")
+                .then(|| config.clone());
+            let connector = awc::Connector::new().connector(origin_connector(tls));
             clients.origins.insert(
                 origin.host.clone(),
                 client(connector, origin.transport.max_connections),
@@ -128,29 +131,6 @@ where
         .disable_redirects()
         .connector(connector)
         .finish()
-}
-
-type TcpConnection = actix_tls::connect::Connection<awc::http::Uri, actix_web::rt::net::TcpStream>;
-
-/// The TCP connector under every connection, TLS or not: origin connections
-/// carry request / answer pairs too, so a streamed request body's small last
-/// write must not wait for the origin's delayed ACK.
-fn no_delay() -> impl actix_service::Service<
-    actix_tls::connect::ConnectInfo<awc::http::Uri>,
-    Response = TcpConnection,
-    Error = actix_tls::connect::ConnectError,
-> + Clone {
-    use actix_service::ServiceExt;
-    actix_tls::connect::Connector::new(actix_tls::connect::Resolver::default())
-        .service()
-        .map(set_no_delay)
-}
-
-fn set_no_delay(connection: TcpConnection) -> TcpConnection {
-    if let Err(e) = connection.io_ref().set_nodelay(true) {
-        tracing::debug!(error = %e, "cannot set TCP_NODELAY on an origin connection");
-    }
-    connection
 }
 
 /// `tls_verify = false`: any certificate is accepted, though the handshake's

@@ -12,6 +12,7 @@ use awc::error::{ConnectError, SendRequestError};
 use bytes::Bytes;
 use futures_util::Stream;
 
+use super::connector;
 use super::headers::{self, ClientInfo};
 use crate::cache::revalidate::StoredValidators;
 use crate::config::{HostHeader, Origin};
@@ -103,7 +104,11 @@ where
     E: Into<Box<dyn std::error::Error>> + 'static,
 {
     let origin = upstream.origin;
-    let url = format!("{}{}", origin.upstream, request.path_and_query);
+    let url = format!(
+        "{}{}",
+        connector::request_base(&origin.upstream),
+        request.path_and_query
+    );
     let mut outgoing = upstream
         .client
         .request(request.method, url)

@@ -31,6 +31,7 @@ mod ranges;
 mod regions;
 mod rfc9111;
 mod rfc9111_status;
+mod rfc9111_wire;
 mod security;
 mod shutdown;
 mod soak;
