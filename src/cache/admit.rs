@@ -10,7 +10,7 @@ use http_cache_semantics::CachePolicy;
 
 use super::key::{self, VaryValues};
 use super::policy::Heuristic;
-use super::{http_compat, policy, status_codes, CacheKey, EntryHead};
+use super::{http_compat, partial, policy, status_codes, CacheKey, EntryHead};
 
 /// An origin's settings that admission follows.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -42,7 +42,13 @@ pub fn admit(
     answer: &OriginAnswer<'_>,
     rules: AdmitRules,
 ) -> Option<(EntryHead, u64)> {
-    if !status_codes::admissible(answer.status.as_u16(), rules.cache_client_errors) {
+    let status = answer.status.as_u16();
+    let admissible = if status == 206 {
+        partial::storable_part(answer.headers).is_some()
+    } else {
+        status_codes::admissible(status, rules.cache_client_errors)
+    };
+    if !admissible {
         return None;
     }
     // Cookies belong to one user: such a response is shared only when the

@@ -15,6 +15,7 @@ pub mod http_compat;
 pub mod invalidate;
 pub mod key;
 pub mod memory_tier;
+pub mod partial;
 pub mod policy;
 pub mod range;
 pub mod revalidate;

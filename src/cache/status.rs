@@ -23,6 +23,8 @@ pub enum Forward {
     Request,
     /// The stored response was stale.
     Stale,
+    /// A stored part was not enough for the request (RFC 9211 §2.2).
+    Partial,
 }
 
 impl Forward {
@@ -34,6 +36,7 @@ impl Forward {
             Self::Method => "method",
             Self::Request => "request",
             Self::Stale => "stale",
+            Self::Partial => "partial",
         }
     }
 }

@@ -41,10 +41,11 @@ pub fn admissible(status: u16, client_errors: bool) -> bool {
 /// the explicit freshness RFC 9111 §3 asks of it. caje keeps the real
 /// status in the entry.
 pub fn for_library(status: u16) -> u16 {
-    if LIBRARY_UNDERSTANDS.contains(&status) {
-        status
-    } else {
-        302
+    match status {
+        _ if LIBRARY_UNDERSTANDS.contains(&status) => status,
+        // A stored part is fresh as the whole would be (`cache::partial`).
+        206 => 200,
+        _ => 302,
     }
 }
 
@@ -75,6 +76,7 @@ mod tests {
         assert_eq!(for_library(404), 404);
         assert_eq!(for_library(503), 302);
         assert_eq!(for_library(299), 302);
+        assert_eq!(for_library(206), 200);
         assert!(understood(503) && understood(200) && understood(404));
         assert!(!understood(299) && !understood(499) && !understood(599) && !understood(206));
         assert!(!understood(416), "never stored");

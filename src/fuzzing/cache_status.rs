@@ -4,13 +4,14 @@ use super::assert_header_value;
 use crate::cache::status::{CacheStatus, Forward, MAX_SF_INTEGER};
 
 const DETAILS: [&str; 3] = ["stale-while-revalidate", "stale-if-error", "only-if-cached"];
-const FORWARDS: [Forward; 6] = [
+const FORWARDS: [Forward; 7] = [
     Forward::UriMiss,
     Forward::VaryMiss,
     Forward::Miss,
     Forward::Method,
     Forward::Request,
     Forward::Stale,
+    Forward::Partial,
 ];
 
 /// `Cache-Status` rendering. Input: bytes read as the fields of a

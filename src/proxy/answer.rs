@@ -15,8 +15,8 @@ use super::respond::{self, with_body};
 use crate::actors::cache_store::{Hit, Purge, UpdateHead};
 use crate::cache::admit::{self, OriginAnswer};
 use crate::cache::coalesce::{Flight, Outcome};
-use crate::cache::policy;
 use crate::cache::revalidate::{self, Keep};
+use crate::cache::{partial, policy};
 use crate::cache::{CacheStatus, Forward};
 use crate::upstream::fetch::{begin_store, content_length};
 use crate::upstream::{self, headers, RequestBody};
@@ -106,11 +106,16 @@ pub async fn relay(
     } else {
         None
     };
+    // A stored part must be exactly the bytes its Content-Range names.
+    let store_len = match partial::storable_part(answer.headers) {
+        Some(part) if status == StatusCode::PARTIAL_CONTENT => Some(part.range.len()),
+        _ => content_length,
+    };
     let sink = match admitted {
         Some((head, ttl)) => {
             cache_status.ttl = Some(ttl as i64);
             cache_status.detail = policy::freshness_detail(answer.headers);
-            begin_store(&x.state.cache, head, content_length).await
+            begin_store(&x.state.cache, head, store_len).await
         }
         None => None,
     };

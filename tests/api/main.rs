@@ -23,6 +23,7 @@ mod litefs;
 mod manifest;
 mod metrics_listen;
 mod multinode;
+mod partial_content;
 mod peers;
 mod populator;
 mod proxying;
