@@ -4,6 +4,7 @@
 //! `If-Range`, and the parts are joined only when they are of the same
 //! representation (§3.4).
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -15,6 +16,8 @@ use crate::helpers::{serve, spawn_app_with, Reply, TestApp, HOST};
 /// of every request the origin got.
 struct Representation {
     current: Mutex<(String, Vec<u8>)>,
+    /// Off: a sloppy origin that sends the range whatever `If-Range` says.
+    honours_if_range: AtomicBool,
     asked: Mutex<Vec<(Option<String>, Option<String>)>>,
 }
 
@@ -52,7 +55,10 @@ async fn ranged(req: HttpRequest, data: web::Data<Representation>) -> HttpRespon
     ok.insert_header(("cache-control", "max-age=600"))
         .insert_header(("etag", etag.clone()));
     let part = range
-        .filter(|_| if_range.as_deref().is_none_or(|v| v == etag))
+        .filter(|_| {
+            !data.honours_if_range.load(Ordering::SeqCst)
+                || if_range.as_deref().is_none_or(|v| v == etag)
+        })
         .and_then(|r| {
             let spec = r.strip_prefix("bytes=")?.to_owned();
             let (first, last) = spec.split_once('-')?;
@@ -82,6 +88,7 @@ async fn ranged(req: HttpRequest, data: web::Data<Representation>) -> HttpRespon
 async fn setup() -> (TestApp, web::Data<Representation>) {
     let data = web::Data::new(Representation {
         current: Mutex::new(("\"v1\"".to_owned(), body(b'a'))),
+        honours_if_range: AtomicBool::new(true),
         asked: Mutex::new(Vec::new()),
     });
     let port = serve(data.clone(), ranged);
@@ -195,4 +202,25 @@ async fn a_stored_part_is_joined_only_with_the_same_representation() {
     let part = hit(&app, 2, "/doc", "bytes=0-9").await;
     assert_eq!(part.body, slice(b'A', 0, 9));
     assert_eq!(part.header("etag"), Some("\"v2\""));
+}
+
+#[actix_web::test]
+async fn a_part_of_another_representation_is_never_joined() {
+    let (app, origin) = setup().await;
+    app.get_with("/sloppy", &[("range", "bytes=0-99")]).await;
+    hit(&app, 1, "/sloppy", "bytes=0-9").await;
+    origin.replace("\"v2\"", body(b'A'));
+    origin.honours_if_range.store(false, Ordering::SeqCst);
+    // The origin answers the missing part of "v2" despite If-Range "v1":
+    // its ETag tells, the part is not joined, and the client's own range
+    // is asked again.
+    let reply = app.get_with("/sloppy", &[("range", "bytes=50-149")]).await;
+    assert_eq!(reply.status, 206);
+    assert_eq!(reply.body, slice(b'A', 50, 149));
+    assert_eq!(reply.header("etag"), Some("\"v2\""));
+    let asked = origin.asked();
+    assert_eq!(asked[1].0.as_deref(), Some("bytes=100-149"));
+    assert_eq!(asked[2], (Some("bytes=50-149".to_owned()), None));
+    let part = hit(&app, 2, "/sloppy", "bytes=60-69").await;
+    assert_eq!(part.body, slice(b'A', 60, 69));
 }
