@@ -97,11 +97,16 @@ pub async fn proxy(
             None => Cached::Fresh(hit),
             Some(held) => match partial_plan(&x, &hit, held) {
                 Some(Plan::Covered(_)) => Cached::Fresh(hit),
-                Some(Plan::Extend { wanted, missing }) => {
+                // Never past only-if-cached: answered 504 below.
+                Some(Plan::Extend { wanted, missing })
+                    if !request_directives.has("only-if-cached") =>
+                {
                     x.record(CacheStatus::forward(Forward::Partial).outcome());
                     return super::partial::extend(&x, *hit, held, wanted, missing).await;
                 }
-                Some(Plan::Refetch) | None => Cached::Nothing(Forward::Partial),
+                Some(Plan::Extend { .. } | Plan::Refetch) | None => {
+                    Cached::Nothing(Forward::Partial)
+                }
             },
         },
         // A stale part is fetched again rather than validated.

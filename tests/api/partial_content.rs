@@ -224,3 +224,17 @@ async fn a_part_of_another_representation_is_never_joined() {
     let part = hit(&app, 2, "/sloppy", "bytes=60-69").await;
     assert_eq!(part.body, slice(b'A', 60, 69));
 }
+
+#[actix_web::test]
+async fn only_if_cached_never_asks_for_a_missing_part() {
+    let (app, origin) = setup().await;
+    app.get_with("/cached-only", &[("range", "bytes=0-99")]).await;
+    hit(&app, 1, "/cached-only", "bytes=0-9").await;
+    let headers = [
+        ("range", "bytes=50-199"),
+        ("cache-control", "only-if-cached"),
+    ];
+    let reply = app.get_with("/cached-only", &headers).await;
+    assert_eq!(reply.status, 504, "{}", reply.cache_status());
+    assert_eq!(origin.asked().len(), 1, "{:?}", origin.asked());
+}
