@@ -228,7 +228,8 @@ async fn a_part_of_another_representation_is_never_joined() {
 #[actix_web::test]
 async fn only_if_cached_never_asks_for_a_missing_part() {
     let (app, origin) = setup().await;
-    app.get_with("/cached-only", &[("range", "bytes=0-99")]).await;
+    app.get_with("/cached-only", &[("range", "bytes=0-99")])
+        .await;
     hit(&app, 1, "/cached-only", "bytes=0-9").await;
     let headers = [
         ("range", "bytes=50-199"),
