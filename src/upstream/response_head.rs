@@ -234,4 +234,42 @@ mod tests {
         let twice = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked, chunked\r\n\r\n";
         assert!(action(twice.as_bytes(), Asked::default()).is_err());
     }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::test_runner::Config {
+            cases: 256,
+            failure_persistence: None,
+            ..Default::default()
+        })]
+
+        /// Whatever an origin sends as a response head: no panic; a head
+        /// that is rewritten is a valid head whose only transfer coding is
+        /// chunked.
+        #[test]
+        fn any_response_head_is_handled_or_refused(
+            head in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..400),
+            te in "(gzip|deflate|br|chunked|identity|x-gzip| |,){0,6}",
+            head_request in proptest::prelude::any::<bool>(),
+        ) {
+            let asked = Asked { head: head_request, expects_continue: false };
+            let _ = action(&head, asked);
+            let text = format!(
+                "HTTP/1.1 200 OK\r\ntransfer-encoding: {te}\r\ncontent-length: 3\r\n\r\n"
+            );
+            if let Ok(Action::Rewrite { len, head, .. }) = action(text.as_bytes(), asked) {
+                proptest::prop_assert_eq!(len, text.len());
+                let mut fields = [httparse::EMPTY_HEADER; 16];
+                let mut parsed = httparse::Response::new(&mut fields);
+                proptest::prop_assert!(matches!(
+                    parsed.parse(&head),
+                    Ok(httparse::Status::Complete(_))
+                ));
+                for field in parsed.headers.iter() {
+                    if field.name.eq_ignore_ascii_case("transfer-encoding") {
+                        proptest::prop_assert_eq!(field.value, b"chunked".as_slice());
+                    }
+                }
+            }
+        }
+    }
 }

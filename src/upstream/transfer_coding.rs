@@ -312,4 +312,57 @@ mod tests {
         let fed = not_gzip.feed(b"plain text, not gzip", &mut out);
         assert!(fed.is_err() || not_gzip.eof(&mut out).is_err());
     }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::test_runner::Config {
+            cases: 256,
+            failure_persistence: None,
+            ..Default::default()
+        })]
+
+        /// A gzip-coded, chunked body from an origin, however it is chunked
+        /// and however the reads cut it, decodes to the body, and nothing
+        /// after its last chunk is taken for it.
+        #[test]
+        fn transfer_codings_decode_however_the_body_is_cut(
+            body in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..3000),
+            chunk in 1usize..700,
+            read in 1usize..300,
+        ) {
+            let coded = gzip(&body);
+            let mut wire = Vec::new();
+            for part in coded.chunks(chunk) {
+                wire.extend_from_slice(format!("{:x}\r\n", part.len()).as_bytes());
+                wire.extend_from_slice(part);
+                wire.extend_from_slice(b"\r\n");
+            }
+            wire.extend_from_slice(b"0\r\n\r\nHTTP/1.1 200 OK\r\n");
+            let mut decoder = BodyDecoder::new(&[Coding::Gzip], true);
+            let mut out = BytesMut::new();
+            let mut used = 0;
+            for piece in wire.chunks(read) {
+                if decoder.is_done() {
+                    break;
+                }
+                used += decoder.feed(piece, &mut out).expect("decodes");
+            }
+            proptest::prop_assert!(decoder.is_done());
+            proptest::prop_assert_eq!(&wire[used..], b"HTTP/1.1 200 OK\r\n".as_slice());
+            proptest::prop_assert_eq!(unchunk(&out), body);
+        }
+
+        /// Any bytes as a chunked body: an error or a decoded body, never a panic.
+        #[test]
+        fn any_bytes_are_decoded_or_refused(
+            wire in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..600),
+            gzipped in proptest::prelude::any::<bool>(),
+        ) {
+            let codings: &[Coding] = if gzipped { &[Coding::Gzip] } else { &[] };
+            let mut decoder = BodyDecoder::new(codings, true);
+            let mut out = BytesMut::new();
+            if decoder.feed(&wire, &mut out).is_ok() {
+                let _ = decoder.eof(&mut out);
+            }
+        }
+    }
 }
