@@ -71,15 +71,16 @@ pub fn held(head: &EntryHead) -> Option<Held> {
 pub enum Plan {
     /// Answered from the stored part: a range inside it, or a 416.
     Covered(RangeAnswer),
-    /// The request reaches past the stored part's end: `missing` is asked
-    /// of the origin, and `wanted` (`None`: the whole representation) is
-    /// sent from the stored part and it.
+    /// The request reaches past one end of the stored part: `missing`
+    /// (before or after it) is asked of the origin, and `wanted` (`None`:
+    /// the whole representation) is sent from the stored part and it.
     Extend {
         wanted: Option<ByteRange>,
         missing: ByteRange,
     },
-    /// The stored part cannot help (it starts after what is wanted): the
-    /// request goes to the origin as on a miss.
+    /// The stored part cannot help (what is wanted lies apart from it, or
+    /// reaches past both its ends): the request goes to the origin as on a
+    /// miss.
     Refetch,
 }
 
@@ -104,12 +105,23 @@ pub fn plan(held: Held, range: Option<&str>, if_range: Option<&str>, head: &Entr
     if wanted.is_some() && span.first >= stored.first && span.last <= stored.last {
         return Plan::Covered(answer);
     }
-    if span.first >= stored.first && span.first <= stored.last.saturating_add(1) {
+    let touches_start = span.first >= stored.first && span.first <= stored.last.saturating_add(1);
+    if touches_start && span.last > stored.last {
         return Plan::Extend {
             wanted,
             missing: ByteRange {
                 first: stored.last + 1,
                 last: span.last,
+            },
+        };
+    }
+    let touches_end = span.last <= stored.last && span.last.saturating_add(1) >= stored.first;
+    if touches_end && span.first < stored.first {
+        return Plan::Extend {
+            wanted,
+            missing: ByteRange {
+                first: span.first,
+                last: stored.first - 1,
             },
         };
     }
@@ -155,12 +167,12 @@ pub fn joins(
     status == 206 && same_part && same_representation
 }
 
-/// The stored part and the missing one after it, as one range.
+/// The stored part and the missing one next to it, as one range.
 pub fn joined(held: Held, missing: ByteRange) -> Held {
     Held {
         range: ByteRange {
-            first: held.range.first,
-            last: missing.last,
+            first: held.range.first.min(missing.first),
+            last: held.range.last.max(missing.last),
         },
         ..held
     }
@@ -283,7 +295,24 @@ mod tests {
                 missing: part(200, 299)
             }
         );
-        assert_eq!(plan_for(Some("bytes=0-99")), Plan::Refetch);
+        assert_eq!(
+            plan_for(Some("bytes=0-149")),
+            Plan::Extend {
+                wanted: Some(part(0, 149)),
+                missing: part(0, 99)
+            }
+        );
+        assert_eq!(
+            plan(suffix, None, None, &s),
+            Plan::Extend {
+                wanted: None,
+                missing: part(0, 99)
+            }
+        );
+        // Apart from the part, or past both its ends.
+        assert_eq!(plan_for(Some("bytes=0-49")), Plan::Refetch);
+        assert_eq!(plan_for(Some("bytes=250-")), Plan::Refetch);
+        assert_eq!(plan_for(Some("bytes=50-249")), Plan::Refetch);
         assert_eq!(plan_for(None), Plan::Refetch);
         let prefix = head("bytes 0-99/300");
         let prefix_held = held(&prefix).expect("partial");

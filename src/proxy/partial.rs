@@ -1,4 +1,4 @@
-//! A request reaching past the end of a stored part (`cache::partial`):
+//! A request reaching past one end of a stored part (`cache::partial`):
 //! the origin is asked for the missing bytes only, with `If-Range` on the
 //! stored representation; when its `206` is exactly that part of the same
 //! representation, the client gets the stored bytes and the new ones as one
@@ -9,6 +9,7 @@ use actix_web::http::header::{self, HeaderMap, HeaderValue};
 use actix_web::http::{Method, StatusCode};
 use actix_web::HttpResponse;
 use awc::error::PayloadError;
+use futures_util::future::Either;
 use futures_util::StreamExt;
 
 use super::answer::relay;
@@ -25,7 +26,7 @@ use crate::upstream::send::NoBody;
 use crate::upstream::{self, headers, RequestBody};
 
 /// Answers `wanted` (`None`: the whole representation) from the stored
-/// part `held` of `hit` and the `missing` part after it.
+/// part `held` of `hit` and the `missing` part next to it.
 pub async fn extend(
     x: &Exchange<'_>,
     hit: Hit,
@@ -83,15 +84,13 @@ pub async fn extend(
     cache_status.fwd_status = Some(status.as_u16());
     let admitted = admit::admit(x.key, x.seen, &answer, x.origin.admit_rules());
     let Hit { body, .. } = hit;
-    let sink = match (admitted, body.try_clone()) {
+    let (sink, stored) = match (admitted, body.try_clone()) {
         (Some((head, ttl)), Ok(stored)) => {
             cache_status.ttl = Some(ttl as i64);
-            match begin_store(&x.state.cache, head, Some(joined.range.len())).await {
-                Some(sink) => copy_into(sink, stored).await,
-                None => None,
-            }
+            let sink = begin_store(&x.state.cache, head, Some(joined.range.len())).await;
+            (sink, Some(stored))
         }
-        _ => None,
+        _ => (None, None),
     };
     cache_status.stored = sink.is_some();
 
@@ -99,18 +98,38 @@ pub async fn extend(
         first: 0,
         last: held.complete.saturating_sub(1),
     });
-    // The stored bytes the client wants, then the new part, all of which it wants.
-    let from_stored = held.range.last.saturating_add(1).saturating_sub(span.first);
+    // All of the missing part is wanted; of the stored part, what overlaps
+    // the wanted span.
+    let after = missing.first > held.range.last;
+    let (offset, from_stored) = if after {
+        let len = held.range.last.saturating_add(1).saturating_sub(span.first);
+        (span.first.saturating_sub(held.range.first), len)
+    } else {
+        let len = span.last.min(held.range.last).saturating_add(1);
+        (0, len.saturating_sub(held.range.first))
+    };
     let stored_part = body
-        .into_range_stream(span.first.saturating_sub(held.range.first), from_stored)
+        .into_range_stream(offset, from_stored)
         .map(|chunk| chunk.map_err(PayloadError::Io));
     let sent = x.state.metrics.body_bytes.with_label_values(&["origin"]);
-    let new_part = tee(response, sink, Some(missing.len()), None).inspect(move |chunk| {
+    let count = move |chunk: &Result<bytes::Bytes, PayloadError>| {
         if let Ok(chunk) = chunk {
             sent.inc_by(chunk.len() as u64);
         }
-    });
-    let stream = stored_part.chain(new_part);
+    };
+    // The new entry holds the parts in order: the stored one first when the
+    // missing part follows it.
+    let stream = if after {
+        let sink = match (sink, stored) {
+            (Some(sink), Some(stored)) => copy_into(sink, stored).await,
+            _ => None,
+        };
+        let new_part = tee(response, sink, Some(missing.len()), None).inspect(count);
+        Either::Left(stored_part.chain(new_part))
+    } else {
+        let new_part = then_stored(response, sink, stored).inspect(count);
+        Either::Right(new_part.chain(stored_part))
+    };
     let client_status = if wanted.is_some() {
         StatusCode::PARTIAL_CONTENT
     } else {
@@ -148,7 +167,38 @@ fn as_joined(fields: &HeaderMap, joined: Held) -> HeaderMap {
     fields
 }
 
-/// Writes the stored part into the new entry first; `None` when that fails
+/// The origin's part, copied into `sink` as it passes, followed in the
+/// entry by the `stored` part; the entry is committed then.
+fn then_stored(
+    origin: awc::ClientResponse,
+    sink: Option<StoreSink>,
+    stored: Option<EntryBody>,
+) -> impl futures_util::Stream<Item = Result<bytes::Bytes, PayloadError>> {
+    futures_util::stream::unfold(Some((origin, sink, stored)), |state| async move {
+        let (mut origin, sink, stored) = state?;
+        match origin.next().await {
+            Some(Ok(chunk)) => {
+                let sink = match sink {
+                    Some(sink) if sink.write(chunk.clone()).await => Some(sink),
+                    _ => None,
+                };
+                Some((Ok(chunk), Some((origin, sink, stored))))
+            }
+            // The sink is dropped with the state: the entry is abandoned.
+            Some(Err(e)) => Some((Err(e), None)),
+            None => {
+                if let (Some(sink), Some(stored)) = (sink, stored) {
+                    if let Some(sink) = copy_into(sink, stored).await {
+                        sink.finish().await;
+                    }
+                }
+                None
+            }
+        }
+    })
+}
+
+/// Writes the stored part into the new entry; `None` when that fails
 /// (the entry is then abandoned, the client still served).
 async fn copy_into(sink: StoreSink, stored: EntryBody) -> Option<StoreSink> {
     let mut chunks = std::pin::pin!(stored.into_stream());

@@ -146,11 +146,15 @@ async fn a_206_is_stored_and_the_ranges_it_covers_are_served_from_it() {
     assert_eq!(beyond.status, 416);
     assert_eq!(beyond.header("content-range"), Some("bytes */300"));
     assert_eq!(origin.asked().len(), 1, "{:?}", origin.asked());
-    // What the part does not start with is asked of the origin as on a
-    // miss, never answered from the part.
-    let whole = app.get("/video").await;
-    assert_eq!((whole.status, whole.body.len()), (200, 300));
-    assert_eq!(origin.asked()[1], (None, None));
+    // A range apart from the part is asked of the origin as on a miss,
+    // never answered from the part.
+    let apart = app.get_with("/video", &[("range", "bytes=0-49")]).await;
+    assert_eq!(
+        (apart.status, apart.body.clone()),
+        (206, slice(b'a', 0, 49))
+    );
+    assert!(!is_hit(&apart), "{}", apart.cache_status());
+    assert_eq!(origin.asked()[1], (Some("bytes=0-49".to_owned()), None));
 }
 
 #[actix_web::test]
@@ -238,4 +242,33 @@ async fn only_if_cached_never_asks_for_a_missing_part() {
     let reply = app.get_with("/cached-only", &headers).await;
     assert_eq!(reply.status, 504, "{}", reply.cache_status());
     assert_eq!(origin.asked().len(), 1, "{:?}", origin.asked());
+}
+
+#[actix_web::test]
+async fn a_part_missing_before_a_stored_suffix_is_asked_alone_and_joined() {
+    let (app, origin) = setup().await;
+    let suffix = app.get_with("/track", &[("range", "bytes=-100")]).await;
+    assert_eq!(suffix.header("content-range"), Some("bytes 200-299/300"));
+    hit(&app, 1, "/track", "bytes=250-").await;
+    // Reaching before the part: only bytes 150-199 are asked.
+    let more = app.get_with("/track", &[("range", "bytes=150-249")]).await;
+    assert_eq!(more.status, 206);
+    assert_eq!(more.header("content-range"), Some("bytes 150-249/300"));
+    assert_eq!(more.body, slice(b'a', 150, 249));
+    let want = |range: &str| (Some(range.to_owned()), Some("\"v1\"".to_owned()));
+    assert_eq!(origin.asked()[1], want("bytes=150-199"));
+    let joined = hit(&app, 2, "/track", "bytes=150-299").await;
+    assert_eq!(joined.body, slice(b'a', 150, 299));
+    // The whole GET asks for the rest only and completes the entry.
+    let whole = app.get("/track").await;
+    assert_eq!(
+        (whole.status, whole.body.clone()),
+        (200, slice(b'a', 0, 299))
+    );
+    assert_eq!(origin.asked()[2], want("bytes=0-149"));
+    app.stored(3).await;
+    let complete = app.get("/track").await;
+    assert!(is_hit(&complete), "{}", complete.cache_status());
+    assert_eq!(complete.body, slice(b'a', 0, 299));
+    assert_eq!(origin.asked().len(), 3, "{:?}", origin.asked());
 }
