@@ -1,13 +1,14 @@
 //! RFC 9111 to the letter (issue 17), on the wire from the origin: interim
 //! responses before the final one (item 4) and odd framing or hop-by-hop
-//! fields (item 5), written as exact bytes by a raw origin.
+//! fields (item 5), written as exact bytes by a raw origin (plain, and over
+//! TLS).
 
 use std::io::Write;
 use std::time::Duration;
 
 use crate::helpers::{
-    eventually, raw_request, read_head, spawn_app_with, spawn_raw_origin, RawOrigin, Reply,
-    TestApp, HOST,
+    eventually, raw_request, read_head, spawn_app_for, spawn_app_with, spawn_raw_origin,
+    spawn_tls_origin_answering, RawOrigin, Reply, TestApp, TestCa, HOST,
 };
 
 async fn app_for(port: u16) -> TestApp {
@@ -186,4 +187,41 @@ async fn a_transfer_coding_caje_cannot_decode_is_a_clear_502_never_stored() {
         assert!(reply.body.contains("\"br\""), "{}", reply.body);
         assert_eq!(asked(&origin), n);
     }
+}
+
+#[actix_web::test]
+async fn interim_responses_and_transfer_codings_are_handled_over_https_too() {
+    let ca = TestCa::new();
+    let coded = gzip(b"over tls");
+    let mut answer = format!(
+        "HTTP/1.1 103 Early Hints\r\nlink: </a.css>; rel=preload\r\n\r\n\
+         HTTP/1.1 200 OK\r\ncache-control: max-age=60\r\ntransfer-encoding: gzip, chunked\r\n\r\n{:x}\r\n",
+        coded.len()
+    )
+    .into_bytes();
+    answer.extend_from_slice(&coded);
+    answer.extend_from_slice(b"\r\n0\r\n\r\n");
+    let tls = spawn_tls_origin_answering(&ca, "localhost", leak(answer)).await;
+    let text = format!(
+        "[[origin]]\nhost = \"{HOST}\"\nupstream = \"{}\"\nca_file = {:?}\n",
+        tls.url(),
+        ca.pem_file()
+    );
+    let origin = caje::config::Settings::parse("test.toml", &text)
+        .expect("valid origin")
+        .origins
+        .remove(0);
+    let app = spawn_app_for(vec![origin], |_| {}).await;
+    let first = app.get("/tls").await;
+    assert_eq!((first.status, first.body.as_str()), (200, "over tls"));
+    assert!(first.header("link").is_none());
+    app.stored(1).await;
+    let hit = app.get("/tls").await;
+    assert!(
+        hit.cache_status().starts_with("caje; hit"),
+        "{}",
+        hit.cache_status()
+    );
+    assert_eq!(hit.body, "over tls");
+    assert_eq!(tls.heads().len(), 1);
 }
