@@ -2,7 +2,9 @@
 //! head is looked at first (`response_head`), so that interim responses
 //! are dropped and odd transfer codings decoded before awc, which would
 //! take a `103` for the answer or refuse `Transfer-Encoding: gzip`, sees
-//! them. Everything else passes through untouched.
+//! them; and a plain chunked body's chunks are followed, so that one the
+//! origin's close cuts off is an error rather than, as awc would have it, a
+//! complete body. Everything else passes through untouched.
 //!
 //! awc writes a whole request before it reads the response, and reads that
 //! response to its end before the connection carries another request: so
@@ -33,6 +35,8 @@ enum Reading {
     Body,
     /// The body of a response whose transfer codings caje undoes.
     Decoding(BodyDecoder),
+    /// A chunked body handed on as it came, its chunks followed.
+    Watching(BodyDecoder),
 }
 
 pub struct OriginIo<Io> {
@@ -125,11 +129,19 @@ impl<Io: AsyncRead + Unpin> AsyncRead for OriginIo<Io> {
                         tracing::debug!(status, "an interim response from the origin, dropped");
                         this.raw.advance(len);
                     }
-                    Action::Pass { len, interim } => {
+                    Action::Pass {
+                        len,
+                        interim,
+                        chunked,
+                    } => {
                         this.ready = this.raw.split_to(len);
                         if !interim {
-                            this.reading = Reading::Body;
                             this.answered = true;
+                            this.reading = if chunked {
+                                Reading::Watching(BodyDecoder::watcher())
+                            } else {
+                                Reading::Body
+                            };
                         }
                     }
                     Action::Rewrite { len, head, body } => {
@@ -148,6 +160,25 @@ impl<Io: AsyncRead + Unpin> AsyncRead for OriginIo<Io> {
                 Reading::Decoding(body) if this.eof => body.eof(&mut this.ready)?,
                 Reading::Decoding(_) => {
                     ready!(fill(&mut this.io, &mut this.raw, &mut this.eof, cx))?;
+                }
+                Reading::Watching(chunks) if chunks.is_done() => this.reading = Reading::Body,
+                Reading::Watching(chunks) if !this.raw.is_empty() => {
+                    let raw = this.raw.split();
+                    chunks.feed(&raw, &mut BytesMut::new())?;
+                    this.ready = raw;
+                }
+                // Read straight into awc's buffer; an end before the last
+                // chunk is an error, not the end of the body.
+                Reading::Watching(chunks) => {
+                    let before = buf.filled().len();
+                    ready!(Pin::new(&mut this.io).poll_read(cx, buf))?;
+                    let read = &buf.filled()[before..];
+                    if read.is_empty() {
+                        chunks.eof(&mut BytesMut::new())?;
+                    } else {
+                        chunks.feed(read, &mut BytesMut::new())?;
+                    }
+                    return Poll::Ready(Ok(()));
                 }
             }
         }

@@ -39,8 +39,13 @@ pub enum Action {
     /// An interim response the client does not wait for: its `len` bytes
     /// are dropped and the next head read.
     DropInterim { len: usize, status: u16 },
-    /// Handed on as it is (`len` bytes); what follows is its body.
-    Pass { len: usize, interim: bool },
+    /// Handed on as it is (`len` bytes); what follows is its body,
+    /// `chunked` (only followed, to tell a cut-off one) or not.
+    Pass {
+        len: usize,
+        interim: bool,
+        chunked: bool,
+    },
     /// Replaced (its first `len` bytes) by `head`, its body decoded by
     /// `body` (none: it has no body).
     Rewrite {
@@ -63,6 +68,7 @@ pub fn action(buffer: &[u8], asked: Asked) -> io::Result<Action> {
             return Ok(Action::Pass {
                 len: 0,
                 interim: false,
+                chunked: false,
             })
         }
     };
@@ -70,7 +76,11 @@ pub fn action(buffer: &[u8], asked: Asked) -> io::Result<Action> {
     if (100..200).contains(&status) {
         let awaited = status == 101 || (status == 100 && asked.expects_continue);
         return Ok(if awaited {
-            Action::Pass { len, interim: true }
+            Action::Pass {
+                len,
+                interim: true,
+                chunked: false,
+            }
         } else {
             Action::DropInterim { len, status }
         });
@@ -88,13 +98,14 @@ pub fn action(buffer: &[u8], asked: Asked) -> io::Result<Action> {
             && transfer_encoding[0]
                 .trim_ascii()
                 .eq_ignore_ascii_case(b"chunked"));
+    let bodyless = asked.head || status == 204 || status == 304;
     if plain {
         return Ok(Action::Pass {
             len,
             interim: false,
+            chunked: response.version == Some(1) && !transfer_encoding.is_empty() && !bodyless,
         });
     }
-    let bodyless = asked.head || status == 204 || status == 304;
     let body = if bodyless {
         None
     } else {

@@ -95,6 +95,8 @@ pub struct BodyDecoder {
     chunk: Option<Chunk>,
     /// In the order they are undone (the reverse of the field's).
     decoders: Vec<Decoder>,
+    /// `false`: the chunks are only followed (see [`BodyDecoder::watcher`]).
+    copies: bool,
     done: bool,
 }
 
@@ -105,7 +107,18 @@ impl BodyDecoder {
         Self {
             chunk: chunked.then(|| Chunk::Size(Vec::new())),
             decoders: codings.iter().rev().map(|&c| Decoder::new(c)).collect(),
+            copies: true,
             done: false,
+        }
+    }
+
+    /// Follows a plain chunked body that is handed on as it is, only to
+    /// know where it ends: one the origin's close cuts off is then an error
+    /// (awc would take it for complete). `feed` writes nothing to `out`.
+    pub fn watcher() -> Self {
+        Self {
+            copies: false,
+            ..Self::new(&[], true)
         }
     }
 
@@ -143,8 +156,10 @@ impl BodyDecoder {
                 }
                 Chunk::Data(left) => {
                     let take = left.min((input.len() - at) as u64) as usize;
-                    let decoded = self.decode(&input[at..at + take])?;
-                    emit(out, &decoded);
+                    if self.copies {
+                        let decoded = self.decode(&input[at..at + take])?;
+                        emit(out, &decoded);
+                    }
                     at += take;
                     match left - take as u64 {
                         0 => Chunk::DataEnd(false),
@@ -207,6 +222,10 @@ impl BodyDecoder {
 
     /// Flushes the decoders and ends the chunked output.
     fn end(&mut self, out: &mut BytesMut) -> io::Result<()> {
+        self.done = true;
+        if !self.copies {
+            return Ok(());
+        }
         let mut carried = Vec::new();
         for decoder in &mut self.decoders {
             let mut data = decoder.write(&carried)?;
@@ -215,7 +234,6 @@ impl BodyDecoder {
         }
         emit(out, &carried);
         out.put_slice(b"0\r\n\r\n");
-        self.done = true;
         Ok(())
     }
 }
@@ -298,6 +316,18 @@ mod tests {
         assert!(!decoder.is_done());
         decoder.eof(&mut out).expect("ends");
         assert_eq!(unchunk(&out), b"until close");
+    }
+
+    #[test]
+    fn a_watcher_copies_nothing_and_tells_a_cut_off_body() {
+        let mut out = BytesMut::new();
+        let mut whole = BodyDecoder::watcher();
+        let wire = b"5\r\nhello\r\n0\r\n\r\nrest";
+        assert_eq!(whole.feed(wire, &mut out).expect("follows"), wire.len() - 4);
+        assert!(whole.is_done() && out.is_empty());
+        let mut cut = BodyDecoder::watcher();
+        cut.feed(b"5\r\nhello\r\n", &mut out).expect("follows");
+        assert!(cut.eof(&mut out).is_err());
     }
 
     #[test]
