@@ -15,13 +15,14 @@ const LIBRARY_UNDERSTANDS: [u16; 14] = [
 
 /// Whether caje understands `status` in the sense of `must-understand`
 /// (RFC 9111 §5.2.2.3): it implements that status's caching requirements.
-/// These are the statuses RFC 9110 §15 defines that caje may store.
+/// These are the statuses RFC 9110 §15 defines that caje may store, and
+/// 206, stored as a part (`cache::partial`).
 pub fn understood(status: u16) -> bool {
     let defined = matches!(
         status,
         200..=205 | 300..=303 | 305 | 307 | 308 | 400..=417 | 421 | 422 | 426 | 500..=505
     );
-    defined && admissible(status, true)
+    status == 206 || (defined && admissible(status, true))
 }
 
 /// Whether a response with `status` may be stored at all (its fields then
@@ -77,8 +78,8 @@ mod tests {
         assert_eq!(for_library(503), 302);
         assert_eq!(for_library(299), 302);
         assert_eq!(for_library(206), 200);
-        assert!(understood(503) && understood(200) && understood(404));
-        assert!(!understood(299) && !understood(499) && !understood(599) && !understood(206));
+        assert!(understood(503) && understood(200) && understood(404) && understood(206));
+        assert!(!understood(299) && !understood(499) && !understood(599));
         assert!(!understood(416), "never stored");
     }
 }
