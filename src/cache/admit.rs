@@ -104,10 +104,12 @@ pub fn admit(
 /// or range) fetched it. Only then does a URL skip coalescing for a while
 /// (hit-for-miss).
 pub fn storable_for_no_one(key: &CacheKey, answer: &OriginAnswer<'_>, rules: AdmitRules) -> bool {
-    // These answer one request's preconditions or range, and say nothing
-    // of what the resource itself allows.
-    let conditional = matches!(answer.status.as_u16(), 206 | 304 | 412 | 416);
-    !conditional && admit(key, &HeaderMap::new(), answer, rules).is_none()
+    // These answer one request's preconditions, range or malformation, and
+    // say nothing of what the resource itself allows.
+    let status = answer.status.as_u16();
+    let one_request =
+        matches!(status, 206 | 304 | 412 | 416) || status_codes::CLIENT_ERRORS.contains(&status);
+    !one_request && admit(key, &HeaderMap::new(), answer, rules).is_none()
 }
 
 fn without_set_cookie(headers: &HeaderMap) -> HeaderMap {

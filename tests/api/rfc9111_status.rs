@@ -121,3 +121,44 @@ async fn no_store_with_must_understand_is_stored_for_an_understood_status() {
     let path = path("plain", 200, "no-store, max-age=60");
     assert!(!reused(&app, &origin, &path, 200).await);
 }
+
+/// 400 to a request with `x-malformed`, else after 300 ms a page fresh for
+/// a minute; counts the requests.
+async fn malformed_or_slow(
+    req: actix_web::HttpRequest,
+    count: actix_web::web::Data<std::sync::atomic::AtomicUsize>,
+) -> actix_web::HttpResponse {
+    count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    if req.headers().contains_key("x-malformed") {
+        return actix_web::HttpResponse::BadRequest()
+            .insert_header(("cache-control", "max-age=60"))
+            .body("bad request");
+    }
+    actix_web::rt::time::sleep(std::time::Duration::from_millis(300)).await;
+    actix_web::HttpResponse::Ok()
+        .insert_header(("cache-control", "max-age=60"))
+        .body("page")
+}
+
+#[actix_web::test]
+async fn one_client_s_malformed_request_does_not_switch_off_coalescing() {
+    let count = actix_web::web::Data::new(std::sync::atomic::AtomicUsize::new(0));
+    let port = crate::helpers::serve(count.clone(), malformed_or_slow);
+    let app = crate::helpers::spawn_app_with(vec![(
+        crate::helpers::HOST,
+        format!("http://127.0.0.1:{port}"),
+        std::time::Duration::from_secs(10),
+    )])
+    .await;
+    let bad = app.get_with("/page", &[("x-malformed", "1")]).await;
+    assert_eq!(bad.status, 400);
+    assert!(!stored(&bad), "{}", bad.cache_status());
+    // Its 400 says nothing of the page: the next misses still make one request.
+    let replies = futures_util::future::join_all((0..5).map(|_| app.get("/page"))).await;
+    let collapsed = replies
+        .iter()
+        .filter(|r| r.cache_status().contains("collapsed"))
+        .count();
+    assert_eq!(collapsed, 4);
+    assert_eq!(count.load(std::sync::atomic::Ordering::SeqCst), 2);
+}
