@@ -131,6 +131,7 @@ async fn serve_demo(demo_origin: &str) -> anyhow::Result<()> {
         timeout: std::time::Duration::from_secs(30),
         cache_set_cookie: false,
         heuristic: None,
+        cache_client_errors: false,
         transport: Default::default(),
         freshness: Default::default(),
         key_rules: Default::default(),

@@ -12,7 +12,7 @@ use http_cache_semantics::CachePolicy;
 use super::freshness_rules::{FreshnessRules, Ignored};
 use super::key::{self, VaryValues};
 use super::policy::Heuristic;
-use super::{http_compat, policy, CacheKey, EntryHead};
+use super::{http_compat, partial, policy, status_codes, CacheKey, EntryHead};
 
 /// An origin's settings that admission follows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -21,6 +21,8 @@ pub struct AdmitRules<'a> {
     pub cache_set_cookie: bool,
     /// Heuristic freshness, when the origin opts in.
     pub heuristic: Option<Heuristic>,
+    /// Store the statuses of `status_codes::CLIENT_ERRORS` too.
+    pub cache_client_errors: bool,
     /// `default_ttl` and path rules.
     pub freshness: &'a FreshnessRules,
 }
@@ -79,10 +81,18 @@ pub fn admit(
     if rules.freshness.bypass(&key.path_and_query).is_some() {
         return None;
     }
-    let applied =
-        rules
-            .freshness
-            .applied(&key.path_and_query, answer.status.as_u16(), answer.headers);
+    let status = answer.status.as_u16();
+    let admissible = if status == 206 {
+        partial::storable_part(answer.headers).is_some()
+    } else {
+        status_codes::admissible(status, rules.cache_client_errors)
+    };
+    if !admissible {
+        return None;
+    }
+    let applied = rules
+        .freshness
+        .applied(&key.path_and_query, status, answer.headers);
     // Cookies belong to one user: such a response is shared only when the
     // site allows it and the origin marks it public, or a path rule says
     // so in so many words, and then without them.
@@ -154,10 +164,12 @@ pub fn storable_for_no_one(
     answer: &OriginAnswer<'_>,
     rules: AdmitRules<'_>,
 ) -> bool {
-    // These answer one request's preconditions or range, and say nothing
-    // of what the resource itself allows.
-    let conditional = matches!(answer.status.as_u16(), 206 | 304 | 412 | 416);
-    !conditional && admit(key, &HeaderMap::new(), answer, rules).is_none()
+    // These answer one request's preconditions, range or malformation, and
+    // say nothing of what the resource itself allows.
+    let status = answer.status.as_u16();
+    let one_request =
+        matches!(status, 206 | 304 | 412 | 416) || status_codes::CLIENT_ERRORS.contains(&status);
+    !one_request && admit(key, &HeaderMap::new(), answer, rules).is_none()
 }
 
 fn without_set_cookie(headers: &HeaderMap) -> HeaderMap {
@@ -205,6 +217,7 @@ mod tests {
             cache_set_cookie: true,
             heuristic: None,
             freshness: &freshness,
+            cache_client_errors: false,
         };
         let fields = map(response);
         let answer = OriginAnswer {

@@ -52,6 +52,13 @@ impl Directives {
         Self(self.0.iter().filter(|(n, _)| n != name).cloned().collect())
     }
 
+    /// The same directives and `name` (without argument), once.
+    pub fn with(&self, name: &str) -> Self {
+        let mut more = self.without(name);
+        more.0.push((name.to_owned(), None));
+        more
+    }
+
     /// The directives as one normalised field value. An argument that is not
     /// a token is quoted, so that [`Directives::parse`] (and
     /// `http-cache-semantics`) read back exactly this argument: unquoted,

@@ -6,7 +6,7 @@ use actix_web::http::StatusCode;
 
 use crate::cache::key::VaryValues;
 use crate::cache::CacheKey;
-use crate::cache::{directives, policy};
+use crate::cache::{directives, policy, status_codes};
 
 /// The request as `CachePolicy` sees it: the normalised host and URL of the
 /// key, the request's cache directives as caje reads them (see
@@ -52,12 +52,25 @@ pub fn policy_request(
 }
 
 /// An origin response's status and headers as `CachePolicy` sees them:
-/// `Cache-Control` replaced by the directives caje reads (`CDN-Cache-Control`
-/// first, in which case `Expires` and `Pragma` are ignored too).
+/// the status as `status_codes::for_library` shows it, `Cache-Control`
+/// replaced by the directives caje reads (`CDN-Cache-Control` first, in
+/// which case `Expires` and `Pragma` are ignored too), with
+/// `must-understand` applied (the library does not know it).
 pub fn policy_response(status: StatusCode, response_headers: &HeaderMap) -> http1::response::Parts {
     let mut parts = http1::Response::new(()).into_parts().0;
-    parts.status = http1::StatusCode::from_u16(status.as_u16()).unwrap_or_default();
-    let (directives, targeted) = directives::response(response_headers);
+    parts.status =
+        http1::StatusCode::from_u16(status_codes::for_library(status.as_u16())).unwrap_or_default();
+    let (mut directives, targeted) = directives::response(response_headers);
+    // RFC 9111 §5.2.2.3, §3: with must-understand, a cache that implements
+    // the status's requirements ignores no-store; one that does not must
+    // not store at all.
+    if directives.has("must-understand") {
+        directives = if status_codes::understood(status.as_u16()) {
+            directives.without("no-store")
+        } else {
+            directives.with("no-store")
+        };
+    }
     for (name, value) in response_headers {
         let replaced = match name.as_str() {
             "cache-control" | "cdn-cache-control" | "age" | "date" | "last-modified" => true,

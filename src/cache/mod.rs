@@ -17,11 +17,13 @@ pub mod http_compat;
 pub mod invalidate;
 pub mod key;
 pub mod memory_tier;
+pub mod partial;
 pub mod policy;
 pub mod query;
 pub mod range;
 pub mod revalidate;
 pub mod status;
+pub mod status_codes;
 
 pub use entry::{EntryError, EntryHead};
 pub use key::{CacheKey, VariantKey};

@@ -116,6 +116,12 @@ pub fn answer(
     resolve(&specs, complete_len)
 }
 
+/// Whether a `Range` value asks for exactly one byte range, the kind a
+/// partial entry can hold (`cache::partial`).
+pub fn is_single_range(range: &str) -> bool {
+    parse_byte_ranges(range).is_some_and(|specs| specs.len() == 1)
+}
+
 /// Whether an `If-Range` validator lets the `Range` through (RFC 9110
 /// §13.1.5). An entity-tag needs a strong match: the stored part must be of
 /// the very same bytes, which a weak tag does not promise. A date must equal

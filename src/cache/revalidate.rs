@@ -177,6 +177,7 @@ mod tests {
             max: DAY,
         }),
         freshness: &FreshnessRules::NONE,
+        cache_client_errors: false,
     };
 
     fn heuristic_entry() -> (EntryHead, String) {
@@ -243,6 +244,7 @@ mod tests {
             cache_set_cookie: false,
             heuristic: None,
             freshness: &freshness,
+            cache_client_errors: false,
         };
         let fields = map(&[("etag", "\"a\"")]);
         let answer = OriginAnswer {

@@ -26,6 +26,8 @@ pub enum Forward {
     Stale,
     /// A path rule (`bypass = true`) keeps the cache out of it.
     Bypass,
+    /// A stored part was not enough for the request (RFC 9211 §2.2).
+    Partial,
 }
 
 impl Forward {
@@ -38,6 +40,7 @@ impl Forward {
             Self::Request => "request",
             Self::Stale => "stale",
             Self::Bypass => "bypass",
+            Self::Partial => "partial",
         }
     }
 }

@@ -27,6 +27,9 @@ pub struct Origin {
     /// Heuristic freshness for responses with `Last-Modified` and no
     /// explicit freshness (`heuristic_freshness`); `None`: off.
     pub heuristic: Option<Heuristic>,
+    /// Whether a 400, 413, 414 or 431 with explicit freshness may be stored
+    /// (`cache_client_errors`; off: one bad request would deny everyone).
+    pub cache_client_errors: bool,
     /// How caje connects to the origin: TLS, pool size, `Host` field.
     pub transport: Transport,
     /// TTLs caje gives when the origin gives none (`default_ttl`), and
@@ -43,6 +46,7 @@ impl Origin {
             cache_set_cookie: self.cache_set_cookie,
             heuristic: self.heuristic,
             freshness: &self.freshness,
+            cache_client_errors: self.cache_client_errors,
         }
     }
 

@@ -74,6 +74,8 @@ struct RawOrigin {
     cache_set_cookie: bool,
     #[serde(default)]
     heuristic_freshness: bool,
+    #[serde(default)]
+    cache_client_errors: bool,
     heuristic_fraction: Option<Spanned<f64>>,
     heuristic_max: Option<Spanned<String>>,
     ca_file: Option<Spanned<String>>,
@@ -213,6 +215,7 @@ impl Settings {
                 timeout,
                 cache_set_cookie: o.cache_set_cookie,
                 heuristic: o.heuristic_freshness.then_some(Heuristic { fraction, max }),
+                cache_client_errors: o.cache_client_errors,
                 transport,
                 freshness,
                 key_rules,

@@ -187,6 +187,18 @@ fn cache_set_cookie_is_off_unless_set_per_origin() {
 }
 
 #[test]
+fn cache_client_errors_is_off_unless_set_per_origin() {
+    let origin = |text: &str| Settings::parse("c.toml", text).map(|s| s.origins[0].clone());
+    assert!(!origin(GOOD).expect("valid").cache_client_errors);
+    let on = origin(&format!("{GOOD}cache_client_errors = true\n")).expect("valid");
+    assert!(on.cache_client_errors && on.admit_rules().cache_client_errors);
+    let err = origin(&format!("{GOOD}cache_client_errors = 1\n"))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("origin[0].cache_client_errors"), "{err}");
+}
+
+#[test]
 fn heuristic_freshness_is_off_unless_set_per_origin() {
     use crate::cache::policy::Heuristic;
     let origin = |extra: &str| Settings::parse("c.toml", &format!("{GOOD}{extra}"));

@@ -12,7 +12,7 @@ use super::NOW;
 use crate::cache::directives::{self, Directives};
 use crate::cache::http_compat;
 use crate::cache::key::CacheKey;
-use crate::cache::policy;
+use crate::cache::{policy, status_codes};
 
 /// Cache-Control handling. Input: a response block (first line the status
 /// code, then header lines) and a request header block.
@@ -83,13 +83,25 @@ pub fn cache_control(data: &[u8]) {
     assert_eq!(library_field(&policy_req.headers), req);
 
     let policy_res = http_compat::policy_response(status, &response);
-    assert_eq!(policy_res.status.as_u16(), status.as_u16());
+    assert_eq!(
+        policy_res.status.as_u16(),
+        status_codes::for_library(status.as_u16())
+    );
     assert!(!policy_res.headers.contains_key("cdn-cache-control"));
     if targeted {
         assert!(!policy_res.headers.contains_key("expires"));
         assert!(!policy_res.headers.contains_key("pragma"));
     }
-    let mut expected = resp.without("proxy-revalidate");
+    // must-understand: no-store is ignored for a status caje implements,
+    // and added for any other (RFC 9111 §5.2.2.3).
+    let understood = status_codes::understood(status.as_u16());
+    let must_understand = resp.has("must-understand");
+    let mut expected = match (must_understand, understood) {
+        (true, true) => resp.without("no-store"),
+        (true, false) => resp.with("no-store"),
+        (false, _) => resp.clone(),
+    }
+    .without("proxy-revalidate");
     let revalidate = resp.has("proxy-revalidate") || resp.has("s-maxage");
     if revalidate && !resp.has("must-revalidate") {
         let field = [expected.to_field(), "must-revalidate".to_owned()];
@@ -134,7 +146,8 @@ pub fn cache_control(data: &[u8]) {
             "fresh without explicit freshness: {resp:?}"
         );
     }
-    if resp.has("no-store") || resp.has("private") {
+    let no_store = resp.has("no-store") && !(must_understand && understood);
+    if no_store || resp.has("private") || (must_understand && !understood) {
         assert!(!policy.is_storable(), "stored despite {resp:?}");
     }
 }

@@ -11,7 +11,7 @@ const DETAILS: [&str; 6] = [
     "default-ttl",
     "\"rule /static/*\"",
 ];
-const FORWARDS: [Forward; 7] = [
+const FORWARDS: [Forward; 8] = [
     Forward::UriMiss,
     Forward::VaryMiss,
     Forward::Miss,
@@ -19,6 +19,7 @@ const FORWARDS: [Forward; 7] = [
     Forward::Request,
     Forward::Stale,
     Forward::Bypass,
+    Forward::Partial,
 ];
 
 /// `Cache-Status` rendering. Input: bytes read as the fields of a

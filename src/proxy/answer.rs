@@ -16,6 +16,7 @@ use crate::actors::cache_store::{Hit, Purge, UpdateHead};
 use crate::cache::admit::{self, OriginAnswer};
 use crate::cache::coalesce::{Flight, Outcome};
 use crate::cache::freshness_rules::Source;
+use crate::cache::partial;
 use crate::cache::revalidate::{self, Keep};
 use crate::cache::{CacheStatus, Forward};
 use crate::upstream::fetch::{begin_store, content_length};
@@ -86,7 +87,12 @@ pub async fn relay(
 ) -> HttpResponse {
     let status = origin.status();
     let passed_on = headers::response_headers(origin.headers());
-    let content_length = content_length(origin.headers());
+    // A 204's body is never read: its entry is complete with its head.
+    let content_length = if respond::never_has_content(status) {
+        Some(0)
+    } else {
+        content_length(origin.headers())
+    };
     let mut cache_status = CacheStatus::forward(reason);
     cache_status.fwd_status = Some(status.as_u16());
 
@@ -105,11 +111,16 @@ pub async fn relay(
         let rule = x.origin.freshness.bypass(x.path_and_query());
         cache_status.detail = rule.map(|glob| Source::Rule(glob).detail());
     }
+    // A stored part must be exactly the bytes its Content-Range names.
+    let store_len = match partial::storable_part(answer.headers) {
+        Some(part) if status == StatusCode::PARTIAL_CONTENT => Some(part.range.len()),
+        _ => content_length,
+    };
     let sink = match admitted {
         Some((head, ttl)) => {
             cache_status.ttl = Some(ttl as i64);
             cache_status.detail = rules.freshness_detail(x.key, status.as_u16(), answer.headers);
-            begin_store(&x.state.cache, head, content_length).await
+            begin_store(&x.state.cache, head, store_len).await
         }
         None => None,
     };

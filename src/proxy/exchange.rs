@@ -92,6 +92,7 @@ impl Exchange<'_> {
             version: self.req.version(),
             revalidate: None,
             whole: whole && *self.req.method() == Method::GET,
+            part: None,
         }
     }
 }

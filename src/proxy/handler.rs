@@ -21,8 +21,9 @@ use crate::actors::cache_store::{Hit, Lookup, LookupResult};
 use crate::admin::auth::AdminAuth;
 use crate::cache::coalesce::{self, Outcome, Role};
 use crate::cache::freshness::{self, Verdict};
-use crate::cache::revalidate;
+use crate::cache::partial::{self, Plan};
 use crate::cache::{directives, CacheStatus, Forward};
+use crate::cache::{range, revalidate};
 use crate::config::normalize_host;
 use crate::upstream::fetch::content_length;
 use crate::upstream::{self, headers, OriginClients, RequestBody};
@@ -91,6 +92,30 @@ pub async fn proxy(
         (false, _) => Cached::Nothing(Forward::Method),
     };
     let request_directives = directives::request(x.seen);
+    // A stored part (a 206) serves only the ranges it holds.
+    let cached = match cached {
+        Cached::Fresh(hit) => match partial::held(&hit.head) {
+            None => Cached::Fresh(hit),
+            Some(held) => match partial_plan(&x, &hit, held) {
+                Some(Plan::Covered(_)) => Cached::Fresh(hit),
+                // Never past only-if-cached: answered 504 below.
+                Some(Plan::Extend { wanted, missing })
+                    if !request_directives.has("only-if-cached") =>
+                {
+                    x.record(CacheStatus::forward(Forward::Partial).outcome());
+                    return super::partial::extend(&x, *hit, held, wanted, missing).await;
+                }
+                Some(Plan::Extend { .. } | Plan::Refetch) | None => {
+                    Cached::Nothing(Forward::Partial)
+                }
+            },
+        },
+        // A stale part is fetched again rather than validated.
+        Cached::Validate(hit, reason) if partial::held(&hit.head).is_some() => {
+            Cached::Nothing(reason)
+        }
+        other => other,
+    };
     let now = SystemTime::now();
     let (stale, reason) = match cached {
         Cached::Fresh(hit) => {
@@ -136,7 +161,15 @@ pub async fn proxy(
     // request that forbids storing its answer never leads one: followers
     // would wait for a response that cannot be stored.
     let miss = matches!(reason, Forward::UriMiss | Forward::VaryMiss | Forward::Miss);
-    let role = if miss && *req.method() == Method::GET {
+    // A miss for one range fetches it alone: the origin's 206 may be stored
+    // as a partial entry, which only the ranges it holds are served from.
+    let one_range = !req.headers().contains_key(header::IF_RANGE)
+        && req
+            .headers()
+            .get(header::RANGE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(range::is_single_range);
+    let role = if miss && *req.method() == Method::GET && !one_range {
         state
             .coalescer
             .join(&key, !request_directives.has("no-store"))
@@ -231,6 +264,21 @@ pub async fn proxy(
     }
 }
 
+/// What a stored part does for this request: only a `GET` is answered
+/// from one.
+fn partial_plan(x: &Exchange<'_>, hit: &Hit, held: partial::Held) -> Option<Plan> {
+    if *x.req.method() != Method::GET {
+        return None;
+    }
+    let text = |name| x.req.headers().get(name).and_then(|v| v.to_str().ok());
+    Some(partial::plan(
+        held,
+        text(header::RANGE),
+        text(header::IF_RANGE),
+        &hit.head,
+    ))
+}
+
 /// What the cache holds for this request.
 async fn lookup(x: &Exchange<'_>) -> Cached {
     let hit = match x.state.memory.get(x.key, x.key.primary_hash(), x.seen) {
@@ -276,6 +324,10 @@ async fn collapsed(
     let Cached::Fresh(hit) = lookup(x).await else {
         return None;
     };
+    // The leader stored a whole answer; a part is someone else's.
+    if partial::held(&hit.head).is_some() {
+        return None;
+    }
     x.record("collapsed");
     let now = SystemTime::now();
     let status = CacheStatus {

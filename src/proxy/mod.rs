@@ -6,6 +6,7 @@ mod answer;
 mod body;
 mod exchange;
 mod handler;
+mod partial;
 mod peer;
 mod purge;
 mod refresh;

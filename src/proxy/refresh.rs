@@ -50,6 +50,7 @@ pub fn spawn(
             version: req.version(),
             revalidate: Some(&validators),
             whole: true,
+            part: None,
         };
         refresh_once(&state, &upstream, request, &seen, &head).await;
         drop(refresh);

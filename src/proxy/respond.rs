@@ -15,6 +15,7 @@ use awc::error::SendRequestError;
 
 use crate::actors::cache_store::EntryBody;
 use crate::cache::conditional::{self, Preconditions, Validators};
+use crate::cache::partial;
 use crate::cache::range::{self, RangeAnswer};
 use crate::cache::EntryHead;
 use crate::config::Origin;
@@ -79,14 +80,19 @@ pub fn from_cache(
         }
     }
     response.insert_header((header::AGE, head.policy.age(now).as_secs()));
-    let ranges = if stored_status == StatusCode::OK && *req.method() == Method::GET {
+    // A partial entry holds `held` of a longer representation: ranges are
+    // answered against its complete length, from its body shifted.
+    let held = partial::held(head);
+    let (complete_len, shift) = held.map_or((body.len(), 0), |h| (h.complete, h.range.first));
+    let ranged = stored_status == StatusCode::OK || held.is_some();
+    let ranges = if ranged && *req.method() == Method::GET {
         if head.field("accept-ranges").is_none() {
             response.insert_header((header::ACCEPT_RANGES, "bytes"));
         }
         range::answer(
             text(header::RANGE),
             text(header::IF_RANGE),
-            body.len(),
+            complete_len,
             validators.etag,
             validators.last_modified,
         )
@@ -99,7 +105,6 @@ pub fn from_cache(
             sent.inc_by(chunk.len() as u64);
         }
     };
-    let complete_len = body.len();
     let mut response = match ranges {
         _ if not_modified => response.finish(),
         RangeAnswer::Unsatisfiable => {
@@ -111,20 +116,16 @@ pub fn from_cache(
             response.finish()
         }
         RangeAnswer::Partial(part) => {
-            let stream = body.into_range_stream(part.first, part.len());
+            let stream = body.into_range_stream(part.first.saturating_sub(shift), part.len());
             response.status(StatusCode::PARTIAL_CONTENT);
             response.insert_header((header::CONTENT_RANGE, part.content_range(complete_len)));
             response.body(SizedStream::new(part.len(), stream.inspect(count)))
         }
         RangeAnswer::Full => {
+            let body_len = body.len();
             let stream = body.into_stream().inspect(count);
-            with_body(
-                response,
-                stored_status,
-                req.method(),
-                Some(complete_len),
-                stream,
-            )
+            let len = body_len;
+            with_body(response, stored_status, req.method(), Some(len), stream)
         }
     };
     headers::mark_response(response.headers_mut(), req.version(), status);
@@ -163,6 +164,11 @@ pub fn origin_failure(origin: &Origin, error: &SendRequestError) -> HttpResponse
     }
 }
 
+/// Statuses whose responses never have content (RFC 9110 §6.4.1).
+pub fn never_has_content(status: StatusCode) -> bool {
+    status.is_informational() || status == StatusCode::NO_CONTENT
+}
+
 /// Attaches a body, keeping its length when known. `HEAD` responses keep
 /// the length but send nothing; statuses that never have content get none.
 pub fn with_body<S, E>(
@@ -176,7 +182,7 @@ where
     S: futures_util::Stream<Item = Result<bytes::Bytes, E>> + 'static,
     E: Into<Box<dyn std::error::Error>> + 'static,
 {
-    if status.is_informational() || status == StatusCode::NO_CONTENT {
+    if never_has_content(status) {
         return response.finish();
     }
     if status == StatusCode::NOT_MODIFIED {

@@ -14,6 +14,7 @@ use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, Server
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{ClientConfig, DigitallySignedStruct, SignatureScheme};
 
+use super::connector::{no_delay, origin_connector};
 use crate::config::{Origin, Settings, Transport};
 
 /// How long establishing a connection (TCP, then TLS) may take.
@@ -22,6 +23,8 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// One origin's TLS config and the transport it was built for.
 pub struct OriginTls {
     transport: Transport,
+    /// Whether the upstream is `https://` (the config is used only then).
+    https: bool,
     config: Arc<ClientConfig>,
 }
 
@@ -45,10 +48,9 @@ impl TlsConfigs {
             .origins
             .iter()
             .map(|origin| {
-                let kept = self
-                    .0
-                    .get(&origin.host)
-                    .filter(|tls| tls.transport == origin.transport);
+                let kept = self.0.get(&origin.host).filter(|tls| {
+                    tls.transport == origin.transport && tls.https == is_https(origin)
+                });
                 let tls = match kept {
                     Some(tls) => tls.clone(),
                     None => {
@@ -62,6 +64,7 @@ impl TlsConfigs {
                         }
                         Arc::new(OriginTls {
                             transport: origin.transport.clone(),
+                            https: is_https(origin),
                             config: Arc::new(tls_config(origin)),
                         })
                     }
@@ -71,6 +74,10 @@ impl TlsConfigs {
             .collect();
         Self(configs)
     }
+}
+
+fn is_https(origin: &Origin) -> bool {
+    origin.upstream.starts_with("https://")
 }
 
 fn tls_config(origin: &Origin) -> ClientConfig {
@@ -135,9 +142,8 @@ impl OriginClients {
                 return client.clone();
             }
         }
-        let connector = awc::Connector::new()
-            .connector(no_delay())
-            .rustls_0_23(wanted.config.clone());
+        let config = wanted.https.then(|| wanted.config.clone());
+        let connector = awc::Connector::new().connector(origin_connector(config));
         let made = client(connector, wanted.transport.max_connections);
         // Origins a reload removed go, with their pools.
         built.retain(|host, _| tls.0.contains_key(host));
@@ -172,29 +178,6 @@ where
         .disable_redirects()
         .connector(connector)
         .finish()
-}
-
-type TcpConnection = actix_tls::connect::Connection<awc::http::Uri, actix_web::rt::net::TcpStream>;
-
-/// The TCP connector under every connection, TLS or not: origin connections
-/// carry request / answer pairs too, so a streamed request body's small last
-/// write must not wait for the origin's delayed ACK.
-fn no_delay() -> impl actix_service::Service<
-    actix_tls::connect::ConnectInfo<awc::http::Uri>,
-    Response = TcpConnection,
-    Error = actix_tls::connect::ConnectError,
-> + Clone {
-    use actix_service::ServiceExt;
-    actix_tls::connect::Connector::new(actix_tls::connect::Resolver::default())
-        .service()
-        .map(set_no_delay)
-}
-
-fn set_no_delay(connection: TcpConnection) -> TcpConnection {
-    if let Err(e) = connection.io_ref().set_nodelay(true) {
-        tracing::debug!(error = %e, "cannot set TCP_NODELAY on an origin connection");
-    }
-    connection
 }
 
 /// `tls_verify = false`: any certificate is accepted, though the handshake's

@@ -12,6 +12,7 @@ use awc::error::{ConnectError, SendRequestError};
 use bytes::Bytes;
 use futures_util::Stream;
 
+use super::connector;
 use super::headers::{self, ClientInfo};
 use crate::cache::revalidate::StoredValidators;
 use crate::config::{HostHeader, Origin};
@@ -27,10 +28,11 @@ const PRECONDITIONS: [HeaderName; 5] = [
     header::IF_RANGE,
 ];
 
-/// A client's range fields: a fetch whose answer may be stored asks for the
-/// whole representation (a 206 is never stored, so one client's `Range`
-/// would decide whether everyone's answer is cached); the range is then
-/// served from the stored body.
+/// A client's range fields, left out of a fetch for the whole
+/// representation (a coalesced miss, a refresh, the populator): such a
+/// fetch is stored whole, and the range is served from it. A ranged miss
+/// fetching alone passes them on and may store the `206` as a partial entry
+/// (`cache::partial`).
 const RANGE_FIELDS: [HeaderName; 2] = [header::RANGE, header::IF_RANGE];
 
 /// Where a request goes: the configured origin, this worker's client, the
@@ -57,6 +59,8 @@ pub struct OriginRequest<'a> {
     pub revalidate: Option<&'a StoredValidators>,
     /// The answer may be stored: see [`RANGE_FIELDS`].
     pub whole: bool,
+    /// caje's own `Range` and `If-Range`: the part a partial entry lacks.
+    pub part: Option<(HeaderValue, Option<HeaderValue>)>,
 }
 
 impl<'a> OriginRequest<'a> {
@@ -71,6 +75,7 @@ impl<'a> OriginRequest<'a> {
             version: Version::HTTP_11,
             revalidate: None,
             whole: true,
+            part: None,
         }
     }
 }
@@ -103,7 +108,11 @@ where
     E: Into<Box<dyn std::error::Error>> + 'static,
 {
     let origin = upstream.origin;
-    let url = format!("{}{}", origin.upstream, request.path_and_query);
+    let url = format!(
+        "{}{}",
+        connector::request_base(&origin.upstream),
+        request.path_and_query
+    );
     let mut outgoing = upstream
         .client
         .request(request.method, url)
@@ -128,6 +137,12 @@ where
     if request.whole {
         for name in RANGE_FIELDS {
             fields.remove(name);
+        }
+    }
+    if let Some((range, if_range)) = request.part {
+        fields.insert(header::RANGE, range);
+        if let Some(validator) = if_range {
+            fields.insert(header::IF_RANGE, validator);
         }
     }
     if let Some(validators) = request.revalidate {

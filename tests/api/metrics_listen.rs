@@ -173,6 +173,7 @@ async fn a_metrics_address_that_cannot_be_bound_stops_the_start() {
         timeout: Duration::from_secs(10),
         cache_set_cookie: false,
         heuristic: None,
+        cache_client_errors: false,
         transport: Default::default(),
         freshness: Default::default(),
         key_rules: Default::default(),

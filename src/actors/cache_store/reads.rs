@@ -77,6 +77,18 @@ impl EntryBody {
         self.len() == 0
     }
 
+    /// A second reader of the same body (file reads are positional).
+    pub fn try_clone(&self) -> io::Result<Self> {
+        Ok(match self {
+            Self::File { file, offset, len } => Self::File {
+                file: file.try_clone()?,
+                offset: *offset,
+                len: *len,
+            },
+            Self::Memory(bytes) => Self::Memory(bytes.clone()),
+        })
+    }
+
     pub fn into_stream(self) -> impl Stream<Item = Result<Bytes, io::Error>> + 'static {
         match self {
             Self::File { file, offset, len } => Either::Left(file_stream(file, offset, len)),

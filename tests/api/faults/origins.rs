@@ -262,7 +262,6 @@ async fn a_body_shorter_than_its_content_length_is_cut_off_and_not_stored() {
 }
 
 #[actix_web::test]
-#[ignore = "awc ends a chunked body at the origin's close as if it were complete: caje relays and stores it"]
 async fn a_chunked_body_cut_off_by_a_close_is_cut_off_and_not_stored() {
     // One chunk, then the connection closes without the last (empty) chunk.
     let origin = spawn_raw_origin(

@@ -27,8 +27,12 @@ pub use node::{
 };
 pub use origin::{deterministic_body, serve, spawn_origin, Counter, TestOrigin};
 pub use process::{cpu_time_of, process_config, CajeProcess};
-pub use raw_origin::{raw_request, read_head, spawn_faulty_origin, spawn_raw_origin, Ending};
-pub use tls_origin::{spawn_gated_tls_origin, spawn_tls_origin, TestCa};
+pub use raw_origin::{
+    raw_request, read_head, spawn_faulty_origin, spawn_raw_origin, Ending, RawOrigin,
+};
+pub use tls_origin::{
+    spawn_gated_tls_origin, spawn_tls_origin, spawn_tls_origin_answering, TestCa,
+};
 
 /// Logs go to the terminal only when `TEST_LOG` is set.
 pub fn init_logging() {

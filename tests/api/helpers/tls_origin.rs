@@ -103,15 +103,38 @@ impl TlsOrigin {
 /// An HTTPS origin with a certificate for `name` from `ca`; it answers each
 /// request (kept alive) with `hello`, cacheable for a minute.
 pub async fn spawn_tls_origin(ca: &TestCa, name: &str) -> TlsOrigin {
-    spawn(ca, name, None).await
+    spawn(ca, name, None, HELLO).await
 }
 
 /// The same, but each answer waits for a permit the test adds to `gate`.
 pub async fn spawn_gated_tls_origin(ca: &TestCa, name: &str) -> TlsOrigin {
-    spawn(ca, name, Some(Arc::new(tokio::sync::Semaphore::new(0)))).await
+    spawn(
+        ca,
+        name,
+        Some(Arc::new(tokio::sync::Semaphore::new(0))),
+        HELLO,
+    )
+    .await
 }
 
-async fn spawn(ca: &TestCa, name: &str, gate: Option<Arc<tokio::sync::Semaphore>>) -> TlsOrigin {
+/// The same, answering each request with the exact bytes of `answer`.
+pub async fn spawn_tls_origin_answering(
+    ca: &TestCa,
+    name: &str,
+    answer: &'static [u8],
+) -> TlsOrigin {
+    spawn(ca, name, None, answer).await
+}
+
+const HELLO: &[u8] = b"HTTP/1.1 200 OK\r\nCache-Control: max-age=60\r\n\
+                       Content-Type: text/plain\r\nContent-Length: 5\r\n\r\nhello";
+
+async fn spawn(
+    ca: &TestCa,
+    name: &str,
+    gate: Option<Arc<tokio::sync::Semaphore>>,
+    answer: &'static [u8],
+) -> TlsOrigin {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let sni = Arc::new(Mutex::new(Vec::new()));
     let config = rustls::ServerConfig::builder_with_provider(provider)
@@ -149,8 +172,6 @@ async fn spawn(ca: &TestCa, name: &str, gate: Option<Arc<tokio::sync::Semaphore>
                     if let Some(gate) = &gated {
                         gate.acquire().await.expect("gate open").forget();
                     }
-                    let answer = b"HTTP/1.1 200 OK\r\nCache-Control: max-age=60\r\n\
-                                   Content-Type: text/plain\r\nContent-Length: 5\r\n\r\nhello";
                     if tls.write_all(answer).await.is_err() || tls.flush().await.is_err() {
                         return;
                     }

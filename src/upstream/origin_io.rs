@@ -1,0 +1,233 @@
+//! An origin connection as the origin client (awc) reads it: each response
+//! head is looked at first (`response_head`), so that interim responses
+//! are dropped and odd transfer codings decoded before awc, which would
+//! take a `103` for the answer or refuse `Transfer-Encoding: gzip`, sees
+//! them; and a plain chunked body's chunks are followed, so that one the
+//! origin's close cuts off is an error rather than, as awc would have it, a
+//! complete body. Everything else passes through untouched.
+//!
+//! awc writes a whole request before it reads the response, and reads that
+//! response to its end before the connection carries another request: so
+//! the first write after a response head starts a new exchange.
+
+use std::fmt;
+use std::io;
+use std::pin::Pin;
+use std::task::{ready, Context, Poll};
+
+use actix_web::rt::net::{ActixStream, Ready};
+use bytes::{Buf, BytesMut};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+use super::response_head::{self, Action, Asked};
+use super::transfer_coding::BodyDecoder;
+
+/// The longest response head looked at; a longer one is left to awc
+/// (which refuses it).
+const MAX_HEAD: usize = 64 * 1024;
+/// The longest request head read for what the response depends on.
+const MAX_REQUEST_HEAD: usize = 64 * 1024;
+
+enum Reading {
+    /// A response head is expected.
+    Head,
+    /// The body of a response handed on as it came.
+    Body,
+    /// The body of a response whose transfer codings caje undoes.
+    Decoding(BodyDecoder),
+    /// A chunked body handed on as it came, its chunks followed.
+    Watching(BodyDecoder),
+}
+
+pub struct OriginIo<Io> {
+    io: Io,
+    /// Bytes read from the origin and not yet handed on.
+    raw: BytesMut,
+    /// Bytes for awc: heads, rewritten heads, decoded bodies.
+    ready: BytesMut,
+    reading: Reading,
+    /// The request head being written, until it is complete.
+    request: Option<Vec<u8>>,
+    asked: Asked,
+    /// A final response head was handed on: the next write is a new request.
+    answered: bool,
+    /// The origin closed its side.
+    eof: bool,
+}
+
+impl<Io> OriginIo<Io> {
+    pub fn new(io: Io) -> Self {
+        Self {
+            io,
+            raw: BytesMut::new(),
+            ready: BytesMut::new(),
+            reading: Reading::Head,
+            request: None,
+            asked: Asked::default(),
+            answered: true,
+            eof: false,
+        }
+    }
+}
+
+impl<Io> fmt::Debug for OriginIo<Io> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OriginIo")
+            .field("raw", &self.raw.len())
+            .field("ready", &self.ready.len())
+            .finish()
+    }
+}
+
+/// Reads what the origin sent into `raw`; notes its end.
+fn fill<Io: AsyncRead + Unpin>(
+    io: &mut Io,
+    raw: &mut BytesMut,
+    eof: &mut bool,
+    cx: &mut Context<'_>,
+) -> Poll<io::Result<()>> {
+    let mut bytes = [0u8; 8 * 1024];
+    let mut buf = ReadBuf::new(&mut bytes);
+    ready!(Pin::new(io).poll_read(cx, &mut buf))?;
+    if buf.filled().is_empty() {
+        *eof = true;
+    }
+    raw.extend_from_slice(buf.filled());
+    Poll::Ready(Ok(()))
+}
+
+impl<Io: AsyncRead + Unpin> AsyncRead for OriginIo<Io> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        loop {
+            if !this.ready.is_empty() {
+                let n = buf.remaining().min(this.ready.len());
+                buf.put_slice(&this.ready.split_to(n));
+                return Poll::Ready(Ok(()));
+            }
+            match &mut this.reading {
+                Reading::Body if this.raw.is_empty() => {
+                    return Pin::new(&mut this.io).poll_read(cx, buf);
+                }
+                Reading::Body => this.ready = this.raw.split(),
+                Reading::Head if this.eof => {
+                    if this.raw.is_empty() {
+                        return Poll::Ready(Ok(()));
+                    }
+                    this.reading = Reading::Body;
+                }
+                Reading::Head => match response_head::action(&this.raw, this.asked)? {
+                    Action::Partial if this.raw.len() > MAX_HEAD => this.reading = Reading::Body,
+                    Action::Partial => {
+                        ready!(fill(&mut this.io, &mut this.raw, &mut this.eof, cx))?;
+                    }
+                    Action::DropInterim { len, status } => {
+                        tracing::debug!(status, "an interim response from the origin, dropped");
+                        this.raw.advance(len);
+                    }
+                    Action::Pass {
+                        len,
+                        interim,
+                        chunked,
+                    } => {
+                        this.ready = this.raw.split_to(len);
+                        if !interim {
+                            this.answered = true;
+                            this.reading = if chunked {
+                                Reading::Watching(BodyDecoder::watcher())
+                            } else {
+                                Reading::Body
+                            };
+                        }
+                    }
+                    Action::Rewrite { len, head, body } => {
+                        this.raw.advance(len);
+                        this.ready.extend_from_slice(&head);
+                        this.answered = true;
+                        this.reading = body.map_or(Reading::Body, Reading::Decoding);
+                    }
+                },
+                // Whatever follows the decoded body is handed on as it is.
+                Reading::Decoding(body) if body.is_done() => this.reading = Reading::Body,
+                Reading::Decoding(body) if !this.raw.is_empty() => {
+                    let used = body.feed(&this.raw, &mut this.ready)?;
+                    this.raw.advance(used);
+                }
+                Reading::Decoding(body) if this.eof => body.eof(&mut this.ready)?,
+                Reading::Decoding(_) => {
+                    ready!(fill(&mut this.io, &mut this.raw, &mut this.eof, cx))?;
+                }
+                Reading::Watching(chunks) if chunks.is_done() => this.reading = Reading::Body,
+                Reading::Watching(chunks) if !this.raw.is_empty() => {
+                    let raw = this.raw.split();
+                    chunks.feed(&raw, &mut BytesMut::new())?;
+                    this.ready = raw;
+                }
+                // Read straight into awc's buffer; an end before the last
+                // chunk is an error, not the end of the body.
+                Reading::Watching(chunks) => {
+                    let before = buf.filled().len();
+                    ready!(Pin::new(&mut this.io).poll_read(cx, buf))?;
+                    let read = &buf.filled()[before..];
+                    if read.is_empty() {
+                        chunks.eof(&mut BytesMut::new())?;
+                    } else {
+                        chunks.feed(read, &mut BytesMut::new())?;
+                    }
+                    return Poll::Ready(Ok(()));
+                }
+            }
+        }
+    }
+}
+
+impl<Io: AsyncWrite + Unpin> AsyncWrite for OriginIo<Io> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        if this.answered {
+            this.answered = false;
+            this.reading = Reading::Head;
+            this.request = Some(Vec::new());
+            this.asked = Asked::default();
+        }
+        let written = ready!(Pin::new(&mut this.io).poll_write(cx, buf))?;
+        if let Some(request) = &mut this.request {
+            request.extend_from_slice(&buf[..written]);
+            let complete = request.windows(4).any(|w| w == b"\r\n\r\n");
+            if complete || request.len() > MAX_REQUEST_HEAD {
+                this.asked = Asked::from_request(request);
+                this.request = None;
+            }
+        }
+        Poll::Ready(Ok(written))
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().io).poll_shutdown(cx)
+    }
+}
+
+impl<Io: ActixStream> ActixStream for OriginIo<Io> {
+    fn poll_read_ready(&self, cx: &mut Context<'_>) -> Poll<io::Result<Ready>> {
+        if !self.ready.is_empty() || !self.raw.is_empty() {
+            return Poll::Ready(Ok(Ready::READABLE));
+        }
+        self.io.poll_read_ready(cx)
+    }
+
+    fn poll_write_ready(&self, cx: &mut Context<'_>) -> Poll<io::Result<Ready>> {
+        self.io.poll_write_ready(cx)
+    }
+}
