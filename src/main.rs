@@ -131,6 +131,7 @@ async fn serve_demo(demo_origin: &str) -> anyhow::Result<()> {
         cache_set_cookie: false,
         heuristic: None,
         transport: Default::default(),
+        compress: Default::default(),
     }]);
     settings.apply_env(|var| std::env::var(var).ok())?;
     let token = match settings.admin_token.clone() {

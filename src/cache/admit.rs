@@ -10,7 +10,7 @@ use http_cache_semantics::CachePolicy;
 
 use super::key::{self, VaryValues};
 use super::policy::Heuristic;
-use super::{http_compat, policy, CacheKey, EntryHead};
+use super::{encoding, http_compat, policy, CacheKey, EntryHead};
 
 /// An origin's settings that admission follows.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -19,6 +19,8 @@ pub struct AdmitRules {
     pub cache_set_cookie: bool,
     /// Heuristic freshness, when the origin opts in.
     pub heuristic: Option<Heuristic>,
+    /// Compression at the edge from this many body bytes; `None`: off.
+    pub compress_from: Option<u64>,
 }
 
 /// An origin response as admission sees it.
@@ -73,7 +75,7 @@ pub fn admit(
         .filter(|(name, _)| **name != header::AGE && **name != header::SET_COOKIE)
         .map(|(name, value)| (name.as_str().to_owned(), value.as_bytes().to_vec()))
         .collect();
-    let head = EntryHead {
+    let mut head = EntryHead {
         tags: purge_tags(answer.passed_on),
         invalidated: false,
         key: key.clone(),
@@ -85,6 +87,16 @@ pub fn admit(
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as u64),
     };
+    if let Some(min_len) = rules.compress_from {
+        let len = answer
+            .headers
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse().ok());
+        if encoding::may_compress(&head, len, min_len) {
+            encoding::mark_compressible(&mut head);
+        }
+    }
     Some((head, ttl))
 }
 

@@ -12,7 +12,7 @@ use http_cache_semantics::CachePolicy;
 use super::conditional::EntityTag;
 use super::entry::fields_map;
 use super::policy::Heuristic;
-use super::{http_compat, policy, EntryHead};
+use super::{encoding, http_compat, policy, EntryHead};
 
 /// Fields a 304 may not change: they describe the stored body.
 const KEPT_FROM_STORED: [HeaderName; 4] = [
@@ -117,6 +117,7 @@ pub fn updated_head(
             headers.push((name.as_str().to_owned(), value.as_bytes().to_vec()));
         }
     }
+    encoding::keep_weak(stored, &mut headers);
     let mut policy_headers = fields_map(&headers);
     if let Some(age) = not_modified.get(header::AGE) {
         policy_headers.insert(header::AGE, age.clone());
@@ -173,6 +174,7 @@ mod tests {
             fraction: 0.1,
             max: DAY,
         }),
+        compress_from: None,
     };
 
     fn heuristic_entry() -> (EntryHead, String) {

@@ -26,6 +26,8 @@ pub struct Origin {
     pub heuristic: Option<Heuristic>,
     /// How caje connects to the origin: TLS, pool size, `Host` field.
     pub transport: Transport,
+    /// Compression at the edge (`compress`, `compress_min_size`).
+    pub compress: Compress,
 }
 
 impl Origin {
@@ -34,6 +36,28 @@ impl Origin {
         AdmitRules {
             cache_set_cookie: self.cache_set_cookie,
             heuristic: self.heuristic,
+            compress_from: self.compress.enabled.then_some(self.compress.min_size),
+        }
+    }
+}
+
+/// Whether caje compresses this origin's uncompressed text for clients
+/// that accept it, and from what body size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Compress {
+    pub enabled: bool,
+    /// Smaller bodies are sent as they are: compressing them saves little.
+    pub min_size: u64,
+}
+
+/// The smallest body compressed when `compress_min_size` is not set.
+pub const DEFAULT_COMPRESS_MIN_SIZE: u64 = 1024;
+
+impl Default for Compress {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            min_size: DEFAULT_COMPRESS_MIN_SIZE,
         }
     }
 }

@@ -81,6 +81,8 @@ struct RawOrigin {
     max_connections: Option<Spanned<i64>>,
     #[serde(default)]
     host_header: super::origin::HostHeader,
+    compress: Option<bool>,
+    compress_min_size: Option<Spanned<i64>>,
 }
 
 impl Settings {
@@ -194,6 +196,14 @@ impl Settings {
                         )
                     })?;
             }
+            let mut compress = super::origin::Compress::default();
+            compress.enabled = o.compress.unwrap_or(compress.enabled);
+            if let Some(min) = &o.compress_min_size {
+                compress.min_size = u64::try_from(*min.get_ref()).map_err(|_| {
+                    let m = format!("{} is not a size in bytes (0 or more)", min.get_ref());
+                    invalid("compress_min_size", min.span(), m)
+                })?;
+            }
             origins.push(Origin {
                 host,
                 upstream,
@@ -201,6 +211,7 @@ impl Settings {
                 cache_set_cookie: o.cache_set_cookie,
                 heuristic: o.heuristic_freshness.then_some(Heuristic { fraction, max }),
                 transport,
+                compress,
             });
         }
         let duration = |key: &str, value: &Option<Spanned<String>>, default: Duration| {

@@ -174,6 +174,7 @@ async fn a_metrics_address_that_cannot_be_bound_stops_the_start() {
         cache_set_cookie: false,
         heuristic: None,
         transport: Default::default(),
+        compress: Default::default(),
     }]);
     settings.listen = "127.0.0.1:0".parse().expect("addr");
     settings.cache_dir = dir.path().join("cache");

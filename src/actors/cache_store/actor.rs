@@ -2,6 +2,7 @@
 //! file names at start, and the bookkeeping every message shares (adding,
 //! removing and opening entries, reading a head the index lacks).
 
+use std::collections::HashMap;
 use std::fs::{self, File};
 use std::io::{self, Seek, SeekFrom};
 use std::path::PathBuf;
@@ -10,6 +11,7 @@ use std::time::UNIX_EPOCH;
 
 use actix::prelude::*;
 
+use super::compress::Waiting;
 use super::in_flight::InFlight;
 use super::index::{EntryInfo, Index, Variant};
 use crate::actors::manifest_batcher::ManifestBatcher;
@@ -32,6 +34,8 @@ pub struct CacheStore {
     next_tmp: u64,
     /// Stores and head rewrites under way, which a purge cancels.
     pub(super) in_flight: InFlight,
+    /// Compressed variants being made, and who waits for each.
+    pub(super) compressing: HashMap<VariantKey, Waiting>,
 }
 
 impl CacheStore {
@@ -61,6 +65,7 @@ impl CacheStore {
             on_store,
             next_tmp: 0,
             in_flight: InFlight::default(),
+            compressing: HashMap::new(),
         }
     }
 

@@ -50,6 +50,7 @@ pub async fn spawn_app_with(origins: Vec<(&str, String, Duration)>) -> TestApp {
             cache_set_cookie: false,
             heuristic: None,
             transport: Default::default(),
+            compress: Default::default(),
         })
         .collect();
     spawn_node(origins, dir, |_| {}).await
@@ -76,6 +77,7 @@ pub async fn spawn_app_in(
         cache_set_cookie: false,
         heuristic: None,
         transport: Default::default(),
+        compress: Default::default(),
     }];
     spawn_node(origins, dir, adjust).await
 }
