@@ -74,9 +74,13 @@ impl Handler<Compress> for CacheStore {
         let write = self.in_flight.begin(target, WriteKind::Store, tags);
         let (path, tmp) = (self.path_for(&source), self.next_tmp_path());
         let (coding, min_len) = (msg.coding, msg.min_len);
+        // A soft purge marks the index before the identity file's head.
+        let invalidated = self.index.marked_invalidated(&source);
         let job = {
             let tmp = tmp.clone();
-            tokio::task::spawn_blocking(move || compress_entry(&path, &tmp, coding, min_len))
+            tokio::task::spawn_blocking(move || {
+                compress_entry(&path, &tmp, coding, min_len, invalidated)
+            })
         };
         ctx.spawn(fut::wrap_future::<_, Self>(job).map(move |done, act, _| {
             let done = done.unwrap_or_else(|e| Err(io::Error::other(e).into()));
@@ -176,13 +180,15 @@ impl CacheStore {
 }
 
 /// Runs on the blocking pool: writes the `coding` variant of the identity
-/// entry at `path` to `tmp`; its head and size, or `None` when that entry
-/// may not be compressed (its body is below `min_len`, say).
+/// entry at `path` to `tmp`, soft-purged as well when `invalidated`; its
+/// head and size, or `None` when that entry may not be compressed (its
+/// body is below `min_len`, say).
 fn compress_entry(
     path: &Path,
     tmp: &Path,
     coding: Encoding,
     min_len: u64,
+    invalidated: bool,
 ) -> Result<Option<(EntryHead, u64)>, EntryError> {
     let mut source = File::open(path)?;
     let len = source.metadata()?.len();
@@ -191,7 +197,8 @@ fn compress_entry(
         return Ok(None);
     }
     source.seek(SeekFrom::Start(decoded.body_offset))?;
-    let head = encoding::compressed_head(&decoded.head, coding);
+    let mut head = encoding::compressed_head(&decoded.head, coding);
+    head.invalidated |= invalidated;
     let head_bytes = entry::encode_head(&head)?;
     let written = (|| -> Result<u64, EntryError> {
         let mut out = BufWriter::with_capacity(READ_CHUNK, File::create(tmp)?);
