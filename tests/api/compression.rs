@@ -56,6 +56,11 @@ fn page(len: usize) -> Vec<u8> {
 
 const PAGE_LEN: usize = 20_000;
 
+/// The `/ver/` page the origin sends the `n`th time.
+fn versioned(n: usize) -> Vec<u8> {
+    [format!("version {n}\n").into_bytes(), page(PAGE_LEN)].concat()
+}
+
 /// | path | answer |
 /// |---|---|
 /// | `/page/...` | `text/html`, [`page`] of 20 000 bytes, `max-age=60`, `ETag: "p1"` |
@@ -66,14 +71,16 @@ const PAGE_LEN: usize = 20_000;
 /// | `/small/...` | a 100-byte `text/html` page |
 /// | `/png/...` | the page as `image/png` |
 /// | `/no-transform/...` | the page with `no-transform` |
+/// | `/ver/...` | the page with its request count `n` first, `ETag: "v{n}"`, conditionals ignored |
+/// | `/ver/...` | the page with its request count `n` first, `ETag: "v{n}"`, conditionals ignored |
 async fn site(req: HttpRequest, seen: web::Data<Seen>) -> HttpResponse {
     let path = req.path().to_owned();
-    *seen
-        .requests
-        .lock()
-        .expect("lock")
-        .entry(path.clone())
-        .or_default() += 1;
+    let n = {
+        let mut requests = seen.requests.lock().expect("lock");
+        let n = requests.entry(path.clone()).or_default();
+        *n += 1;
+        *n
+    };
     let ae = req
         .headers()
         .get_all("accept-encoding")
@@ -131,6 +138,11 @@ async fn site(req: HttpRequest, seen: web::Data<Seen>) -> HttpResponse {
         "small" => text("max-age=60", "text/html", page(100)),
         "png" => text("max-age=60", "image/png", page(PAGE_LEN)),
         "no-transform" => text("max-age=60, no-transform", "text/html", page(PAGE_LEN)),
+        "ver" => HttpResponse::Ok()
+            .insert_header(("cache-control", "max-age=60"))
+            .insert_header(("content-type", "text/html"))
+            .insert_header(("etag", format!("\"v{n}\"")))
+            .body(versioned(n)),
         _ => HttpResponse::NotFound().finish(),
     }
 }
@@ -513,4 +525,21 @@ async fn compression_off_sends_identity_to_everyone() {
     assert!(second.hit());
     assert_eq!(second.body, page(PAGE_LEN));
     assert_eq!(entries(app).await, 1);
+}
+
+#[actix_web::test]
+async fn a_new_identity_body_replaces_the_codings_made_from_the_old_one() {
+    let site = spawn_site(Compress::default()).await;
+    let app = &site.app;
+    let old = get(app, "/ver/a", Some("br")).await;
+    assert_eq!(old.decoded(), versioned(1));
+    // A client's own `no-cache` fetches (and stores) a newer identity body.
+    let newer = fetch(app, "GET", "/ver/a", &[("cache-control", "no-cache")]).await;
+    assert_eq!(newer.body, versioned(2));
+    app.stored(3).await;
+    let br = get(app, "/ver/a", Some("br")).await;
+    assert_eq!(br.header("content-encoding"), Some("br"));
+    assert_eq!(br.decoded(), versioned(2), "compressed from the new body");
+    assert_eq!(br.header("etag"), Some("W/\"v2\""));
+    assert_eq!(site.seen.count("/ver/a"), 2);
 }
