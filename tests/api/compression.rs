@@ -71,7 +71,7 @@ fn versioned(n: usize) -> Vec<u8> {
 /// | `/small/...` | a 100-byte `text/html` page |
 /// | `/png/...` | the page as `image/png` |
 /// | `/no-transform/...` | the page with `no-transform` |
-/// | `/ver/...` | the page with its request count `n` first, `ETag: "v{n}"`, conditionals ignored |
+/// | `/vary-png/...` | the page as `image/png` with `Vary: Accept-Encoding` |
 /// | `/ver/...` | the page with its request count `n` first, `ETag: "v{n}"`, conditionals ignored |
 async fn site(req: HttpRequest, seen: web::Data<Seen>) -> HttpResponse {
     let path = req.path().to_owned();
@@ -137,6 +137,11 @@ async fn site(req: HttpRequest, seen: web::Data<Seen>) -> HttpResponse {
         }
         "small" => text("max-age=60", "text/html", page(100)),
         "png" => text("max-age=60", "image/png", page(PAGE_LEN)),
+        "vary-png" => HttpResponse::Ok()
+            .insert_header(("cache-control", "max-age=60"))
+            .insert_header(("content-type", "image/png"))
+            .insert_header(("vary", "Accept-Encoding"))
+            .body(page(PAGE_LEN)),
         "no-transform" => text("max-age=60, no-transform", "text/html", page(PAGE_LEN)),
         "ver" => HttpResponse::Ok()
             .insert_header(("cache-control", "max-age=60"))
@@ -542,4 +547,36 @@ async fn a_new_identity_body_replaces_the_codings_made_from_the_old_one() {
     assert_eq!(br.decoded(), versioned(2), "compressed from the new body");
     assert_eq!(br.header("etag"), Some("W/\"v2\""));
     assert_eq!(site.seen.count("/ver/a"), 2);
+}
+
+/// How many `Compress` messages the store has handled.
+fn compress_messages(app: &TestApp) -> u64 {
+    let text = app.metrics.render().expect("metrics");
+    text.lines()
+        .find(|l| {
+            l.starts_with("caje_actor_messages_total")
+                && l.contains("actor=\"cache_store\"")
+                && l.contains("message=\"compress\"")
+        })
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
+}
+
+#[actix_web::test]
+async fn an_identity_variant_found_not_compressible_is_served_without_trying_again() {
+    let site = spawn_site(Compress::default()).await;
+    let app = &site.app;
+    // The origin varies on the coding itself, for an image it never compresses.
+    let identity = get(app, "/vary-png/a", None).await;
+    assert!(identity.varies_on_coding());
+    app.stored(1).await;
+    for _ in 0..3 {
+        let br = get(app, "/vary-png/a", Some("br")).await;
+        assert!(br.hit(), "{:?}", br.header("cache-status"));
+        assert_eq!(br.header("content-encoding"), None);
+        assert_eq!(br.body, identity.body);
+    }
+    assert_eq!(compress_messages(app), 1, "tried once");
+    assert_eq!(site.seen.count("/vary-png/a"), 1);
 }

@@ -2,7 +2,7 @@
 //! file names at start, and the bookkeeping every message shares (adding,
 //! removing and opening entries, reading a head the index lacks).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fs::{self, File};
 use std::io::{self, Seek, SeekFrom};
 use std::path::PathBuf;
@@ -36,6 +36,10 @@ pub struct CacheStore {
     pub(super) in_flight: InFlight,
     /// Compressed variants being made, and who waits for each.
     pub(super) compressing: HashMap<VariantKey, Waiting>,
+    /// Identity variants found not compressible (an image an origin sent
+    /// with `Vary: Accept-Encoding`, say): served as they are without
+    /// trying again, until they change.
+    pub(super) not_compressible: HashSet<VariantKey>,
 }
 
 impl CacheStore {
@@ -66,6 +70,7 @@ impl CacheStore {
             next_tmp: 0,
             in_flight: InFlight::default(),
             compressing: HashMap::new(),
+            not_compressible: HashSet::new(),
         }
     }
 
@@ -84,6 +89,7 @@ impl CacheStore {
     /// Indexes an entry, then evicts what the bound requires.
     pub(super) fn add_variant(&mut self, vk: VariantKey, variant: Variant) {
         self.memory.remove(&vk.primary);
+        self.not_compressible.remove(&vk);
         for used in self.memory.take_used() {
             self.evictor.used(&used);
         }
@@ -158,6 +164,7 @@ impl CacheStore {
         // A rewrite under way would rename the old body back into place.
         self.in_flight.cancel_rewrites(vk);
         self.memory.remove(&vk.primary);
+        self.not_compressible.remove(vk);
         self.evictor.removed(vk);
         if let Some(url) = self.index.url_mut(&vk.primary) {
             if let Some(old) = url.variants.remove(&vk.variant) {

@@ -111,8 +111,11 @@ impl CacheStore {
                 self.metrics.writes_cancelled.inc();
                 false
             }
-            // Too small once its length is known, or damaged: as it is.
-            Ok(None) => false,
+            // Too small once its length is known, say: as it is from now on.
+            Ok(None) => {
+                self.not_compressible.insert(source);
+                false
+            }
             Err(EntryError::Io(e)) => {
                 self.metrics.io_errors.inc();
                 tracing::warn!(error = %e, "cannot write a compressed variant");

@@ -167,6 +167,9 @@ impl Handler<Lookup> for CacheStore {
         let coding = Encoding::of_vary(&vary).filter(|&c| c != Encoding::Identity);
         if let (Some(coding), Some(_)) = (coding, msg.compress_from) {
             let (identity_vk, identity) = encoding::sibling(&msg.key, &vary, Encoding::Identity);
+            if self.not_compressible.contains(&identity_vk) {
+                return self.hit(identity_vk, &msg.key, &identity);
+            }
             if self.index.contains(&identity_vk) {
                 return LookupResult::Compressible { identity, coding };
             }
