@@ -101,22 +101,20 @@ fn end_to_end(headers: &HeaderMap, drop: &[HeaderName]) -> HeaderMap {
 /// made on this view, so a variant is keyed by the request the origin
 /// actually received (RFC 9111 §4.1), never by a value it never saw. The
 /// fixed hop-by-hop fields stay: they never reach an origin, so no answer
-/// can depend on them. `Accept-Encoding` is the one coding the client gets
-/// (see [`accept_encoding`]). Borrowed unless something is withheld or
-/// normalised.
+/// can depend on them. `Accept-Encoding` stays as the client wrote it: the
+/// origin (and a peer) get only the coding it selects (see
+/// [`accept_encoding`]), and so does the cache key (`key::vary_values`),
+/// without a copy of the fields on every request. Borrowed unless
+/// something is withheld.
 pub fn as_origin_sees(client: &HeaderMap) -> Cow<'_, HeaderMap> {
     let named = connection_named(client);
     let withheld =
         |name: &HeaderName| is_rewriting(name) || (!is_hop_by_hop(name) && is_named(name, &named));
-    let coding = accept_encoding(client);
-    let mut lines = client.get_all(header::ACCEPT_ENCODING);
-    let as_sent = lines.next() == Some(&coding) && lines.next().is_none();
-    if as_sent && !client.keys().any(withheld) {
+    if !client.keys().any(withheld) {
         return Cow::Borrowed(client);
     }
     let mut view = client.clone();
     view.retain(|name, _| !withheld(name));
-    view.insert(header::ACCEPT_ENCODING, coding);
     Cow::Owned(view)
 }
 
