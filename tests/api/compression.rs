@@ -185,9 +185,11 @@ impl Raw {
         self.headers.get(name).and_then(|v| v.to_str().ok())
     }
 
+    /// This node's own `Cache-Status` member (the last) says `hit`.
     fn hit(&self) -> bool {
         self.header("cache-status")
-            .is_some_and(|s| s.starts_with("caje; hit"))
+            .and_then(|s| s.rsplit(',').next())
+            .is_some_and(|member| member.split(';').nth(1).map(str::trim) == Some("hit"))
     }
 
     fn varies_on_coding(&self) -> bool {
@@ -579,4 +581,51 @@ async fn an_identity_variant_found_not_compressible_is_served_without_trying_aga
     }
     assert_eq!(compress_messages(app), 1, "tried once");
     assert_eq!(site.seen.count("/vary-png/a"), 1);
+}
+
+#[actix_web::test]
+async fn peers_and_the_populator_move_pages_and_each_node_makes_its_own_codings() {
+    use caje::config::PeerFetch;
+
+    use crate::helpers::{Counter, TestOrigin};
+    use crate::peers::{node, warm};
+
+    let seen = web::Data::new(Seen::default());
+    let origin = TestOrigin {
+        port: serve(seen.clone(), site),
+        counter: Counter::default(),
+    };
+    let shared = tempfile::tempdir().expect("temp dir");
+    let database = shared.path().join("manifest.db");
+    let a = node(&origin, &database, "a", |_| {}).await;
+    let b = node(&origin, &database, "b", |s| s.peer_fetch = PeerFetch::All).await;
+    let c = node(&origin, &database, "c", |_| {}).await;
+    let identity = page(PAGE_LEN);
+
+    let on_a = get(&a, "/page/p", Some(BROWSER)).await;
+    assert_eq!(on_a.header("content-encoding"), Some("br"));
+    b.pages(1).await;
+
+    // b's br client: a's br variant, stored on b as it is.
+    let on_b = get(&b, "/page/p", Some(BROWSER)).await;
+    let status = on_b.header("cache-status").unwrap_or("");
+    assert!(status.starts_with("caje-a; hit, caje-b; fwd="), "{status}");
+    assert_eq!(on_b.body, on_a.body);
+    b.stored(1).await;
+    let again = get(&b, "/page/p", Some("br")).await;
+    assert!(again.hit(), "{:?}", again.header("cache-status"));
+    assert_eq!(again.body, on_a.body);
+    // b's identity client: a's identity variant, never the br one.
+    let plain = get(&b, "/page/p", None).await;
+    assert_eq!(plain.header("content-encoding"), None);
+    assert_eq!(plain.body, identity);
+
+    // c's populator warms the page by URL: the identity variant, from which
+    // c makes its codings itself.
+    warm(&c, 1).await;
+    let on_c = get(&c, "/page/p", Some("gzip")).await;
+    assert!(on_c.hit(), "{:?}", on_c.header("cache-status"));
+    assert_eq!(on_c.header("content-encoding"), Some("gzip"));
+    assert_eq!(on_c.decoded(), identity);
+    assert_eq!(seen.count("/page/p"), 1, "one origin fetch in all");
 }
