@@ -5,7 +5,8 @@
 
 use std::time::SystemTime;
 
-use actix_web::http::{header, StatusCode};
+use actix_web::http::header::HeaderMap;
+use actix_web::http::StatusCode;
 use actix_web::HttpResponse;
 use bytes::BytesMut;
 use futures_util::StreamExt;
@@ -55,7 +56,7 @@ pub fn on_miss(x: &Exchange<'_>, head: &EntryHead, len: Option<u64>) -> Option<T
 pub async fn store_then_compress(
     x: &Exchange<'_>,
     mut origin: awc::ClientResponse,
-    passed_on: actix_web::http::header::HeaderMap,
+    passed_on: HeaderMap,
     sink: StoreSink,
     flight: Option<Flight>,
     what: ToCompress,
@@ -123,8 +124,6 @@ pub async fn store_then_compress(
     let len = held.len() as u64;
     let body = futures_util::stream::once(async move { Ok::<_, std::io::Error>(held.freeze()) });
     let mut response = with_body(response, code, x.req.method(), Some(len), body);
-    encoding::vary_field(response.headers_mut());
-    response.headers_mut().remove(header::CONTENT_ENCODING);
     headers::mark_response(
         response.headers_mut(),
         x.req.version(),
