@@ -2,10 +2,12 @@
 """Helpers of bench/compression.sh (standard library only).
 
   paths SITE                      every file of the site, as URL paths
-  fetch PORT HOST AE PATHS        GET every path through caje with that
-                                  Accept-Encoding; prints JSON totals:
-                                  files, bytes received, by Content-Encoding,
-                                  and the gzip answers checked against the files
+  fetch PORT HOST AE PATHS [SITE] GET every path through caje with that
+                                  Accept-Encoding, one at a time; prints JSON
+                                  totals: files, bytes received, by
+                                  Content-Encoding, hits, seconds taken, and
+                                  (with SITE) the identity and gzip answers
+                                  checked against the files
   lua PATHS HOST AE OUT           a wrk script cycling over the paths
 """
 import gzip
@@ -13,6 +15,7 @@ import http.client
 import json
 import os
 import sys
+import time
 
 
 def paths(site):
@@ -27,6 +30,7 @@ def paths(site):
 
 def fetch(port, host, ae, paths_file, site=None):
     conn = http.client.HTTPConnection("127.0.0.1", int(port), timeout=30)
+    started = time.monotonic()
     total = {"files": 0, "bytes": 0, "identity_bytes": 0, "by_coding": {}, "hits": 0, "gzip_checked": 0}
     for p in open(paths_file).read().split():
         headers = {"Host": host}
@@ -51,6 +55,7 @@ def fetch(port, host, ae, paths_file, site=None):
                 total["gzip_checked"] += 1
             elif coding == "identity":
                 assert body == original, p
+    total["seconds"] = round(time.monotonic() - started, 2)
     print(json.dumps(total))
 
 

@@ -63,11 +63,11 @@ python3 "$PY" paths "$SITE" >"$T/paths"
 N=$(wc -l <"$T/paths")
 echo "site: $SITE_SRC ($N files, $(du -sh "$SITE" | cut -f1))"
 echo
-echo "| host, Accept-Encoding | pass | files | bytes received | codings | hits |"
-echo "|---|---|---|---|---|---|"
+echo "| host, Accept-Encoding | pass | files | bytes received | codings | hits | seconds |"
+echo "|---|---|---|---|---|---|---|"
 row() { # host ae pass
   local j; j=$(python3 "$PY" fetch "$P_CAJE" "$1" "$2" "$T/paths" "$SITE")
-  python3 -c "import json,sys; t=json.loads(sys.argv[1]); print(f\"| $1, \\\"$2\\\" | $3 | {t['files']} | {t['bytes']:,} of {t['identity_bytes']:,} | {t['by_coding']} | {t['hits']} |\")" "$j"
+  python3 -c "import json,sys; t=json.loads(sys.argv[1]); print(f\"| $1, \\\"$2\\\" | $3 | {t['files']} | {t['bytes']:,} of {t['identity_bytes']:,} | {t['by_coding']} | {t['hits']} | {t['seconds']} |\")" "$j"
 }
 row off.test "$BROWSER" "miss"
 row off.test "$BROWSER" "hit"
