@@ -274,14 +274,19 @@ pub fn derived_from(head: &EntryHead) -> Vec<VariantKey> {
         .collect()
 }
 
+/// Fields that digest the bytes sent (or the representation, whose
+/// content coding is part of it): the origin's are wrong for caje's bytes.
+const DIGESTS: [&str; 4] = ["content-digest", "repr-digest", "digest", "content-md5"];
+
 /// The head of the `coding` variant made from a stored identity head:
-/// `Content-Encoding` set, selected by `coding`, a strong `ETag` made weak
+/// its digests dropped, `Content-Encoding` set, selected by `coding`, a strong `ETag` made weak
 /// (the compressed bytes differ, so no strong validator may be shared;
 /// a weak one still matches the origin's in `If-None-Match`). Freshness
 /// is the identity variant's: it is the same response.
 pub fn compressed_head(identity: &EntryHead, coding: Encoding) -> EntryHead {
     let mut head = identity.clone();
-    head.headers.retain(|(name, _)| name != "content-encoding");
+    head.headers
+        .retain(|(name, _)| name != "content-encoding" && !DIGESTS.contains(&name.as_str()));
     for (name, value) in &mut head.headers {
         if name == "etag" && !value.starts_with(b"W/") {
             value.splice(0..0, *b"W/");
@@ -434,12 +439,15 @@ mod tests {
             ("content-type", "text/html"),
             ("etag", "\"v1\""),
             ("vary", "Accept-Language"),
+            ("content-digest", "sha-256=:AAAA:"),
         ]);
         mark_compressible(&mut identity);
         assert_eq!(Encoding::of_vary(&identity.vary), Some(Encoding::Identity));
         let br = compressed_head(&identity, Encoding::Brotli);
         assert_eq!(br.field("etag"), Some(&b"W/\"v1\""[..]));
         assert_eq!(br.field("content-encoding"), Some(&b"br"[..]));
+        assert_eq!(br.field("content-digest"), None);
+        assert!(identity.field("content-digest").is_some());
         let varies: Vec<&[u8]> = br
             .headers
             .iter()
