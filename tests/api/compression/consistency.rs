@@ -94,6 +94,8 @@ async fn peers_and_the_populator_move_pages_and_each_node_makes_its_own_codings(
     let plain = get(&b, "/page/p", None).await;
     assert_eq!(plain.header("content-encoding"), None);
     assert_eq!(plain.body, identity);
+    // b now holds the page last (the manifest says so): stored whole first.
+    b.stored(2).await;
 
     // c's populator warms the page by URL: the identity variant, from which
     // c makes its codings itself.
