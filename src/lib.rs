@@ -4,6 +4,7 @@ pub mod actors;
 pub(crate) mod admin;
 pub mod admin_cli;
 pub mod cache;
+pub mod codec;
 pub mod config;
 pub mod demo_origin;
 #[cfg(feature = "fuzzing")]

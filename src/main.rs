@@ -135,6 +135,7 @@ async fn serve_demo(demo_origin: &str) -> anyhow::Result<()> {
         transport: Default::default(),
         freshness: Default::default(),
         key_rules: Default::default(),
+        compress: Default::default(),
     }]);
     settings.apply_env(|var| std::env::var(var).ok())?;
     let token = match settings.admin_token.clone() {

@@ -493,3 +493,63 @@ proptest! {
         }
     }
 }
+
+/// An `Accept-Encoding` item: a coding (or `*`) and its weight in
+/// thousandths, written with or without `q`.
+fn coding_item() -> impl Strategy<Value = (&'static str, Option<u16>)> {
+    let coding = prop::sample::select(vec!["br", "zstd", "gzip", "identity", "*", "deflate", "BR"]);
+    (coding, prop::option::of(0u16..=1000))
+}
+
+proptest! {
+    #![proptest_config(config(512))]
+
+    /// Any field value at all selects one of four variants, and never fails.
+    #[test]
+    fn any_accept_encoding_is_one_of_four_tokens(lines in prop::collection::vec(prop::collection::vec(any::<u8>(), 0..40), 0..3)) {
+        let mut map = HeaderMap::new();
+        for line in &lines {
+            if let Ok(value) = HeaderValue::from_bytes(line) {
+                map.append(HeaderName::from_static("accept-encoding"), value);
+            }
+        }
+        let values = caje::cache::key::vary_values(&["accept-encoding".to_owned()], &map);
+        let token = values[0].1.clone().expect("always a value");
+        prop_assert!([&b"br"[..], b"zstd", b"gzip", b"identity"].contains(&token.as_slice()));
+    }
+
+    /// The coding chosen has the highest weight among those the client
+    /// accepts (its own weight, else `*`'s), and it is acceptable.
+    #[test]
+    fn the_chosen_coding_weighs_most(items in prop::collection::vec(coding_item(), 0..6)) {
+        use caje::cache::encoding::{preferred, Encoding};
+        let text: Vec<String> = items
+            .iter()
+            .map(|(c, q)| match q {
+                Some(q) => format!("{c};q={}.{:03}", q / 1000, q % 1000),
+                None => (*c).to_owned(),
+            })
+            .collect();
+        let header = text.join(", ");
+        let weight = |name: &str| -> Option<u16> {
+            let of = |n: &str| items.iter().filter(|(c, _)| c.eq_ignore_ascii_case(n)).map(|(_, q)| q.unwrap_or(1000)).max();
+            of(name).or_else(|| of("*"))
+        };
+        let chosen = preferred([header.as_bytes()].into_iter());
+        if chosen != Encoding::Identity {
+            let w = weight(chosen.token()).unwrap_or(0);
+            prop_assert!(w > 0, "{header}: {chosen:?}");
+            for other in Encoding::COMPRESSED {
+                prop_assert!(weight(other.token()).unwrap_or(0) <= w, "{header}: {chosen:?}");
+            }
+            prop_assert!(items.iter().filter(|(c, _)| *c == "identity").all(|(_, q)| q.unwrap_or(1000) <= w), "{header}");
+        } else {
+            // No compressed coding beats an identity the client weighs more.
+            let identity = weight("identity").unwrap_or(1).max(1);
+            for other in Encoding::COMPRESSED {
+                let w = weight(other.token()).unwrap_or(0);
+                prop_assert!(w == 0 || w < identity, "{header}");
+            }
+        }
+    }
+}

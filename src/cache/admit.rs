@@ -12,7 +12,7 @@ use http_cache_semantics::CachePolicy;
 use super::freshness_rules::{FreshnessRules, Ignored};
 use super::key::{self, VaryValues};
 use super::policy::Heuristic;
-use super::{http_compat, partial, policy, status_codes, CacheKey, EntryHead};
+use super::{encoding, http_compat, partial, policy, status_codes, CacheKey, EntryHead};
 
 /// An origin's settings that admission follows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -25,6 +25,8 @@ pub struct AdmitRules<'a> {
     pub cache_client_errors: bool,
     /// `default_ttl` and path rules.
     pub freshness: &'a FreshnessRules,
+    /// Compression at the edge from this many body bytes; `None`: off.
+    pub compress_from: Option<u64>,
 }
 
 impl AdmitRules<'_> {
@@ -140,7 +142,7 @@ pub fn admit(
         .filter(|(name, _)| **name != header::AGE && **name != header::SET_COOKIE)
         .map(|(name, value)| (name.as_str().to_owned(), value.as_bytes().to_vec()))
         .collect();
-    let head = EntryHead {
+    let mut head = EntryHead {
         tags: purge_tags(answer.passed_on),
         invalidated: false,
         key: key.clone(),
@@ -152,6 +154,16 @@ pub fn admit(
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as u64),
     };
+    if let Some(min_len) = rules.compress_from {
+        let len = answer
+            .headers
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse().ok());
+        if encoding::may_compress(&head, len, min_len) {
+            encoding::mark_compressible(&mut head);
+        }
+    }
     Some((head, ttl))
 }
 
@@ -218,6 +230,7 @@ mod tests {
             heuristic: None,
             freshness: &freshness,
             cache_client_errors: false,
+            compress_from: None,
         };
         let fields = map(response);
         let answer = OriginAnswer {

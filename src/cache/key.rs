@@ -5,6 +5,8 @@
 use actix_web::http::header::HeaderMap;
 use serde::{Deserialize, Serialize};
 
+use super::encoding;
+
 pub type Hash = [u8; 32];
 
 /// The URL part of a cache key. Stored entries always carry `GET`: a `HEAD`
@@ -64,11 +66,17 @@ pub fn vary_names(response_headers: &HeaderMap) -> Option<Vec<String>> {
 /// keep their meaning (RFC 9110 §5.3, §5.6.1): all field lines of a header
 /// joined with ", " and optional white space around list items removed
 /// (never inside a quoted string). Every other byte is kept as it is, but
-/// in `Accept-Language` (see [`language_range`]).
+/// in `Accept-Language` (see [`language_range`]) and `Accept-Encoding`,
+/// which is reduced to the one coding the client gets (present or not:
+/// see [`encoding::normalised`]), so it selects at most four variants.
 pub fn vary_values(names: &[String], request_headers: &HeaderMap) -> VaryValues {
     names
         .iter()
         .map(|name| {
+            if name == encoding::VARY_NAME {
+                let token = encoding::normalised(request_headers);
+                return (name.clone(), Some(token.as_bytes().to_vec()));
+            }
             let mut joined: Option<Vec<u8>> = None;
             for value in request_headers.get_all(name.as_str()) {
                 for item in list_items(value.as_bytes()) {
@@ -230,14 +238,43 @@ mod tests {
     #[test]
     fn variants_differ_by_value_and_presence() {
         let key = CacheKey::new("GET", "a", "/x");
-        let names = vec!["accept-encoding".to_owned()];
-        let gzip = vary_values(&names, &headers(&[("accept-encoding", "gzip ,br")]));
-        let gzip2 = vary_values(&names, &headers(&[("Accept-Encoding", "gzip, br")]));
+        let names = vec!["accept".to_owned()];
+        let html = vary_values(&names, &headers(&[("accept", "text/html ,*/*")]));
+        let html2 = vary_values(&names, &headers(&[("Accept", "text/html, */*")]));
         let none = vary_values(&names, &headers(&[]));
-        let empty = vary_values(&names, &headers(&[("accept-encoding", "")]));
-        assert_eq!(VariantKey::new(&key, &gzip), VariantKey::new(&key, &gzip2));
-        assert_ne!(VariantKey::new(&key, &gzip), VariantKey::new(&key, &none));
+        let empty = vary_values(&names, &headers(&[("accept", "")]));
+        assert_eq!(VariantKey::new(&key, &html), VariantKey::new(&key, &html2));
+        assert_ne!(VariantKey::new(&key, &html), VariantKey::new(&key, &none));
         assert_ne!(VariantKey::new(&key, &none), VariantKey::new(&key, &empty));
+    }
+
+    #[test]
+    fn accept_encoding_selects_one_of_four_variants() {
+        let key = CacheKey::new("GET", "a", "/x");
+        let names = vec!["accept-encoding".to_owned()];
+        let with = |value: Option<&str>| {
+            let pairs: Vec<(&str, &str)> =
+                value.map(|v| ("accept-encoding", v)).into_iter().collect();
+            vary_values(&names, &headers(&pairs))
+        };
+        let br = with(Some("br"));
+        for same in [
+            "gzip, deflate, br",
+            "br;q=1, gzip;q=0.9",
+            "*",
+            "zstd, br, gzip",
+        ] {
+            assert_eq!(with(Some(same)), br, "{same}");
+        }
+        assert_eq!(br[0].1.as_deref(), Some(&b"br"[..]));
+        assert_eq!(with(None), with(Some("identity")));
+        assert_eq!(with(Some("nonsense;q=7")), with(None));
+        let all: std::collections::HashSet<_> =
+            ["br", "zstd", "gzip", "identity", "x;q=oops", "", "gzip;q=0"]
+                .into_iter()
+                .map(|v| VariantKey::new(&key, &with(Some(v))))
+                .collect();
+        assert_eq!(all.len(), 4);
     }
 
     #[test]

@@ -8,6 +8,7 @@ pub mod admit;
 pub mod coalesce;
 pub mod conditional;
 pub mod directives;
+pub mod encoding;
 pub mod entry;
 pub mod eviction;
 pub mod freshness;

@@ -12,7 +12,7 @@ use http_cache_semantics::CachePolicy;
 use super::admit::AdmitRules;
 use super::conditional::EntityTag;
 use super::entry::fields_map;
-use super::{http_compat, policy, EntryHead};
+use super::{encoding, http_compat, policy, EntryHead};
 
 /// Fields a 304 may not change: they describe the stored body.
 const KEPT_FROM_STORED: [HeaderName; 4] = [
@@ -118,6 +118,7 @@ pub fn updated_head(
             headers.push((name.as_str().to_owned(), value.as_bytes().to_vec()));
         }
     }
+    encoding::keep_weak(stored, &mut headers);
     let mut merged = fields_map(&headers);
     if let Some(age) = not_modified.get(header::AGE) {
         merged.insert(header::AGE, age.clone());
@@ -178,6 +179,7 @@ mod tests {
         }),
         freshness: &FreshnessRules::NONE,
         cache_client_errors: false,
+        compress_from: None,
     };
 
     fn heuristic_entry() -> (EntryHead, String) {
@@ -245,6 +247,7 @@ mod tests {
             heuristic: None,
             freshness: &freshness,
             cache_client_errors: false,
+            compress_from: None,
         };
         let fields = map(&[("etag", "\"a\"")]);
         let answer = OriginAnswer {

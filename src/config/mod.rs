@@ -24,7 +24,7 @@ mod rules;
 #[cfg(test)]
 mod tests;
 
-pub use origin::{HostHeader, Origin, Transport};
+pub use origin::{Compress, HostHeader, Origin, Transport};
 pub use peers::{PeerFetch, CDN_LOOP_ID, DEFAULT_PEER_TIMEOUT};
 
 /// Where the admin token comes from; never read from the file, so it is never committed.

@@ -37,6 +37,8 @@ pub struct Origin {
     pub freshness: FreshnessRules,
     /// How its cache keys are built (`ignore_query`, `sort_query`).
     pub key_rules: KeyRules,
+    /// Compression at the edge (`compress`, `compress_min_size`).
+    pub compress: Compress,
 }
 
 impl Origin {
@@ -47,6 +49,7 @@ impl Origin {
             heuristic: self.heuristic,
             freshness: &self.freshness,
             cache_client_errors: self.cache_client_errors,
+            compress_from: self.compress.enabled.then_some(self.compress.min_size),
         }
     }
 
@@ -54,6 +57,27 @@ impl Origin {
     /// request, a purge or an invalidation names it).
     pub fn key(&self, path_and_query: &str) -> CacheKey {
         CacheKey::new("GET", &self.host, &self.key_rules.normalise(path_and_query))
+    }
+}
+
+/// Whether caje compresses this origin's uncompressed text for clients
+/// that accept it, and from what body size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Compress {
+    pub enabled: bool,
+    /// Smaller bodies are sent as they are: compressing them saves little.
+    pub min_size: u64,
+}
+
+/// The smallest body compressed when `compress_min_size` is not set.
+pub const DEFAULT_COMPRESS_MIN_SIZE: u64 = 1024;
+
+impl Default for Compress {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            min_size: DEFAULT_COMPRESS_MIN_SIZE,
+        }
     }
 }
 

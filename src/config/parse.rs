@@ -89,6 +89,8 @@ struct RawOrigin {
     ignore_query: Option<Spanned<Vec<Spanned<String>>>>,
     #[serde(default)]
     sort_query: bool,
+    compress: Option<bool>,
+    compress_min_size: Option<Spanned<i64>>,
 }
 
 impl Settings {
@@ -209,6 +211,14 @@ impl Settings {
             let freshness = super::rules::freshness(o.default_ttl.as_ref(), &o.rule, &invalid)?;
             let key_rules =
                 super::rules::key_rules(o.ignore_query.as_ref(), o.sort_query, &invalid)?;
+            let mut compress = super::origin::Compress::default();
+            compress.enabled = o.compress.unwrap_or(compress.enabled);
+            if let Some(min) = &o.compress_min_size {
+                compress.min_size = u64::try_from(*min.get_ref()).map_err(|_| {
+                    let m = format!("{} is not a size in bytes (0 or more)", min.get_ref());
+                    invalid("compress_min_size", min.span(), m)
+                })?;
+            }
             origins.push(Origin {
                 host,
                 upstream,
@@ -219,6 +229,7 @@ impl Settings {
                 transport,
                 freshness,
                 key_rules,
+                compress,
             });
         }
         let duration = |key: &str, value: &Option<Spanned<String>>, default: Duration| {

@@ -419,3 +419,29 @@ fn ca_file_must_hold_pem_certificates() {
     );
     assert_eq!(s.origins[0].transport.ca_certs.len(), 1);
 }
+
+#[test]
+fn compression_is_on_by_default_with_a_minimum_size() {
+    let origin = |extra: &str| Settings::parse("c.toml", &format!("{GOOD}{extra}"));
+    let default = origin("").expect("valid").origins[0].compress;
+    assert_eq!(default, Compress::default());
+    assert!(default.enabled);
+    assert_eq!(default.min_size, origin::DEFAULT_COMPRESS_MIN_SIZE);
+    let set = origin("compress = false\ncompress_min_size = 200\n").expect("valid");
+    let compress = set.origins[0].compress;
+    assert_eq!((compress.enabled, compress.min_size), (false, 200));
+    assert_eq!(set.origins[0].admit_rules().compress_from, None);
+    assert_eq!(
+        origin("").expect("valid").origins[0]
+            .admit_rules()
+            .compress_from,
+        Some(origin::DEFAULT_COMPRESS_MIN_SIZE)
+    );
+    for bad in ["compress_min_size = -1\n", "compress = \"yes\"\n"] {
+        let err = origin(bad).unwrap_err().to_string();
+        assert!(
+            err.contains("line 7") && err.contains("origin[0].compress"),
+            "{bad}: {err}"
+        );
+    }
+}

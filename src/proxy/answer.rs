@@ -10,11 +10,13 @@ use actix_web::HttpResponse;
 use futures_util::StreamExt;
 
 use super::body::tee;
+use super::compressed;
 use super::exchange::{ttl, Exchange};
 use super::respond::{self, with_body};
 use crate::actors::cache_store::{Hit, Purge, UpdateHead};
 use crate::cache::admit::{self, OriginAnswer};
 use crate::cache::coalesce::{Flight, Outcome};
+use crate::cache::encoding::{self, Encoding};
 use crate::cache::freshness_rules::Source;
 use crate::cache::partial;
 use crate::cache::revalidate::{self, Keep};
@@ -116,15 +118,37 @@ pub async fn relay(
         Some(part) if status == StatusCode::PARTIAL_CONTENT => Some(part.range.len()),
         _ => content_length,
     };
-    let sink = match admitted {
+    let mut passed_on = passed_on.clone();
+    let (sink, to_compress) = match admitted {
         Some((head, ttl)) => {
             cache_status.ttl = Some(ttl as i64);
             cache_status.detail = rules.freshness_detail(x.key, status.as_u16(), answer.headers);
-            begin_store(&x.state.cache, head, store_len).await
+            // Stored as varying on the coding: the client is told so too.
+            if Encoding::of_vary(&head.vary).is_some() {
+                encoding::vary_field(&mut passed_on);
+            }
+            let to_compress = compressed::on_miss(x, &head, content_length);
+            let sink = begin_store(&x.state.cache, head, store_len).await;
+            (sink, to_compress)
         }
-        None => None,
+        None => (None, None),
     };
     cache_status.stored = sink.is_some();
+    let sink = match (sink, to_compress) {
+        (Some(sink), Some(what)) => {
+            return compressed::store_then_compress(
+                x,
+                origin,
+                passed_on,
+                sink,
+                flight,
+                what,
+                cache_status,
+            )
+            .await
+        }
+        (sink, _) => sink,
+    };
     let (sink, flight) = match (sink, content_length, flight) {
         // Nothing will flow through an empty body: its entry is complete now.
         (Some(sink), Some(0), flight) => {

@@ -17,7 +17,7 @@ use super::request_checks;
 use super::respond::{self, plain};
 use super::state::ProxyState;
 use super::{peer, purge, refresh};
-use crate::actors::cache_store::{Hit, Lookup, LookupResult};
+use crate::actors::cache_store::{Compress, Hit, Lookup, LookupResult};
 use crate::admin::auth::AdminAuth;
 use crate::cache::coalesce::{self, Outcome, Role};
 use crate::cache::freshness::{self, Verdict};
@@ -284,18 +284,34 @@ async fn lookup(x: &Exchange<'_>) -> Cached {
     let hit = match x.state.memory.get(x.key, x.key.primary_hash(), x.seen) {
         Some(hot) => Box::new(Hit::from_memory(&hot)),
         None => {
-            let found = x
+            let compress_from = x.origin.admit_rules().compress_from;
+            let mut found = x
                 .state
                 .cache
                 .send(Lookup {
                     key: x.key.clone(),
                     request_headers: x.seen.clone(),
+                    compress_from,
                 })
                 .await;
+            // The coding this client gets is not made yet: made now, once.
+            if let (Ok(LookupResult::Compressible { identity, coding }), Some(min_len)) =
+                (&found, compress_from)
+            {
+                let compress = Compress {
+                    key: x.key.clone(),
+                    identity: identity.clone(),
+                    coding: *coding,
+                    min_len,
+                };
+                found = x.state.cache.send(compress).await;
+            }
             match found {
                 Ok(LookupResult::Found(hit)) => hit,
                 Ok(LookupResult::UriMiss) => return Cached::Nothing(Forward::UriMiss),
-                Ok(LookupResult::VaryMiss) => return Cached::Nothing(Forward::VaryMiss),
+                Ok(LookupResult::VaryMiss | LookupResult::Compressible { .. }) => {
+                    return Cached::Nothing(Forward::VaryMiss)
+                }
                 Ok(LookupResult::Broken) => return Cached::Nothing(Forward::Miss),
                 Err(e) => {
                     tracing::error!(error = %e, "lookup failed; answered as a miss");

@@ -4,6 +4,7 @@
 
 mod answer;
 mod body;
+mod compressed;
 mod exchange;
 mod handler;
 mod partial;

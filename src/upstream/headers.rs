@@ -14,6 +14,8 @@ use std::net::{IpAddr, SocketAddr};
 use actix_web::http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use actix_web::http::Version;
 
+use crate::cache::encoding;
+
 /// Client fields that can change which resource, host, scheme, client or
 /// method an origin thinks it serves (as web servers, frameworks and
 /// platforms read them); every `X-Forwarded-*` too. None reaches an origin:
@@ -99,7 +101,11 @@ fn end_to_end(headers: &HeaderMap, drop: &[HeaderName]) -> HeaderMap {
 /// made on this view, so a variant is keyed by the request the origin
 /// actually received (RFC 9111 §4.1), never by a value it never saw. The
 /// fixed hop-by-hop fields stay: they never reach an origin, so no answer
-/// can depend on them. Borrowed unless something is withheld.
+/// can depend on them. `Accept-Encoding` stays as the client wrote it: the
+/// origin (and a peer) get only the coding it selects (see
+/// [`accept_encoding`]), and so does the cache key (`key::vary_values`),
+/// without a copy of the fields on every request. Borrowed unless
+/// something is withheld.
 pub fn as_origin_sees(client: &HeaderMap) -> Cow<'_, HeaderMap> {
     let named = connection_named(client);
     let withheld =
@@ -110,6 +116,14 @@ pub fn as_origin_sees(client: &HeaderMap) -> Cow<'_, HeaderMap> {
     let mut view = client.clone();
     view.retain(|name, _| !withheld(name));
     Cow::Owned(view)
+}
+
+/// The `Accept-Encoding` an origin is sent: the one coding of br, zstd,
+/// gzip and identity the client gets (`identity` without the field). The
+/// cache key holds only that, so the origin may see no more: one client's
+/// header string never decides what is stored for others with another.
+pub fn accept_encoding(client: &HeaderMap) -> HeaderValue {
+    HeaderValue::from_static(encoding::normalised(client))
 }
 
 /// `Via` value for a message received with `version`; caje's pseudonym is "caje".
@@ -163,6 +177,7 @@ pub fn origin_request_headers(client: &HeaderMap, info: &ClientInfo<'_>) -> Head
     let x_forwarded_host = HeaderName::from_static("x-forwarded-host");
     let x_forwarded_proto = HeaderName::from_static("x-forwarded-proto");
     let mut out = end_to_end(client, &[header::HOST, header::CONTENT_LENGTH]);
+    out.insert(header::ACCEPT_ENCODING, accept_encoding(client));
     let address = client_address(client, info.peer, info.client_ip_header);
     out.retain(|name, _| !is_rewriting(name) && Some(name) != info.client_ip_header);
     // caje faces clients directly: a client's own `X-Forwarded-For` chain is

@@ -96,6 +96,7 @@ async fn ask_unmetered(
             out.append(name.clone(), value.clone());
         }
     }
+    out.insert(header::ACCEPT_ENCODING, headers::accept_encoding(fields));
     out.insert(header::HOST, host);
     out.insert(
         header::CACHE_CONTROL,

@@ -6,6 +6,7 @@ mod admin_cli;
 mod caching;
 mod cli;
 mod coalescing;
+mod compression;
 mod crash;
 #[path = "../support/date_forms.rs"]
 mod date_forms;

@@ -177,6 +177,7 @@ async fn a_metrics_address_that_cannot_be_bound_stops_the_start() {
         transport: Default::default(),
         freshness: Default::default(),
         key_rules: Default::default(),
+        compress: Default::default(),
     }]);
     settings.listen = "127.0.0.1:0".parse().expect("addr");
     settings.cache_dir = dir.path().join("cache");

@@ -20,7 +20,7 @@ use crate::helpers::{
 };
 
 /// A node called `name`, offered as a peer, over the manifest at `database`.
-async fn node(
+pub(crate) async fn node(
     origin: &TestOrigin,
     database: &Path,
     name: &str,
@@ -40,7 +40,7 @@ async fn node(
 }
 
 /// Runs `app`'s populator and waits until it has dealt with `n` pages in all.
-async fn warm(app: &TestApp, n: u64) {
+pub(crate) async fn warm(app: &TestApp, n: u64) {
     app.populator
         .send(RunNow)
         .await

@@ -2,6 +2,7 @@
 //! file names at start, and the bookkeeping every message shares (adding,
 //! removing and opening entries, reading a head the index lacks).
 
+use std::collections::{HashMap, HashSet};
 use std::fs::{self, File};
 use std::io::{self, Seek, SeekFrom};
 use std::path::PathBuf;
@@ -10,6 +11,7 @@ use std::time::UNIX_EPOCH;
 
 use actix::prelude::*;
 
+use super::compress::Waiting;
 use super::in_flight::InFlight;
 use super::index::{EntryInfo, Index, Variant};
 use crate::actors::manifest_batcher::ManifestBatcher;
@@ -32,6 +34,12 @@ pub struct CacheStore {
     next_tmp: u64,
     /// Stores and head rewrites under way, which a purge cancels.
     pub(super) in_flight: InFlight,
+    /// Compressed variants being made, and who waits for each.
+    pub(super) compressing: HashMap<VariantKey, Waiting>,
+    /// Identity variants found not compressible (an image an origin sent
+    /// with `Vary: Accept-Encoding`, say): served as they are without
+    /// trying again, until they change.
+    pub(super) not_compressible: HashSet<VariantKey>,
 }
 
 impl CacheStore {
@@ -61,6 +69,8 @@ impl CacheStore {
             on_store,
             next_tmp: 0,
             in_flight: InFlight::default(),
+            compressing: HashMap::new(),
+            not_compressible: HashSet::new(),
         }
     }
 
@@ -79,6 +89,7 @@ impl CacheStore {
     /// Indexes an entry, then evicts what the bound requires.
     pub(super) fn add_variant(&mut self, vk: VariantKey, variant: Variant) {
         self.memory.remove(&vk.primary);
+        self.not_compressible.remove(&vk);
         for used in self.memory.take_used() {
             self.evictor.used(&used);
         }
@@ -153,6 +164,7 @@ impl CacheStore {
         // A rewrite under way would rename the old body back into place.
         self.in_flight.cancel_rewrites(vk);
         self.memory.remove(&vk.primary);
+        self.not_compressible.remove(vk);
         self.evictor.removed(vk);
         if let Some(url) = self.index.url_mut(&vk.primary) {
             if let Some(old) = url.variants.remove(&vk.variant) {

@@ -11,11 +11,13 @@
 //! empties, and which request handlers read without a message.
 //!
 //! One file per job: `actor.rs` (the actor and its bookkeeping), `index.rs`,
-//! `sink.rs` (storing), `reads.rs` (lookups and bodies), `rewrite.rs` (head
+//! `sink.rs` (storing), `reads.rs` (lookups and bodies), `compress.rs`
+//! (compressed variants made from stored ones), `rewrite.rs` (head
 //! rewrites), `purge.rs`, `list.rs`, `stats.rs`, `in_flight.rs` (writes a
 //! purge cancels). What other modules name is re-exported here.
 
 mod actor;
+mod compress;
 mod in_flight;
 mod index;
 mod list;
@@ -26,6 +28,7 @@ mod sink;
 mod stats;
 
 pub use self::actor::CacheStore;
+pub use self::compress::Compress;
 pub(crate) use self::list::{HoldsFresh, ListEntries};
 pub(crate) use self::purge::{Clear, PurgeTag};
 pub use self::purge::{Purge, SoftPurge};

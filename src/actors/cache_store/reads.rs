@@ -16,8 +16,9 @@ use futures_util::future::Either;
 use futures_util::Stream;
 
 use super::actor::CacheStore;
+use crate::cache::encoding::{self, Encoding};
 use crate::cache::entry::{EntryError, EntryHead};
-use crate::cache::key::{self, CacheKey, Hash, VariantKey};
+use crate::cache::key::{self, CacheKey, Hash, VariantKey, VaryValues};
 use crate::cache::memory_tier::HotEntry;
 
 /// Read size when streaming a stored body.
@@ -30,6 +31,9 @@ pub struct Lookup {
     pub key: CacheKey,
     /// The request's headers, for selecting a variant by `Vary`.
     pub request_headers: HeaderMap,
+    /// The origin's compression at the edge: from this many body bytes,
+    /// when on (see [`LookupResult::Compressible`]).
+    pub compress_from: Option<u64>,
 }
 
 #[derive(MessageResponse)]
@@ -41,6 +45,13 @@ pub enum LookupResult {
     /// The entry was damaged and has been removed.
     Broken,
     Found(Box<Hit>),
+    /// The variant this request selects is a compressed one not made yet,
+    /// and the identity variant it is made from is stored: a `Compress`
+    /// message makes it.
+    Compressible {
+        identity: VaryValues,
+        coding: Encoding,
+    },
 }
 
 pub struct Hit {
@@ -162,11 +173,35 @@ impl Handler<Lookup> for CacheStore {
         };
         let vary = key::vary_values(&names, &msg.request_headers);
         let vk = VariantKey::new(&msg.key, &vary);
-        if !self.index.contains(&vk) {
-            return LookupResult::VaryMiss;
+        if self.index.contains(&vk) {
+            return self.hit(vk, &msg.key, &vary);
         }
+        let coding = Encoding::of_vary(&vary).filter(|&c| c != Encoding::Identity);
+        if let (Some(coding), Some(_)) = (coding, msg.compress_from) {
+            let (identity_vk, identity) = encoding::sibling(&msg.key, &vary, Encoding::Identity);
+            if self.not_compressible.contains(&identity_vk) {
+                return self.hit(identity_vk, &msg.key, &identity);
+            }
+            if self.index.contains(&identity_vk) {
+                return LookupResult::Compressible { identity, coding };
+            }
+        }
+        LookupResult::VaryMiss
+    }
+}
+
+impl CacheStore {
+    /// The stored variant `vk`, which the index holds, as a hit (held in
+    /// the memory tier from now on when small); its head must say it is
+    /// `key`'s variant selected by `vary`.
+    pub(super) fn hit(
+        &mut self,
+        vk: VariantKey,
+        key: &CacheKey,
+        vary: &VaryValues,
+    ) -> LookupResult {
         match self.open(&vk) {
-            Ok((decoded, _)) if decoded.head.key != msg.key || decoded.head.vary != vary => {
+            Ok((decoded, _)) if decoded.head.key != *key || decoded.head.vary != *vary => {
                 self.discard_broken(&vk, &EntryError::KeyMismatch);
                 LookupResult::Broken
             }

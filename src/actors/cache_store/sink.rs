@@ -16,6 +16,7 @@ use super::in_flight::{WriteId, WriteKind};
 use super::index::{EntryInfo, Variant};
 use super::reads::READ_CHUNK;
 use crate::actors::manifest_batcher::RecordPage;
+use crate::cache::encoding;
 use crate::cache::entry::{self, EntryError, EntryHead, BODY_LEN_OFFSET};
 use crate::cache::key::{Hash, VariantKey};
 
@@ -88,6 +89,7 @@ impl CacheStore {
             head_len: head_bytes.len() as u64,
             vary_names: msg.head.vary.iter().map(|(n, _)| n.clone()).collect(),
             info: EntryInfo::from_head(&msg.head, 0),
+            derived: encoding::derived_from(&msg.head),
         };
         let (committed_tx, committed) = oneshot::channel();
         ctx.spawn(
@@ -163,6 +165,7 @@ impl CacheStore {
             },
         );
         self.metrics.stored.inc();
+        self.drop_compressed(&pending.derived);
         for variant in stale_variants {
             self.metrics.removed.inc();
             self.remove(&VariantKey {
@@ -192,6 +195,8 @@ struct PendingEntry {
     head_len: u64,
     vary_names: Vec<String>,
     info: EntryInfo,
+    /// The compressed variants made from an older body of this one.
+    derived: Vec<VariantKey>,
 }
 
 enum SinkMessage {

@@ -53,6 +53,7 @@ pub async fn spawn_app_with(origins: Vec<(&str, String, Duration)>) -> TestApp {
             transport: Default::default(),
             freshness: Default::default(),
             key_rules: Default::default(),
+            compress: Default::default(),
         })
         .collect();
     spawn_node(origins, dir, |_| {}).await
@@ -82,6 +83,7 @@ pub async fn spawn_app_in(
         transport: Default::default(),
         freshness: Default::default(),
         key_rules: Default::default(),
+        compress: Default::default(),
     }];
     spawn_node(origins, dir, adjust).await
 }

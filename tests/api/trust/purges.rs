@@ -41,6 +41,7 @@ async fn stored_head(app: &TestApp, path: &str) -> caje::cache::EntryHead {
         .send(Lookup {
             key,
             request_headers: Default::default(),
+            compress_from: None,
         })
         .await
         .expect("cache store");
