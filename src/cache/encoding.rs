@@ -5,7 +5,7 @@
 //! its `Vary`, its validator made weak: RFC 9110 §8.8.3). The codecs
 //! themselves are in `crate::codec`.
 
-use actix_web::http::header::{HeaderMap, HeaderValue};
+use actix_web::http::header::{self, HeaderMap, HeaderValue};
 
 use super::key::{self, CacheKey, VariantKey, VaryValues};
 use super::{directives, EntryHead};
@@ -154,8 +154,15 @@ fn qvalue(text: &[u8]) -> Option<u16> {
     }
 }
 
-/// The coding a request gets (see [`preferred`]).
+/// The coding a request gets (see [`preferred`]); identity when the
+/// request says `no-transform` (RFC 9111 §5.2.1.6): a coding caje made
+/// would be a transformation.
 pub fn for_request(request_headers: &HeaderMap) -> Encoding {
+    if request_headers.contains_key(header::CACHE_CONTROL)
+        && directives::request(request_headers).has("no-transform")
+    {
+        return Encoding::Identity;
+    }
     preferred(
         request_headers
             .get_all(VARY_NAME)

@@ -294,3 +294,22 @@ async fn compression_off_sends_identity_to_everyone() {
     assert_eq!(second.body, page(PAGE_LEN));
     assert_eq!(entries(app).await, 1);
 }
+
+#[actix_web::test]
+async fn a_no_transform_request_gets_the_origin_s_bytes() {
+    let site = spawn_site(Compress::default()).await;
+    let app = &site.app;
+    let first = get(app, "/page/nt", Some(BROWSER)).await;
+    assert_eq!(first.header("content-encoding"), Some("br"));
+    // RFC 9111 §5.2.1.6: a coding caje made is a transformation.
+    let asked = [
+        ("accept-encoding", BROWSER),
+        ("cache-control", "no-transform"),
+    ];
+    let plain = fetch(app, "GET", "/page/nt", &asked).await;
+    assert_eq!(plain.status, 200);
+    assert_eq!(plain.header("content-encoding"), None);
+    assert_eq!(plain.body, page(PAGE_LEN));
+    assert_eq!(plain.header("etag"), Some("\"p1\""));
+    assert!(plain.hit(), "{:?}", plain.header("cache-status"));
+}
