@@ -125,18 +125,10 @@ async fn serve_demo(demo_origin: &str) -> anyhow::Result<()> {
         .with_context(|| format!("the demo's slow server needs {demo_origin}"))?;
     let origin_addr = origin_listener.local_addr()?;
     let origin = caje::demo_origin::run(origin_listener)?;
-    let mut settings = Settings::with_origins(vec![Origin {
-        host: "localhost".to_owned(),
-        upstream: format!("http://{origin_addr}"),
-        timeout: std::time::Duration::from_secs(30),
-        cache_set_cookie: false,
-        heuristic: None,
-        cache_client_errors: false,
-        transport: Default::default(),
-        freshness: Default::default(),
-        key_rules: Default::default(),
-        compress: Default::default(),
-    }]);
+    let mut settings = Settings::with_origins(vec![Origin::new(
+        "localhost",
+        format!("http://{origin_addr}"),
+    )]);
     settings.apply_env(|var| std::env::var(var).ok())?;
     let token = match settings.admin_token.clone() {
         Some(_) => format!("(from {ADMIN_TOKEN_ENV})"),

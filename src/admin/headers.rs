@@ -7,7 +7,7 @@
 
 use actix_web::http::header;
 use actix_web::middleware::DefaultHeaders;
-use actix_web::HttpResponse;
+use actix_web::{HttpRequest, HttpResponse};
 
 /// For answers that are not HTML pages: nothing may run or load.
 const DATA_CSP: &str =
@@ -42,4 +42,13 @@ pub fn page(status: actix_web::http::StatusCode, nonce: &str, html: String) -> H
         .content_type("text/html; charset=utf-8")
         .insert_header((header::CONTENT_SECURITY_POLICY, csp))
         .body(html)
+}
+
+/// Whether the caller asked for JSON (`Accept: application/json`) rather
+/// than the HTML page.
+pub fn wants_json(req: &HttpRequest) -> bool {
+    req.headers()
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("application/json"))
 }

@@ -5,7 +5,7 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use actix_web::http::{header, StatusCode};
+use actix_web::http::StatusCode;
 use actix_web::{web, HttpMessage, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
 
@@ -88,11 +88,7 @@ pub async fn list(
     state: web::Data<AdminState>,
     query: web::Query<ListQuery>,
 ) -> HttpResponse {
-    let wants_json = req
-        .headers()
-        .get(header::ACCEPT)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.contains("application/json"));
+    let wants_json = super::headers::wants_json(&req);
     let per_page = query
         .per_page
         .unwrap_or(DEFAULT_PER_PAGE)

@@ -7,7 +7,7 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use actix_web::http::{header, StatusCode};
+use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
 
@@ -56,11 +56,7 @@ pub async fn overview(
     state: web::Data<AdminState>,
     query: web::Query<OverviewQuery>,
 ) -> HttpResponse {
-    let wants_json = req
-        .headers()
-        .get(header::ACCEPT)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.contains("application/json"));
+    let wants_json = super::headers::wants_json(&req);
     let view = match gather(&state).await {
         Ok(view) => view,
         Err(message) => {

@@ -42,6 +42,23 @@ pub struct Origin {
 }
 
 impl Origin {
+    /// `host` (lower-case, no port) proxied to `upstream` with every other
+    /// setting at its default, as an `[[origin]]` naming only these two.
+    pub fn new(host: impl Into<String>, upstream: impl Into<String>) -> Self {
+        Self {
+            host: host.into(),
+            upstream: upstream.into(),
+            timeout: DEFAULT_ORIGIN_TIMEOUT,
+            cache_set_cookie: false,
+            heuristic: None,
+            cache_client_errors: false,
+            transport: Transport::default(),
+            freshness: FreshnessRules::default(),
+            key_rules: KeyRules::default(),
+            compress: Compress::default(),
+        }
+    }
+
     /// What admission follows for this origin's responses.
     pub fn admit_rules(&self) -> AdmitRules<'_> {
         AdmitRules {

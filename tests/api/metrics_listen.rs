@@ -168,16 +168,8 @@ async fn a_metrics_address_that_cannot_be_bound_stops_the_start() {
     let addr = taken.local_addr().expect("addr");
     let dir = tempfile::tempdir().expect("temp dir");
     let mut settings = caje::config::Settings::with_origins(vec![caje::config::Origin {
-        host: HOST.to_owned(),
-        upstream: origin.url(),
         timeout: Duration::from_secs(10),
-        cache_set_cookie: false,
-        heuristic: None,
-        cache_client_errors: false,
-        transport: Default::default(),
-        freshness: Default::default(),
-        key_rules: Default::default(),
-        compress: Default::default(),
+        ..caje::config::Origin::new(HOST, origin.url())
     }]);
     settings.listen = "127.0.0.1:0".parse().expect("addr");
     settings.cache_dir = dir.path().join("cache");

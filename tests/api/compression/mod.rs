@@ -168,16 +168,9 @@ pub(super) async fn spawn_site(compress: Compress) -> Site {
     let seen = web::Data::new(Seen::default());
     let port = serve(seen.clone(), site);
     let origin = Origin {
-        host: HOST.to_owned(),
-        upstream: format!("http://127.0.0.1:{port}"),
         timeout: Duration::from_secs(10),
-        cache_set_cookie: false,
-        heuristic: None,
-        cache_client_errors: false,
-        transport: Default::default(),
-        freshness: Default::default(),
-        key_rules: Default::default(),
         compress,
+        ..Origin::new(HOST, format!("http://127.0.0.1:{port}"))
     };
     let app = spawn_app_for(vec![origin], |_| {}).await;
     Site { app, seen }

@@ -44,16 +44,8 @@ pub async fn spawn_app_with(origins: Vec<(&str, String, Duration)>) -> TestApp {
     let origins = origins
         .into_iter()
         .map(|(host, upstream, timeout)| Origin {
-            host: host.to_owned(),
-            upstream,
             timeout,
-            cache_set_cookie: false,
-            heuristic: None,
-            cache_client_errors: false,
-            transport: Default::default(),
-            freshness: Default::default(),
-            key_rules: Default::default(),
-            compress: Default::default(),
+            ..Origin::new(host, upstream)
         })
         .collect();
     spawn_node(origins, dir, |_| {}).await
@@ -74,16 +66,8 @@ pub async fn spawn_app_in(
     adjust: impl FnOnce(&mut Settings),
 ) -> TestApp {
     let origins = vec![Origin {
-        host: HOST.to_owned(),
-        upstream: origin.url(),
         timeout: Duration::from_secs(10),
-        cache_set_cookie: false,
-        heuristic: None,
-        cache_client_errors: false,
-        transport: Default::default(),
-        freshness: Default::default(),
-        key_rules: Default::default(),
-        compress: Default::default(),
+        ..Origin::new(HOST, origin.url())
     }];
     spawn_node(origins, dir, adjust).await
 }
