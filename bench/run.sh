@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
-# caje vs nginx proxy_cache vs Varnish, same box, one run.  See BENCHMARKS.md.
+# caje vs bare actix-web vs nginx proxy_cache vs Varnish, same box, one run.  See BENCHMARKS.md.
 #   bash bench/run.sh           15 s runs, 3 rounds, cold start over 100,000 entries
 #   bash bench/run.sh --quick    5 s runs, 1 round,  cold start over  10,000 entries
 #   bash bench/run.sh --cold-only   only the cold start (100,000 entries; with --quick 10,000)
 # Environment: CAJE_RUST_LOG (default "warn": no per-request log line, like
-# nginx with access_log off; set "info" to measure caje's default logging);
-# CAJE_BIN, a caje binary to measure instead of this tree's release build
-# (an A/B of two commits: build each, run the script once per binary).
+# nginx with access_log off; the contender "caje-info" is a second caje at
+# "info", its default, writing its log to a file); CAJE_BIN, a caje binary to
+# measure instead of this tree's release build (an A/B of two commits: build
+# each, run the script once per binary); BENCH_DURATION and BENCH_ROUNDS
+# override the run length (s) and the number of rounds, BENCH_COLD_N the
+# cold-start size.
 set -euo pipefail
 
 QUICK=0
@@ -20,6 +23,9 @@ for a in "$@"; do
   esac
 done
 if [[ $QUICK == 1 ]]; then DUR=5; ROUNDS=1; COLD_N=10000; else DUR=15; ROUNDS=3; COLD_N=100000; fi
+DUR=${BENCH_DURATION:-$DUR}
+ROUNDS=${BENCH_ROUNDS:-$ROUNDS}
+COLD_N=${BENCH_COLD_N:-$COLD_N}
 SLOW_MS=200
 CONNS=64
 CAJE_RUST_LOG=${CAJE_RUST_LOG:-warn}
@@ -73,11 +79,16 @@ if [[ -n ${CAJE_BIN:-} ]]; then
 else
   log "cargo build --release"
   (cd "$ROOT" && cargo build --release -q)
-  CAJE="$ROOT/target/release/caje"
+  CAJE="${CARGO_TARGET_DIR:-$ROOT/target}/release/caje"
 fi
+# the bare actix-web contender: the framework's own floor (examples/bench_bare.rs)
+log "cargo build --release --example bench_bare"
+(cd "$ROOT" && cargo build --release -q --example bench_bare)
+BARE="${CARGO_TARGET_DIR:-$ROOT/target}/release/examples/bench_bare"
 
 # -------------------------------------------------------------------- ports
-read -r P_ORIGIN P_SLOW P_CAJE P_NGINX P_NGINXNL P_VARNISH P_CEIL P_COLD <<<"$(python3 "$TOOLS" freeport 8)"
+read -r P_ORIGIN P_SLOW P_CAJE P_NGINX P_NGINXNL P_VARNISH P_CEIL P_COLD P_BARE P_CAJELOG \
+  <<<"$(python3 "$TOOLS" freeport 10)"
 HOST=bench.local
 
 # -------------------------------------------------------------------- files
@@ -192,6 +203,7 @@ EOF
 }
 mk_caje "$T/caje" "$P_CAJE"
 mk_caje "$T/cold" "$P_COLD"
+mk_caje "$T/caje-info" "$P_CAJELOG"
 
 # ------------------------------------------------------------------- start
 wait_port() { # port name
@@ -208,27 +220,36 @@ start_bg() { # logfile cmd...   (pinned to core 0)
   PIDS+=($!)
 }
 
+declare -A PID_OF # contender -> the process whose CPU time (its children's included) is reported
 start_bg "$T/slow.log" python3 "$TOOLS" slow-origin "$P_SLOW" "$SLOW_MS"
 for n in origin nginx nginx-nolock ceiling; do
   start_bg "$T/$n.log" nginx -p "$T/$n" -c "$T/$n/nginx.conf" -e "$T/$n/error.log"
+  PID_OF[$n]=${PIDS[-1]}
 done
 mkdir -p "$T/varnish"
 start_bg "$T/varnish.log" varnishd -F -a "127.0.0.1:$P_VARNISH" -b "127.0.0.1:$P_ORIGIN" \
   -s malloc,256m -n "$T/varnish" -p thread_pools=1
-start_caje() { # dir logfile
-  CAJE_ADMIN_TOKEN=bench RUST_LOG=$CAJE_RUST_LOG start_bg "$2" "$CAJE" --config "$1/caje.toml"
+PID_OF[varnish]=${PIDS[-1]}
+start_bg "$T/bare.log" "$BARE" "127.0.0.1:$P_BARE" "$T/www"
+PID_OF[bare]=${PIDS[-1]}
+start_caje() { # dir logfile [RUST_LOG]
+  CAJE_ADMIN_TOKEN=bench RUST_LOG=${3:-$CAJE_RUST_LOG} start_bg "$2" "$CAJE" --config "$1/caje.toml"
 }
 start_caje "$T/caje" "$T/caje.log"
 CAJE_PID=${PIDS[-1]}
+PID_OF[caje]=$CAJE_PID
+start_caje "$T/caje-info" "$T/caje-info.log" info
+PID_OF[caje-info]=${PIDS[-1]}
 wait_port "$P_SLOW" slow-origin; wait_port "$P_ORIGIN" origin; wait_port "$P_NGINX" nginx
 wait_port "$P_NGINXNL" nginx-nolock; wait_port "$P_CEIL" ceiling; wait_port "$P_VARNISH" varnish
-wait_port "$P_CAJE" caje
+wait_port "$P_CAJE" caje; wait_port "$P_BARE" bare; wait_port "$P_CAJELOG" caje-info
 grep -q "caje listening on port $P_CAJE" "$T/caje.log" || { log "caje did not print its port"; cat "$T/caje.log" >&2; exit 1; }
 
 port_of() {
   case $1 in
     caje) echo "$P_CAJE" ;; nginx) echo "$P_NGINX" ;; nginx-nolock) echo "$P_NGINXNL" ;;
     varnish) echo "$P_VARNISH" ;; ceiling) echo "$P_CEIL" ;; origin) echo "$P_ORIGIN" ;;
+    bare) echo "$P_BARE" ;; caje-info) echo "$P_CAJELOG" ;;
   esac
 }
 
@@ -242,6 +263,7 @@ CPU=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')
 echo "machine: $(nproc) cores, $CPU, $(free -g | awk '/Mem:/{print $2}') GiB, kernel $(uname -r)"
 echo "versions: $NGINX_V | $VARNISH_V | $WRK_V | caje $GITREV$([[ $GITDIRTY != 0 ]] && echo ' (src modified)')"
 echo "run: $0 $* — ${DUR}s runs, $ROUNDS round(s), wrk -t1 -c$CONNS pinned to core 1, servers pinned to core 0, cold start over $COLD_N entries, caje RUST_LOG=$CAJE_RUST_LOG"
+echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
 export GITREV NGINX_V VARNISH_V WRK_V CPU DUR ROUNDS COLD_N SLOW_MS CONNS QUICK CAJE_RUST_LOG
 python3 - "$T/meta.json" "$*" <<'EOF'
 import json, os, sys, platform, datetime
@@ -263,7 +285,7 @@ RAW="$T/raw.jsonl"
 # -------------------------------------------------------------------- warm
 is_hit() { # contender headers-file
   case $1 in
-    caje) grep -qi '^cache-status:.*hit' "$2" ;;
+    caje|caje-info) grep -qi '^cache-status:.*hit' "$2" ;;
     nginx|nginx-nolock) grep -qi '^x-cache-status: *hit' "$2" ;;
     varnish) grep -Eqi '^x-varnish: *[0-9]+ [0-9]+' "$2" ;;
     *) return 0 ;;
@@ -283,6 +305,7 @@ warm() { # contender path
 for c in caje nginx varnish; do
   for p in /1k /100k /10m; do warm "$c" "$p"; done
 done
+warm caje-info /1k
 # check the no-store path is a miss everywhere
 for c in caje nginx varnish; do
   curl -s -o /dev/null -H "Host: $HOST" "http://127.0.0.1:$(port_of $c)/nostore"
@@ -291,15 +314,33 @@ for c in caje nginx varnish; do
 done
 
 # --------------------------------------------------------------------- wrk
-run_wrk() { # scenario contender path round
+run_wrk() { # scenario contender path round [wrk script]
   local port; port=$(port_of "$2")
-  taskset -c 1 wrk -t1 -c"$CONNS" -d"${DUR}s" --timeout 10s --latency -H "Host: $HOST" \
+  local pid=${PID_OF[$2]:-} script=()
+  [[ -n ${5:-} ]] && script=(-s "$5")
+  local cpu0; cpu0=$(python3 "$TOOLS" cputime "$pid")
+  taskset -c 1 wrk -t1 -c"$CONNS" -d"${DUR}s" --timeout 10s --latency -H "Host: $HOST" "${script[@]}" \
     "http://127.0.0.1:$port$3" >"$T/wrk.out" 2>&1 || true
-  python3 "$TOOLS" wrkparse "$T/wrk.out" "$1" "$2" "$4" | tee -a "$RAW" | python3 -c '
+  local cpu1; cpu1=$(python3 "$TOOLS" cputime "$pid")
+  python3 "$TOOLS" wrkparse "$T/wrk.out" "$1" "$2" "$4" "$cpu0" "$cpu1" | tee -a "$RAW" | python3 -c '
 import json,sys; d=json.loads(sys.stdin.read())
-print("  %-13s %-8s r%d  %9.0f req/s  p50 %7.2f ms  p99 %7.2f ms  %8.1f MiB/s%s" % (d["scenario"], d["contender"], d["round"],
-  d.get("rps",0), d.get("p50",0), d.get("p99",0), d.get("mib_s",0), ("  non2xx=%d" % d["non2xx"]) if d.get("non2xx") else ""))' >&2
+print("  %-13s %-9s r%d  %9.0f req/s  p50 %7.2f ms  p99 %7.2f ms  %8.1f MiB/s  %7.1f us cpu/req%s" % (d["scenario"], d["contender"], d["round"],
+  d.get("rps",0), d.get("p50",0), d.get("p99",0), d.get("mib_s",0), d.get("cpu_us") or 0, ("  non2xx=%d" % d["non2xx"]) if d.get("non2xx") else ""))' >&2
   sleep 1
+}
+
+# cold crawl: every request a URL never asked before (storable), over
+# kept-alive connections; the origin row asks it the same URLs directly
+crawl_script() { # contender round -> script path
+  local f="$T/crawl-$1-$2.lua"
+  cat >"$f" <<EOF
+counter = 0
+request = function()
+  counter = counter + 1
+  return wrk.format(nil, "/1k?crawl=$1-$2-" .. counter)
+end
+EOF
+  echo "$f"
 }
 
 coalesce() { # contender round
@@ -318,10 +359,11 @@ EOF
 for r in $(seq 1 "$ROUNDS"); do
   [[ $COLD_ONLY == 1 ]] && break
   log "round $r/$ROUNDS"
-  for c in caje nginx varnish ceiling; do run_wrk hit-1k "$c" /1k "$r"; done
-  for c in caje nginx varnish; do run_wrk hit-100k "$c" /100k "$r"; done
-  for c in caje nginx varnish; do run_wrk hit-10m "$c" /10m "$r"; done
+  for c in caje bare caje-info nginx varnish ceiling; do run_wrk hit-1k "$c" /1k "$r"; done
+  for c in caje bare nginx varnish; do run_wrk hit-100k "$c" /100k "$r"; done
+  for c in caje bare nginx varnish; do run_wrk hit-10m "$c" /10m "$r"; done
   for c in caje nginx varnish origin; do run_wrk nostore-miss "$c" /nostore "$r"; done
+  for c in caje origin; do run_wrk cold-crawl "$c" / "$r" "$(crawl_script "$c" "$r")"; done
   for c in caje nginx nginx-nolock varnish origin; do coalesce "$c" "$r"; done
 done
 
