@@ -13,6 +13,7 @@ use bytes::Bytes;
 use lru::LruCache;
 
 use super::key::{self, CacheKey, Hash, VariantKey};
+use super::response_fields::ResponseFields;
 use super::EntryHead;
 use crate::metrics::CacheMetrics;
 
@@ -20,13 +21,22 @@ use crate::metrics::CacheMetrics;
 /// fields (its `CachePolicy` above all) and the tier's own bookkeeping.
 const ENTRY_OVERHEAD: u64 = 1024;
 
-/// A stored response held whole.
+/// A stored response held whole, with its fields ready to answer with.
 pub struct HotEntry {
     pub head: Arc<EntryHead>,
+    pub fields: Arc<ResponseFields>,
     pub body: Bytes,
 }
 
 impl HotEntry {
+    pub fn new(head: Arc<EntryHead>, body: Bytes) -> Self {
+        Self {
+            fields: Arc::new(ResponseFields::new(&head)),
+            head,
+            body,
+        }
+    }
+
     fn footprint(&self) -> u64 {
         let headers: usize = self
             .head
@@ -205,10 +215,7 @@ mod tests {
             tags: Vec::new(),
             invalidated: false,
         };
-        let entry = HotEntry {
-            head: Arc::new(head),
-            body: Bytes::from(vec![b'x'; body]),
-        };
+        let entry = HotEntry::new(Arc::new(head), Bytes::from(vec![b'x'; body]));
         (VariantKey::new(&key, &vary), entry)
     }
 

@@ -17,6 +17,7 @@ pub mod key;
 pub mod memory_tier;
 pub mod policy;
 pub mod range;
+pub mod response_fields;
 pub mod revalidate;
 pub mod status;
 

@@ -34,18 +34,21 @@ impl Exchange<'_> {
     /// `caje_requests_total`. Called once per request, whatever the path.
     pub fn record(&self, outcome: &'static str) {
         self.span.record("cache_status", outcome);
-        self.state
-            .metrics
-            .requests
-            .with_label_values(&[outcome])
-            .inc();
+        self.state.metrics.requests_by.inc(outcome);
     }
 
     /// Answers from a stored response, reported with `status`.
     pub fn answer(&self, hit: Hit, status: &CacheStatus, now: SystemTime) -> HttpResponse {
-        let Hit { head, body } = hit;
-        let status = status.render(&self.state.settings.cache_name());
-        respond::from_cache(self.req, &head, body, now, &status, &self.state.metrics)
+        let Hit { head, fields, body } = hit;
+        let status = status.render(&self.state.cache_name);
+        respond::from_cache(
+            self.req,
+            (&head, &fields),
+            body,
+            now,
+            status,
+            &self.state.metrics,
+        )
     }
 
     /// Where this request's origin requests go.

@@ -20,9 +20,10 @@ use super::{peer, purge, refresh};
 use crate::actors::cache_store::{Hit, Lookup, LookupResult};
 use crate::admin::auth::AdminAuth;
 use crate::cache::coalesce::{self, Outcome, Role};
+use crate::cache::directives::{self, Directives};
 use crate::cache::freshness::{self, Verdict};
 use crate::cache::revalidate;
-use crate::cache::{directives, policy, CacheKey, CacheStatus, Forward};
+use crate::cache::{CacheKey, CacheStatus, Forward};
 use crate::config::normalize_host;
 use crate::upstream::fetch::content_length;
 use crate::upstream::{self, headers, OriginClients, RequestBody};
@@ -84,22 +85,18 @@ pub async fn proxy(
 
     // 2. What the cache holds, and whether it may be sent as it is.
     let safe = matches!(*req.method(), Method::GET | Method::HEAD);
+    let request_directives = directives::request(x.seen);
     let cached = if safe {
-        lookup(&x).await
+        lookup(&x, &request_directives).await
     } else {
         Cached::Nothing(Forward::Method)
     };
-    let request_directives = directives::request(x.seen);
     let now = SystemTime::now();
     let (stale, reason) = match cached {
         Cached::Fresh(hit) => {
             x.record("hit");
             let status = CacheStatus {
-                // Most entries have no Last-Modified: no field map built for them.
-                detail: hit
-                    .head
-                    .field("last-modified")
-                    .and_then(|_| policy::freshness_detail(&hit.head.header_map())),
+                detail: hit.fields.freshness_detail,
                 ..CacheStatus::hit(ttl(&hit.head, now))
             };
             return x.answer(*hit, &status, now);
@@ -127,8 +124,8 @@ pub async fn proxy(
                 detail: Some("only-if-cached"),
                 ..CacheStatus::default()
             };
-            let status = status.render(&state.settings.cache_name());
-            headers::mark_response(response.headers_mut(), req.version(), &status);
+            let status = status.render(&state.cache_name);
+            headers::mark_response(response.headers_mut(), req.version(), status);
             return response;
         }
         Cached::Validate(hit, reason) => (Some(hit), reason),
@@ -150,7 +147,7 @@ pub async fn proxy(
     let flight = match role {
         Role::Leader(flight) => Some(flight),
         Role::Alone => None,
-        Role::Follower(leader) => match collapsed(&x, reason, leader).await {
+        Role::Follower(leader) => match collapsed(&x, &request_directives, reason, leader).await {
             Some(response) => return response,
             None => None,
         },
@@ -234,8 +231,8 @@ pub async fn proxy(
     }
 }
 
-/// What the cache holds for this request.
-async fn lookup(x: &Exchange<'_>) -> Cached {
+/// What the cache holds for this request (its `request` directives).
+async fn lookup(x: &Exchange<'_>, request: &Directives) -> Cached {
     let hit = match x.state.memory.get(x.key, x.key.primary_hash(), x.seen) {
         Some(hot) => Box::new(Hit::from_memory(&hot)),
         None => {
@@ -259,7 +256,7 @@ async fn lookup(x: &Exchange<'_>) -> Cached {
             }
         }
     };
-    match freshness::judge(x.seen, x.key, &hit.head, SystemTime::now()) {
+    match freshness::judge((x.seen, request), x.key, &hit.head, SystemTime::now()) {
         Verdict::Fresh => Cached::Fresh(hit),
         Verdict::Validate(reason) => Cached::Validate(hit, reason),
     }
@@ -269,6 +266,7 @@ async fn lookup(x: &Exchange<'_>) -> Cached {
 /// answers from the cache. `None` when the request must fetch itself.
 async fn collapsed(
     x: &Exchange<'_>,
+    request: &Directives,
     reason: Forward,
     leader: watch::Receiver<Option<Outcome>>,
 ) -> Option<HttpResponse> {
@@ -276,7 +274,7 @@ async fn collapsed(
     if outcome != Some(Outcome::Stored) {
         return None;
     }
-    let Cached::Fresh(hit) = lookup(x).await else {
+    let Cached::Fresh(hit) = lookup(x, request).await else {
         return None;
     };
     x.record("collapsed");

@@ -12,6 +12,8 @@ use crate::metrics::ProxyMetrics;
 
 pub struct ProxyState {
     pub settings: Arc<Settings>,
+    /// `settings.cache_name()`, made once: every response names it.
+    pub cache_name: String,
     pub cache: Mailbox<CacheStore>,
     /// Read here, without a message; the `CacheStore` keeps it current.
     pub memory: Arc<MemoryTier>,
@@ -30,6 +32,7 @@ impl ProxyState {
         metrics: ProxyMetrics,
     ) -> Self {
         Self {
+            cache_name: settings.cache_name(),
             settings,
             cache,
             memory,

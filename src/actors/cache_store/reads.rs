@@ -19,6 +19,7 @@ use super::actor::CacheStore;
 use crate::cache::entry::{EntryError, EntryHead};
 use crate::cache::key::{self, CacheKey, Hash, VariantKey};
 use crate::cache::memory_tier::HotEntry;
+use crate::cache::response_fields::ResponseFields;
 
 /// Read size when streaming a stored body.
 pub(super) const READ_CHUNK: usize = 256 * 1024;
@@ -45,14 +46,25 @@ pub enum LookupResult {
 
 pub struct Hit {
     pub head: Arc<EntryHead>,
+    /// The head's fields as a response is built from them.
+    pub fields: Arc<ResponseFields>,
     pub body: EntryBody,
 }
 
 impl Hit {
-    /// A hit on an entry of the memory tier.
+    pub fn new(head: Arc<EntryHead>, body: EntryBody) -> Self {
+        Self {
+            fields: Arc::new(ResponseFields::new(&head)),
+            head,
+            body,
+        }
+    }
+
+    /// A hit on an entry of the memory tier: nothing parsed again.
     pub fn from_memory(entry: &HotEntry) -> Self {
         Self {
             head: entry.head.clone(),
+            fields: entry.fields.clone(),
             body: EntryBody::Memory(entry.body.clone()),
         }
     }
@@ -171,12 +183,12 @@ impl Handler<Lookup> for CacheStore {
                         offset: decoded.body_offset,
                         len: decoded.body_len,
                     };
-                    return LookupResult::Found(Box::new(Hit { head, body }));
+                    return LookupResult::Found(Box::new(Hit::new(head, body)));
                 }
                 match read_whole(file, decoded.body_len) {
                     Ok(body) => {
                         self.metrics.hits.inc();
-                        let entry = HotEntry { head, body };
+                        let entry = HotEntry::new(head, body);
                         let hit = Hit::from_memory(&entry);
                         self.memory.insert(vk, entry);
                         LookupResult::Found(Box::new(hit))
