@@ -10,7 +10,7 @@ use http_cache_semantics::CachePolicy;
 
 use super::key::{self, VaryValues};
 use super::policy::Heuristic;
-use super::{http_compat, policy, CacheKey, EntryHead};
+use super::{directives, http_compat, policy, CacheKey, EntryHead};
 
 /// An origin's settings that admission follows.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -53,6 +53,12 @@ pub fn admit(
     } else {
         answer.headers
     };
+    // Most answers that may not be stored say so in their directives: no
+    // policy is built to learn it (the policy reads the same directives).
+    let (directives, _) = directives::response(origin_headers);
+    if directives.has("no-store") || directives.has("private") {
+        return None;
+    }
     let names = key::vary_names(origin_headers)?;
     let vary: VaryValues = key::vary_values(&names, request_headers);
     let now = SystemTime::now();

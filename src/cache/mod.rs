@@ -20,6 +20,7 @@ pub mod range;
 pub mod response_fields;
 pub mod revalidate;
 pub mod status;
+pub mod stored_urls;
 
 pub use entry::{EntryError, EntryHead};
 pub use key::{CacheKey, VariantKey};

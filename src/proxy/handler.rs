@@ -233,8 +233,13 @@ pub async fn proxy(
 
 /// What the cache holds for this request (its `request` directives).
 async fn lookup(x: &Exchange<'_>, request: &Directives) -> Cached {
-    let hit = match x.state.memory.get(x.key, x.key.primary_hash(), x.seen) {
+    let primary = x.key.primary_hash();
+    let hit = match x.state.memory.get(x.key, primary, x.seen) {
         Some(hot) => Box::new(Hit::from_memory(&hot)),
+        // Nothing stored for the URL: known without asking the store.
+        None if !x.state.memory.store_may_hold(&primary) => {
+            return Cached::Nothing(Forward::UriMiss);
+        }
         None => {
             let found = x
                 .state

@@ -12,6 +12,7 @@ mod date_forms;
 mod deploy;
 mod directives;
 mod eviction;
+mod fast_paths;
 mod faults;
 mod grafana;
 mod helpers;

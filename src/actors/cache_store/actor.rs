@@ -83,6 +83,7 @@ impl CacheStore {
             self.evictor.used(&used);
         }
         let size = variant.size;
+        self.memory.held_urls.add(&vk.primary);
         let url = self.index.url_or_default(vk.primary);
         match url.variants.insert(vk.variant, variant) {
             Some(old) => self.metrics.bytes.sub(old.size as i64),
@@ -161,6 +162,7 @@ impl CacheStore {
             }
             if url.variants.is_empty() {
                 self.index.remove_url(&vk.primary);
+                self.memory.held_urls.remove(&vk.primary);
             }
         }
         if let Err(e) = fs::remove_file(self.path_for(vk)) {

@@ -136,6 +136,7 @@ impl CacheStore {
         let vk = pending.vk;
         // A rewrite that began before holds the body this entry replaced.
         self.in_flight.cancel_rewrites(&vk);
+        self.memory.held_urls.add(&vk.primary);
         let url = self.index.url_or_default(vk.primary);
         let stale_variants: Vec<Hash> = match &url.vary {
             // The origin changed what it varies on: other variants were
