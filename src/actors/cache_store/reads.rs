@@ -92,7 +92,14 @@ impl EntryBody {
     pub fn into_stream(self) -> impl Stream<Item = Result<Bytes, io::Error>> + 'static {
         match self {
             Self::File { file, offset, len } => Either::Left(file_stream(file, offset, len)),
-            Self::Memory(bytes) => Either::Right(futures_util::stream::iter([Ok(bytes)])),
+            // In slices of the body (no copy): actix-http copies each chunk
+            // into its write buffer, which a whole large body would grow to
+            // its size (and reallocate on the way).
+            Self::Memory(bytes) => Either::Right(futures_util::stream::iter(
+                (0..bytes.len())
+                    .step_by(READ_CHUNK)
+                    .map(move |start| Ok(bytes.slice(start..bytes.len().min(start + READ_CHUNK)))),
+            )),
         }
     }
 
@@ -284,6 +291,31 @@ mod tests {
     use futures_util::TryStreamExt;
 
     use super::*;
+
+    #[actix_web::test]
+    async fn a_body_held_in_memory_is_sent_in_slices_of_it() {
+        let bytes = Bytes::from(
+            (0..READ_CHUNK * 5 / 2)
+                .map(|i| (i % 251) as u8)
+                .collect::<Vec<u8>>(),
+        );
+        let chunks: Vec<Bytes> = EntryBody::Memory(bytes.clone())
+            .into_stream()
+            .try_collect()
+            .await
+            .expect("stream");
+        let lens: Vec<usize> = chunks.iter().map(Bytes::len).collect();
+        assert_eq!(lens, [READ_CHUNK, READ_CHUNK, READ_CHUNK / 2]);
+        assert_eq!(chunks.concat(), bytes);
+        // Slices share the held body: nothing was copied.
+        assert_eq!(chunks[1].as_ptr(), bytes[READ_CHUNK..].as_ptr());
+        let none: Vec<Bytes> = EntryBody::Memory(Bytes::new())
+            .into_stream()
+            .try_collect()
+            .await
+            .expect("stream");
+        assert!(none.is_empty());
+    }
 
     #[actix_web::test]
     async fn a_file_body_is_read_exactly_from_its_offset() {
