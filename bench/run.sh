@@ -5,7 +5,8 @@
 #   bash bench/run.sh --cold-only   only the cold start (100,000 entries; with --quick 10,000)
 # Environment: CAJE_RUST_LOG (default "warn": no per-request log line, like
 # nginx with access_log off; the contender "caje-info" is a second caje at
-# "info", its default, writing its log to a file); CAJE_BIN, a caje binary to
+# "info", its default, writing its log to a file; "caje-mem" a third whose
+# memory tier holds bodies up to 16 MiB, for the 10 MiB hit); CAJE_BIN, a caje binary to
 # measure instead of this tree's release build (an A/B of two commits: build
 # each, run the script once per binary); BENCH_DURATION and BENCH_ROUNDS
 # override the run length (s) and the number of rounds, BENCH_COLD_N the
@@ -87,8 +88,8 @@ log "cargo build --release --example bench_bare"
 BARE="${CARGO_TARGET_DIR:-$ROOT/target}/release/examples/bench_bare"
 
 # -------------------------------------------------------------------- ports
-read -r P_ORIGIN P_SLOW P_CAJE P_NGINX P_NGINXNL P_VARNISH P_CEIL P_COLD P_BARE P_CAJELOG \
-  <<<"$(python3 "$TOOLS" freeport 10)"
+read -r P_ORIGIN P_SLOW P_CAJE P_NGINX P_NGINXNL P_VARNISH P_CEIL P_COLD P_BARE P_CAJELOG P_CAJEMEM \
+  <<<"$(python3 "$TOOLS" freeport 11)"
 HOST=bench.local
 
 # -------------------------------------------------------------------- files
@@ -188,7 +189,7 @@ mkdir -p "$T/ceiling"
 EOF
 } >"$T/ceiling/nginx.conf"
 
-mk_caje() { # dir port
+mk_caje() { # dir port [top-level settings]
   mkdir -p "$1"
   cat >"$1/caje.toml" <<EOF
 listen = "127.0.0.1:$2"
@@ -196,6 +197,7 @@ cache_dir = "$1/cache"
 database = "$1/manifest.db"
 litefs = "off"
 workers = 1
+${3:-}
 [[origin]]
 host = "$HOST"
 upstream = "http://127.0.0.1:$P_ORIGIN"
@@ -204,6 +206,8 @@ EOF
 mk_caje "$T/caje" "$P_CAJE"
 mk_caje "$T/cold" "$P_COLD"
 mk_caje "$T/caje-info" "$P_CAJELOG"
+# large bodies from the memory tier, as Varnish's malloc storage serves them
+mk_caje "$T/caje-mem" "$P_CAJEMEM" $'memory_cache_size = "256 MiB"\nmemory_cache_max_object = "16 MiB"'
 
 # ------------------------------------------------------------------- start
 wait_port() { # port name
@@ -240,16 +244,18 @@ CAJE_PID=${PIDS[-1]}
 PID_OF[caje]=$CAJE_PID
 start_caje "$T/caje-info" "$T/caje-info.log" info
 PID_OF[caje-info]=${PIDS[-1]}
+start_caje "$T/caje-mem" "$T/caje-mem.log"
+PID_OF[caje-mem]=${PIDS[-1]}
 wait_port "$P_SLOW" slow-origin; wait_port "$P_ORIGIN" origin; wait_port "$P_NGINX" nginx
 wait_port "$P_NGINXNL" nginx-nolock; wait_port "$P_CEIL" ceiling; wait_port "$P_VARNISH" varnish
-wait_port "$P_CAJE" caje; wait_port "$P_BARE" bare; wait_port "$P_CAJELOG" caje-info
+wait_port "$P_CAJE" caje; wait_port "$P_BARE" bare; wait_port "$P_CAJELOG" caje-info; wait_port "$P_CAJEMEM" caje-mem
 grep -q "caje listening on port $P_CAJE" "$T/caje.log" || { log "caje did not print its port"; cat "$T/caje.log" >&2; exit 1; }
 
 port_of() {
   case $1 in
     caje) echo "$P_CAJE" ;; nginx) echo "$P_NGINX" ;; nginx-nolock) echo "$P_NGINXNL" ;;
     varnish) echo "$P_VARNISH" ;; ceiling) echo "$P_CEIL" ;; origin) echo "$P_ORIGIN" ;;
-    bare) echo "$P_BARE" ;; caje-info) echo "$P_CAJELOG" ;;
+    bare) echo "$P_BARE" ;; caje-info) echo "$P_CAJELOG" ;; caje-mem) echo "$P_CAJEMEM" ;;
   esac
 }
 
@@ -285,7 +291,7 @@ RAW="$T/raw.jsonl"
 # -------------------------------------------------------------------- warm
 is_hit() { # contender headers-file
   case $1 in
-    caje|caje-info) grep -qi '^cache-status:.*hit' "$2" ;;
+    caje|caje-info|caje-mem) grep -qi '^cache-status:.*hit' "$2" ;;
     nginx|nginx-nolock) grep -qi '^x-cache-status: *hit' "$2" ;;
     varnish) grep -Eqi '^x-varnish: *[0-9]+ [0-9]+' "$2" ;;
     *) return 0 ;;
@@ -306,6 +312,7 @@ for c in caje nginx varnish; do
   for p in /1k /100k /10m; do warm "$c" "$p"; done
 done
 warm caje-info /1k
+warm caje-mem /10m
 # check the no-store path is a miss everywhere
 for c in caje nginx varnish; do
   curl -s -o /dev/null -H "Host: $HOST" "http://127.0.0.1:$(port_of $c)/nostore"
@@ -361,7 +368,7 @@ for r in $(seq 1 "$ROUNDS"); do
   log "round $r/$ROUNDS"
   for c in caje bare caje-info nginx varnish ceiling; do run_wrk hit-1k "$c" /1k "$r"; done
   for c in caje bare nginx varnish; do run_wrk hit-100k "$c" /100k "$r"; done
-  for c in caje bare nginx varnish; do run_wrk hit-10m "$c" /10m "$r"; done
+  for c in caje caje-mem bare nginx varnish; do run_wrk hit-10m "$c" /10m "$r"; done
   for c in caje nginx varnish origin; do run_wrk nostore-miss "$c" /nostore "$r"; done
   for c in caje origin; do run_wrk cold-crawl "$c" / "$r" "$(crawl_script "$c" "$r")"; done
   for c in caje nginx nginx-nolock varnish origin; do coalesce "$c" "$r"; done
@@ -372,6 +379,7 @@ log "cold start: filling a fresh caje cache with $COLD_N entries"
 start_caje "$T/cold" "$T/cold.log"
 COLD_PID=${PIDS[-1]}
 wait_port "$P_COLD" caje-cold
+rss_empty=$(python3 "$TOOLS" rss "$COLD_PID")
 cat >"$T/fill.lua" <<EOF
 counter = 0
 request = function()
@@ -406,10 +414,13 @@ for attempt in 1 2; do
   start_caje "$T/cold" "$T/cold-restart$attempt.log"
   COLD_PID=${PIDS[-1]}
   out=$(python3 "$TOOLS" coldpoll "$P_COLD" "$HOST" "/1k?n=" "$COLD_N" "$t0" 60)
-  log "  restart $attempt: $out"
-  python3 - "$out" "$entries" "$files" "$attempt" <<'EOF' >>"$RAW"
+  rss=$(python3 "$TOOLS" rss "$COLD_PID")
+  log "  restart $attempt: $out, RSS $rss KiB (empty cache: $rss_empty KiB)"
+  python3 - "$out" "$entries" "$files" "$attempt" "$rss" "$rss_empty" <<'EOF' >>"$RAW"
 import json, sys
 d = json.loads(sys.argv[1]); d.update(scenario="cold-start", contender="caje", round=int(sys.argv[4]), entries=int(sys.argv[2]), files_in_cache_dir=int(sys.argv[3]))
+d.update(rss_kib=int(sys.argv[5]), rss_empty_kib=int(sys.argv[6]))
+d["rss_bytes_per_entry"] = (d["rss_kib"] - d["rss_empty_kib"]) * 1024 / max(d["entries"], 1)
 print(json.dumps(d))
 EOF
   kill "$COLD_PID"

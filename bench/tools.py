@@ -9,6 +9,7 @@ Subcommands:
   count PORT KEY                    origin request count for slow URL key (query string)
   coldpoll PORT HOST PREFIX N T0 TIMEOUT
                                     poll PREFIX<i> until a caje hit; prints JSON
+  rss PID                           resident set size of PID in KiB
   cputime PID                       CPU seconds (user + system) of PID and its descendants
   wrkparse FILE SCEN CONTENDER ROUND [CPU0 CPU1]
                                     parse wrk output, print one JSON line (with the
@@ -219,6 +220,15 @@ def cputime(pid=""):
     print("%.2f" % (total / tick))
 
 
+def rss(pid):
+    with open("/proc/%s/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                print(line.split()[1])
+                return
+    print(0)
+
+
 # ----------------------------------------------------------------- wrk parse
 def _lat_ms(s):
     for unit, f in (("us", 0.001), ("ms", 1.0), ("s", 1000.0), ("m", 60000.0)):
@@ -323,7 +333,7 @@ def report(raw, out, meta):
     print("-" * 94)
     for s in wrk_scen:
         base = "origin" if s in ("nostore-miss", "cold-crawl") else "bare"
-        for c in ["caje", "caje-info", "bare", "nginx", "varnish", "ceiling", "origin"]:
+        for c in ["caje", "caje-info", "caje-mem", "bare", "nginx", "varnish", "ceiling", "origin"]:
             if c not in summary.get(s, {}):
                 continue
             m = summary[s][c]
@@ -349,8 +359,9 @@ def report(raw, out, meta):
     if m:
         print()
         print(
-            "cold start (caje, %s entries): first answer %s s (%s), first hit %s s"
-            % (fmt(m.get("entries")), fmt(m.get("first_answer_s"), 3), m.get("first_answer_cache_status"), fmt(m.get("first_hit_s"), 3))
+            "cold start (caje, %s entries): first answer %s s (%s), first hit %s s, RSS %s KiB (%s bytes per entry over an empty cache)"
+            % (fmt(m.get("entries")), fmt(m.get("first_answer_s"), 3), m.get("first_answer_cache_status"), fmt(m.get("first_hit_s"), 3),
+               fmt(m.get("rss_kib")), fmt(m.get("rss_bytes_per_entry")))
         )
     ratios = {
         "hit-1k rps caje/nginx": ratio(g("hit-1k", "caje", "rps"), g("hit-1k", "nginx", "rps")),
@@ -362,6 +373,8 @@ def report(raw, out, meta):
         "hit-1k cpu/req caje-info/caje": ratio(g("hit-1k", "caje-info", "cpu_us"), g("hit-1k", "caje", "cpu_us")),
         "hit-100k rps caje/bare": g("hit-100k", "caje", "vs_bare"),
         "hit-10m rps caje/bare": g("hit-10m", "caje", "vs_bare"),
+        "hit-10m rps caje-mem/bare": g("hit-10m", "caje-mem", "vs_bare"),
+        "hit-10m MiB/s caje-mem/varnish": ratio(g("hit-10m", "caje-mem", "mib_s"), g("hit-10m", "varnish", "mib_s")),
         "cold-crawl rps caje/origin": g("cold-crawl", "caje", "vs_origin"),
         "hit-1k p99 caje/nginx": ratio(g("hit-1k", "caje", "p99"), g("hit-1k", "nginx", "p99")),
         "hit-1k p99 caje/varnish": ratio(g("hit-1k", "caje", "p99"), g("hit-1k", "varnish", "p99")),
@@ -387,6 +400,7 @@ if __name__ == "__main__":
     {
         "freeport": freeport,
         "cputime": cputime,
+        "rss": rss,
         "slow-origin": slow_origin,
         "count": count,
         "coalesce": coalesce,

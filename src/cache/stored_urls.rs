@@ -33,6 +33,12 @@ impl StoredUrls {
         set.contains(&short(primary))
     }
 
+    /// Room for `n` more URLs (the store's rebuild knows how many at once).
+    pub fn reserve(&self, n: usize) {
+        let mut set = self.set.write().unwrap_or_else(PoisonError::into_inner);
+        set.reserve(n);
+    }
+
     pub fn add(&self, primary: &Hash) {
         let mut set = self.set.write().unwrap_or_else(PoisonError::into_inner);
         set.insert(short(primary));
