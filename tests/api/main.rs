@@ -21,6 +21,7 @@ mod hostile;
 mod invalidation;
 mod keepalive;
 mod litefs;
+mod logs;
 mod manifest;
 mod metrics_listen;
 mod multinode;
