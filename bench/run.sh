@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
-# caje vs nginx proxy_cache vs Varnish, same box, one run.  See BENCHMARKS.md.
+# caje vs bare actix-web vs nginx proxy_cache vs Varnish, same box, one run.  See BENCHMARKS.md.
 #   bash bench/run.sh           15 s runs, 3 rounds, cold start over 100,000 entries
 #   bash bench/run.sh --quick    5 s runs, 1 round,  cold start over  10,000 entries
 #   bash bench/run.sh --cold-only   only the cold start (100,000 entries; with --quick 10,000)
 # Environment: CAJE_RUST_LOG (default "warn": no per-request log line, like
-# nginx with access_log off; set "info" to measure caje's default logging);
-# CAJE_BIN, a caje binary to measure instead of this tree's release build
-# (an A/B of two commits: build each, run the script once per binary).
+# nginx with access_log off; the contender "caje-info" is a second caje at
+# "info", its default, writing its log to a file; "caje-mem" a third whose
+# memory tier holds bodies up to 16 MiB, for the 10 MiB hit); CAJE_BIN, a caje binary to
+# measure instead of this tree's release build (an A/B of two commits: build
+# each, run the script once per binary); BENCH_DURATION and BENCH_ROUNDS
+# override the run length (s) and the number of rounds, BENCH_COLD_N the
+# cold-start size.
 set -euo pipefail
 
 QUICK=0
@@ -20,6 +24,9 @@ for a in "$@"; do
   esac
 done
 if [[ $QUICK == 1 ]]; then DUR=5; ROUNDS=1; COLD_N=10000; else DUR=15; ROUNDS=3; COLD_N=100000; fi
+DUR=${BENCH_DURATION:-$DUR}
+ROUNDS=${BENCH_ROUNDS:-$ROUNDS}
+COLD_N=${BENCH_COLD_N:-$COLD_N}
 SLOW_MS=200
 CONNS=64
 CAJE_RUST_LOG=${CAJE_RUST_LOG:-warn}
@@ -73,11 +80,16 @@ if [[ -n ${CAJE_BIN:-} ]]; then
 else
   log "cargo build --release"
   (cd "$ROOT" && cargo build --release -q)
-  CAJE="$ROOT/target/release/caje"
+  CAJE="${CARGO_TARGET_DIR:-$ROOT/target}/release/caje"
 fi
+# the bare actix-web contender: the framework's own floor (examples/bench_bare.rs)
+log "cargo build --release --example bench_bare"
+(cd "$ROOT" && cargo build --release -q --example bench_bare)
+BARE="${CARGO_TARGET_DIR:-$ROOT/target}/release/examples/bench_bare"
 
 # -------------------------------------------------------------------- ports
-read -r P_ORIGIN P_SLOW P_CAJE P_NGINX P_NGINXNL P_VARNISH P_CEIL P_COLD <<<"$(python3 "$TOOLS" freeport 8)"
+read -r P_ORIGIN P_SLOW P_CAJE P_NGINX P_NGINXNL P_VARNISH P_CEIL P_COLD P_BARE P_CAJELOG P_CAJEMEM \
+  <<<"$(python3 "$TOOLS" freeport 11)"
 HOST=bench.local
 
 # -------------------------------------------------------------------- files
@@ -177,7 +189,7 @@ mkdir -p "$T/ceiling"
 EOF
 } >"$T/ceiling/nginx.conf"
 
-mk_caje() { # dir port
+mk_caje() { # dir port [top-level settings]
   mkdir -p "$1"
   cat >"$1/caje.toml" <<EOF
 listen = "127.0.0.1:$2"
@@ -185,6 +197,7 @@ cache_dir = "$1/cache"
 database = "$1/manifest.db"
 litefs = "off"
 workers = 1
+${3:-}
 [[origin]]
 host = "$HOST"
 upstream = "http://127.0.0.1:$P_ORIGIN"
@@ -192,6 +205,9 @@ EOF
 }
 mk_caje "$T/caje" "$P_CAJE"
 mk_caje "$T/cold" "$P_COLD"
+mk_caje "$T/caje-info" "$P_CAJELOG"
+# large bodies from the memory tier, as Varnish's malloc storage serves them
+mk_caje "$T/caje-mem" "$P_CAJEMEM" $'memory_cache_size = "256 MiB"\nmemory_cache_max_object = "16 MiB"'
 
 # ------------------------------------------------------------------- start
 wait_port() { # port name
@@ -208,27 +224,38 @@ start_bg() { # logfile cmd...   (pinned to core 0)
   PIDS+=($!)
 }
 
+declare -A PID_OF # contender -> the process whose CPU time (its children's included) is reported
 start_bg "$T/slow.log" python3 "$TOOLS" slow-origin "$P_SLOW" "$SLOW_MS"
 for n in origin nginx nginx-nolock ceiling; do
   start_bg "$T/$n.log" nginx -p "$T/$n" -c "$T/$n/nginx.conf" -e "$T/$n/error.log"
+  PID_OF[$n]=${PIDS[-1]}
 done
 mkdir -p "$T/varnish"
 start_bg "$T/varnish.log" varnishd -F -a "127.0.0.1:$P_VARNISH" -b "127.0.0.1:$P_ORIGIN" \
   -s malloc,256m -n "$T/varnish" -p thread_pools=1
-start_caje() { # dir logfile
-  CAJE_ADMIN_TOKEN=bench RUST_LOG=$CAJE_RUST_LOG start_bg "$2" "$CAJE" --config "$1/caje.toml"
+PID_OF[varnish]=${PIDS[-1]}
+start_bg "$T/bare.log" "$BARE" "127.0.0.1:$P_BARE" "$T/www"
+PID_OF[bare]=${PIDS[-1]}
+start_caje() { # dir logfile [RUST_LOG]
+  CAJE_ADMIN_TOKEN=bench RUST_LOG=${3:-$CAJE_RUST_LOG} start_bg "$2" "$CAJE" --config "$1/caje.toml"
 }
 start_caje "$T/caje" "$T/caje.log"
 CAJE_PID=${PIDS[-1]}
+PID_OF[caje]=$CAJE_PID
+start_caje "$T/caje-info" "$T/caje-info.log" info
+PID_OF[caje-info]=${PIDS[-1]}
+start_caje "$T/caje-mem" "$T/caje-mem.log"
+PID_OF[caje-mem]=${PIDS[-1]}
 wait_port "$P_SLOW" slow-origin; wait_port "$P_ORIGIN" origin; wait_port "$P_NGINX" nginx
 wait_port "$P_NGINXNL" nginx-nolock; wait_port "$P_CEIL" ceiling; wait_port "$P_VARNISH" varnish
-wait_port "$P_CAJE" caje
+wait_port "$P_CAJE" caje; wait_port "$P_BARE" bare; wait_port "$P_CAJELOG" caje-info; wait_port "$P_CAJEMEM" caje-mem
 grep -q "caje listening on port $P_CAJE" "$T/caje.log" || { log "caje did not print its port"; cat "$T/caje.log" >&2; exit 1; }
 
 port_of() {
   case $1 in
     caje) echo "$P_CAJE" ;; nginx) echo "$P_NGINX" ;; nginx-nolock) echo "$P_NGINXNL" ;;
     varnish) echo "$P_VARNISH" ;; ceiling) echo "$P_CEIL" ;; origin) echo "$P_ORIGIN" ;;
+    bare) echo "$P_BARE" ;; caje-info) echo "$P_CAJELOG" ;; caje-mem) echo "$P_CAJEMEM" ;;
   esac
 }
 
@@ -242,6 +269,7 @@ CPU=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')
 echo "machine: $(nproc) cores, $CPU, $(free -g | awk '/Mem:/{print $2}') GiB, kernel $(uname -r)"
 echo "versions: $NGINX_V | $VARNISH_V | $WRK_V | caje $GITREV$([[ $GITDIRTY != 0 ]] && echo ' (src modified)')"
 echo "run: $0 $* — ${DUR}s runs, $ROUNDS round(s), wrk -t1 -c$CONNS pinned to core 1, servers pinned to core 0, cold start over $COLD_N entries, caje RUST_LOG=$CAJE_RUST_LOG"
+echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
 export GITREV NGINX_V VARNISH_V WRK_V CPU DUR ROUNDS COLD_N SLOW_MS CONNS QUICK CAJE_RUST_LOG
 python3 - "$T/meta.json" "$*" <<'EOF'
 import json, os, sys, platform, datetime
@@ -263,7 +291,7 @@ RAW="$T/raw.jsonl"
 # -------------------------------------------------------------------- warm
 is_hit() { # contender headers-file
   case $1 in
-    caje) grep -qi '^cache-status:.*hit' "$2" ;;
+    caje|caje-info|caje-mem) grep -qi '^cache-status:.*hit' "$2" ;;
     nginx|nginx-nolock) grep -qi '^x-cache-status: *hit' "$2" ;;
     varnish) grep -Eqi '^x-varnish: *[0-9]+ [0-9]+' "$2" ;;
     *) return 0 ;;
@@ -283,6 +311,8 @@ warm() { # contender path
 for c in caje nginx varnish; do
   for p in /1k /100k /10m; do warm "$c" "$p"; done
 done
+warm caje-info /1k
+warm caje-mem /10m
 # check the no-store path is a miss everywhere
 for c in caje nginx varnish; do
   curl -s -o /dev/null -H "Host: $HOST" "http://127.0.0.1:$(port_of $c)/nostore"
@@ -291,15 +321,33 @@ for c in caje nginx varnish; do
 done
 
 # --------------------------------------------------------------------- wrk
-run_wrk() { # scenario contender path round
+run_wrk() { # scenario contender path round [wrk script]
   local port; port=$(port_of "$2")
-  taskset -c 1 wrk -t1 -c"$CONNS" -d"${DUR}s" --timeout 10s --latency -H "Host: $HOST" \
+  local pid=${PID_OF[$2]:-} script=()
+  [[ -n ${5:-} ]] && script=(-s "$5")
+  local cpu0; cpu0=$(python3 "$TOOLS" cputime "$pid")
+  taskset -c 1 wrk -t1 -c"$CONNS" -d"${DUR}s" --timeout 10s --latency -H "Host: $HOST" "${script[@]}" \
     "http://127.0.0.1:$port$3" >"$T/wrk.out" 2>&1 || true
-  python3 "$TOOLS" wrkparse "$T/wrk.out" "$1" "$2" "$4" | tee -a "$RAW" | python3 -c '
+  local cpu1; cpu1=$(python3 "$TOOLS" cputime "$pid")
+  python3 "$TOOLS" wrkparse "$T/wrk.out" "$1" "$2" "$4" "$cpu0" "$cpu1" | tee -a "$RAW" | python3 -c '
 import json,sys; d=json.loads(sys.stdin.read())
-print("  %-13s %-8s r%d  %9.0f req/s  p50 %7.2f ms  p99 %7.2f ms  %8.1f MiB/s%s" % (d["scenario"], d["contender"], d["round"],
-  d.get("rps",0), d.get("p50",0), d.get("p99",0), d.get("mib_s",0), ("  non2xx=%d" % d["non2xx"]) if d.get("non2xx") else ""))' >&2
+print("  %-13s %-9s r%d  %9.0f req/s  p50 %7.2f ms  p99 %7.2f ms  %8.1f MiB/s  %7.1f us cpu/req%s" % (d["scenario"], d["contender"], d["round"],
+  d.get("rps",0), d.get("p50",0), d.get("p99",0), d.get("mib_s",0), d.get("cpu_us") or 0, ("  non2xx=%d" % d["non2xx"]) if d.get("non2xx") else ""))' >&2
   sleep 1
+}
+
+# cold crawl: every request a URL never asked before (storable), over
+# kept-alive connections; the origin row asks it the same URLs directly
+crawl_script() { # contender round -> script path
+  local f="$T/crawl-$1-$2.lua"
+  cat >"$f" <<EOF
+counter = 0
+request = function()
+  counter = counter + 1
+  return wrk.format(nil, "/1k?crawl=$1-$2-" .. counter)
+end
+EOF
+  echo "$f"
 }
 
 coalesce() { # contender round
@@ -318,10 +366,11 @@ EOF
 for r in $(seq 1 "$ROUNDS"); do
   [[ $COLD_ONLY == 1 ]] && break
   log "round $r/$ROUNDS"
-  for c in caje nginx varnish ceiling; do run_wrk hit-1k "$c" /1k "$r"; done
-  for c in caje nginx varnish; do run_wrk hit-100k "$c" /100k "$r"; done
-  for c in caje nginx varnish; do run_wrk hit-10m "$c" /10m "$r"; done
+  for c in caje bare caje-info nginx varnish ceiling; do run_wrk hit-1k "$c" /1k "$r"; done
+  for c in caje bare nginx varnish; do run_wrk hit-100k "$c" /100k "$r"; done
+  for c in caje caje-mem bare nginx varnish; do run_wrk hit-10m "$c" /10m "$r"; done
   for c in caje nginx varnish origin; do run_wrk nostore-miss "$c" /nostore "$r"; done
+  for c in caje origin; do run_wrk cold-crawl "$c" / "$r" "$(crawl_script "$c" "$r")"; done
   for c in caje nginx nginx-nolock varnish origin; do coalesce "$c" "$r"; done
 done
 
@@ -330,6 +379,7 @@ log "cold start: filling a fresh caje cache with $COLD_N entries"
 start_caje "$T/cold" "$T/cold.log"
 COLD_PID=${PIDS[-1]}
 wait_port "$P_COLD" caje-cold
+rss_empty=$(python3 "$TOOLS" rss "$COLD_PID")
 cat >"$T/fill.lua" <<EOF
 counter = 0
 request = function()
@@ -364,10 +414,13 @@ for attempt in 1 2; do
   start_caje "$T/cold" "$T/cold-restart$attempt.log"
   COLD_PID=${PIDS[-1]}
   out=$(python3 "$TOOLS" coldpoll "$P_COLD" "$HOST" "/1k?n=" "$COLD_N" "$t0" 60)
-  log "  restart $attempt: $out"
-  python3 - "$out" "$entries" "$files" "$attempt" <<'EOF' >>"$RAW"
+  rss=$(python3 "$TOOLS" rss "$COLD_PID")
+  log "  restart $attempt: $out, RSS $rss KiB (empty cache: $rss_empty KiB)"
+  python3 - "$out" "$entries" "$files" "$attempt" "$rss" "$rss_empty" <<'EOF' >>"$RAW"
 import json, sys
 d = json.loads(sys.argv[1]); d.update(scenario="cold-start", contender="caje", round=int(sys.argv[4]), entries=int(sys.argv[2]), files_in_cache_dir=int(sys.argv[3]))
+d.update(rss_kib=int(sys.argv[5]), rss_empty_kib=int(sys.argv[6]))
+d["rss_bytes_per_entry"] = (d["rss_kib"] - d["rss_empty_kib"]) * 1024 / max(d["entries"], 1)
 print(json.dumps(d))
 EOF
   kill "$COLD_PID"

@@ -9,12 +9,17 @@ Subcommands:
   count PORT KEY                    origin request count for slow URL key (query string)
   coldpoll PORT HOST PREFIX N T0 TIMEOUT
                                     poll PREFIX<i> until a caje hit; prints JSON
-  wrkparse FILE SCEN CONTENDER ROUND   parse wrk output, print one JSON line
+  rss PID                           resident set size of PID in KiB
+  cputime PID                       CPU seconds (user + system) of PID and its descendants
+  wrkparse FILE SCEN CONTENDER ROUND [CPU0 CPU1]
+                                    parse wrk output, print one JSON line (with the
+                                    CPU microseconds per request when CPU0/CPU1 given)
   report RAW.jsonl OUT.json META.json  medians, table on stdout, JSON to OUT.json
 """
 import asyncio
 import http.client
 import json
+import os
 import socket
 import statistics
 import sys
@@ -183,6 +188,47 @@ def coldpoll(port, host, prefix, n, t0, timeout):
     print(json.dumps({"first_answer_s": first_answer, "first_hit_s": None, "polls": i}))
 
 
+# ------------------------------------------------------------------ cpu time
+def _children(pid):
+    out = []
+    try:
+        for tid in os.listdir("/proc/%s/task" % pid):
+            with open("/proc/%s/task/%s/children" % (pid, tid)) as f:
+                out += f.read().split()
+    except OSError:
+        pass
+    return out
+
+
+def cputime(pid=""):
+    """utime + stime of a process (all its threads) and of its descendants
+    (nginx's workers, Varnish's child), in seconds; empty when no pid."""
+    if not pid:
+        print("")
+        return
+    tick = os.sysconf("SC_CLK_TCK")
+    total, todo = 0, [pid]
+    while todo:
+        p = todo.pop()
+        try:
+            with open("/proc/%s/stat" % p) as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14, 15)
+        except OSError:
+            continue
+        todo += _children(p)
+    print("%.2f" % (total / tick))
+
+
+def rss(pid):
+    with open("/proc/%s/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                print(line.split()[1])
+                return
+    print(0)
+
+
 # ----------------------------------------------------------------- wrk parse
 def _lat_ms(s):
     for unit, f in (("us", 0.001), ("ms", 1.0), ("s", 1000.0), ("m", 60000.0)):
@@ -198,7 +244,7 @@ def _bytes_mib(s):
     return float(s) / 1048576.0
 
 
-def wrkparse(path, scen, contender, rnd):
+def wrkparse(path, scen, contender, rnd, cpu0="", cpu1=""):
     d = {"scenario": scen, "contender": contender, "round": int(rnd)}
     txt = open(path).read()
     lat = False
@@ -224,6 +270,8 @@ def wrkparse(path, scen, contender, rnd):
             d["requests"] = int(w[0])
     if "rps" not in d:
         d["error"] = txt[-500:]
+    if cpu0 and cpu1 and d.get("requests"):
+        d["cpu_us"] = (float(cpu1) - float(cpu0)) * 1e6 / d["requests"]
     print(json.dumps(d))
 
 
@@ -264,20 +312,39 @@ def report(raw, out, meta):
     def ratio(a, b):
         return (a / b) if (a is not None and b) else None
 
-    wrk_scen = ["hit-1k", "hit-100k", "hit-10m", "nostore-miss"]
+    # "vs bare" (and "vs origin" for misses and the crawl): the median over
+    # rounds of each round's own ratio, so that a round slowed by a noisy
+    # neighbour slows both sides of its ratio
+    by_round = {}
+    for r in rows:
+        by_round[(r["scenario"], r["contender"], r["round"])] = r
+
+    def round_ratio(s, c, base):
+        xs = []
+        for (s2, c2, rnd), r in by_round.items():
+            b = by_round.get((s, base, rnd))
+            if s2 == s and c2 == c and b and b.get("rps") and r.get("rps"):
+                xs.append(r["rps"] / b["rps"])
+        return med(xs)
+
+    wrk_scen = ["hit-1k", "hit-100k", "hit-10m", "nostore-miss", "cold-crawl"]
     print()
-    print("%-13s %-13s %10s %9s %9s %10s %7s" % ("scenario", "contender", "req/s", "p50 ms", "p99 ms", "MiB/s", "errors"))
-    print("-" * 78)
+    print("%-13s %-10s %10s %8s %9s %9s %10s %10s %7s" % ("scenario", "contender", "req/s", "vs bare", "p50 ms", "p99 ms", "MiB/s", "cpu us/req", "errors"))
+    print("-" * 94)
     for s in wrk_scen:
-        for c in ["caje", "nginx", "varnish", "ceiling", "origin"]:
+        base = "origin" if s in ("nostore-miss", "cold-crawl") else "bare"
+        for c in ["caje", "caje-info", "caje-mem", "bare", "nginx", "varnish", "ceiling", "origin"]:
             if c not in summary.get(s, {}):
                 continue
             m = summary[s][c]
+            m["vs_" + base] = round_ratio(s, c, base)
             errs = (m.get("non2xx") or 0)
             print(
-                "%-13s %-13s %10s %9s %9s %10s %7s"
-                % (s, c, fmt(m.get("rps")), fmt(m.get("p50"), 2), fmt(m.get("p99"), 2), fmt(m.get("mib_s"), 1), fmt(errs))
+                "%-13s %-10s %10s %8s %9s %9s %10s %10s %7s"
+                % (s, c, fmt(m.get("rps")), fmt(m["vs_" + base], 2) + ("o" if base == "origin" else ""),
+                   fmt(m.get("p50"), 2), fmt(m.get("p99"), 2), fmt(m.get("mib_s"), 1), fmt(m.get("cpu_us"), 1), fmt(errs))
             )
+    print("(vs bare: median of per-round ratios to bare actix-web; marked o: to the origin direct)")
     print()
     print("%-22s %-14s %10s %10s %10s %9s" % ("scenario", "contender", "origin req", "all done s", "first s", "ok/100"))
     print("-" * 80)
@@ -292,13 +359,23 @@ def report(raw, out, meta):
     if m:
         print()
         print(
-            "cold start (caje, %s entries): first answer %s s (%s), first hit %s s"
-            % (fmt(m.get("entries")), fmt(m.get("first_answer_s"), 3), m.get("first_answer_cache_status"), fmt(m.get("first_hit_s"), 3))
+            "cold start (caje, %s entries): first answer %s s (%s), first hit %s s, RSS %s KiB (%s bytes per entry over an empty cache)"
+            % (fmt(m.get("entries")), fmt(m.get("first_answer_s"), 3), m.get("first_answer_cache_status"), fmt(m.get("first_hit_s"), 3),
+               fmt(m.get("rss_kib")), fmt(m.get("rss_bytes_per_entry")))
         )
     ratios = {
         "hit-1k rps caje/nginx": ratio(g("hit-1k", "caje", "rps"), g("hit-1k", "nginx", "rps")),
         "hit-1k rps caje/varnish": ratio(g("hit-1k", "caje", "rps"), g("hit-1k", "varnish", "rps")),
         "hit-1k rps caje/ceiling": ratio(g("hit-1k", "caje", "rps"), g("hit-1k", "ceiling", "rps")),
+        "hit-1k rps caje/bare": g("hit-1k", "caje", "vs_bare"),
+        "hit-1k rps caje-info/caje": ratio(g("hit-1k", "caje-info", "rps"), g("hit-1k", "caje", "rps")),
+        "hit-1k cpu/req caje/bare": ratio(g("hit-1k", "caje", "cpu_us"), g("hit-1k", "bare", "cpu_us")),
+        "hit-1k cpu/req caje-info/caje": ratio(g("hit-1k", "caje-info", "cpu_us"), g("hit-1k", "caje", "cpu_us")),
+        "hit-100k rps caje/bare": g("hit-100k", "caje", "vs_bare"),
+        "hit-10m rps caje/bare": g("hit-10m", "caje", "vs_bare"),
+        "hit-10m rps caje-mem/bare": g("hit-10m", "caje-mem", "vs_bare"),
+        "hit-10m MiB/s caje-mem/varnish": ratio(g("hit-10m", "caje-mem", "mib_s"), g("hit-10m", "varnish", "mib_s")),
+        "cold-crawl rps caje/origin": g("cold-crawl", "caje", "vs_origin"),
         "hit-1k p99 caje/nginx": ratio(g("hit-1k", "caje", "p99"), g("hit-1k", "nginx", "p99")),
         "hit-1k p99 caje/varnish": ratio(g("hit-1k", "caje", "p99"), g("hit-1k", "varnish", "p99")),
         "hit-100k MiB/s caje/nginx": ratio(g("hit-100k", "caje", "mib_s"), g("hit-100k", "nginx", "mib_s")),
@@ -322,6 +399,8 @@ if __name__ == "__main__":
     cmd, args = sys.argv[1], sys.argv[2:]
     {
         "freeport": freeport,
+        "cputime": cputime,
+        "rss": rss,
         "slow-origin": slow_origin,
         "count": count,
         "coalesce": coalesce,

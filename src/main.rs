@@ -71,7 +71,7 @@ fn main() -> anyhow::Result<()> {
     if let Some(Command::Admin(args)) = &cli.command {
         admin(args);
     }
-    telemetry::init(cli.log_format);
+    let _log = telemetry::init(cli.log_format);
     if let Some(Command::DemoOrigin { listen }) = &cli.command {
         return actix_web::rt::System::new().block_on(serve_demo_origin(listen));
     }

@@ -2,6 +2,7 @@
 //! process, as in tests, never mix their figures). Each part of caje gets the
 //! handles of its own figures; `/_caje/metrics` renders the registry.
 
+use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 use prometheus::{
@@ -271,13 +272,66 @@ impl CacheMetrics {
     }
 }
 
+/// A counter vector with one label whose children for the values a request
+/// uses are resolved on first use and kept: counting is then one atomic
+/// add, with no label hashing and no lock. A series still appears only once
+/// it is used.
+#[derive(Clone)]
+pub struct CounterByLabel {
+    vec: IntCounterVec,
+    known: Arc<[(&'static str, OnceLock<IntCounter>)]>,
+}
+
+impl CounterByLabel {
+    fn new(vec: IntCounterVec, known: &[&'static str]) -> Self {
+        let known = known.iter().map(|v| (*v, OnceLock::new())).collect();
+        Self { vec, known }
+    }
+
+    /// Counts one for `value` (a value outside the known ones is looked up).
+    pub fn inc(&self, value: &str) {
+        match self.known.iter().find(|(v, _)| *v == value) {
+            Some((_, child)) => child
+                .get_or_init(|| self.vec.with_label_values(&[value]))
+                .inc(),
+            None => self.vec.with_label_values(&[value]).inc(),
+        }
+    }
+
+    /// Every series counted so far (the dashboard's history reads them).
+    pub fn collect(&self) -> Vec<prometheus::proto::MetricFamily> {
+        use prometheus::core::Collector;
+        self.vec.collect()
+    }
+}
+
+/// The outcomes a proxied request is counted under (`hit` first: the
+/// most frequent is found first).
+const OUTCOMES: [&str; 12] = [
+    "hit",
+    "uri-miss",
+    "vary-miss",
+    "miss",
+    "method",
+    "request",
+    "stale",
+    "bypass",
+    "partial",
+    "collapsed",
+    "only-if-cached",
+    "none",
+];
+
 /// The proxy's figures.
 #[derive(Clone)]
 pub struct ProxyMetrics {
-    pub requests: IntCounterVec,
+    /// `caje_requests_total` by outcome.
+    pub requests_by: CounterByLabel,
     pub origin_requests: IntCounterVec,
     pub origin_seconds: HistogramVec,
-    pub body_bytes: IntCounterVec,
+    /// `caje_body_bytes_total{source="cache"}` and `{source="origin"}`.
+    pub cache_body_bytes: IntCounter,
+    pub origin_body_bytes: IntCounter,
     /// Requests to peers (tiered cache) by outcome: `used`, `unusable`
     /// (504, stale, not storable, not a stored answer), `timeout`, `error`.
     pub peer_requests: IntCounterVec,
@@ -285,12 +339,20 @@ pub struct ProxyMetrics {
 
 impl ProxyMetrics {
     fn register(r: &Register) -> prometheus::Result<Self> {
+        let body_bytes = r.counter_vec(
+            "caje_body_bytes_total",
+            "Response body bytes sent to clients, by source (cache or origin).",
+            &["source"],
+        )?;
         Ok(Self {
-            requests: r.counter_vec(
-                "caje_requests_total",
-                "Proxied requests by cache outcome (hit, or why the origin was asked).",
-                &["cache_status"],
-            )?,
+            requests_by: CounterByLabel::new(
+                r.counter_vec(
+                    "caje_requests_total",
+                    "Proxied requests by cache outcome (hit, or why the origin was asked).",
+                    &["cache_status"],
+                )?,
+                &OUTCOMES,
+            ),
             origin_requests: r.counter_vec(
                 "caje_origin_requests_total",
                 "Requests to origins by origin and response status (or error).",
@@ -302,11 +364,8 @@ impl ProxyMetrics {
                 &["origin"],
                 &ORIGIN_SECONDS,
             )?,
-            body_bytes: r.counter_vec(
-                "caje_body_bytes_total",
-                "Response body bytes sent to clients, by source (cache or origin).",
-                &["source"],
-            )?,
+            cache_body_bytes: body_bytes.with_label_values(&["cache"]),
+            origin_body_bytes: body_bytes.with_label_values(&["origin"]),
             peer_requests: r.counter_vec(
                 "caje_peer_requests_total",
                 "Requests to peer nodes for a stored page, by outcome (used, unusable, timeout, error).",

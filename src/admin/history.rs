@@ -56,7 +56,7 @@ pub struct Totals {
 impl Totals {
     pub fn read(metrics: &Metrics) -> Self {
         let mut totals = Self::default();
-        for family in metrics.proxy.requests.collect() {
+        for family in metrics.proxy.requests_by.collect() {
             for m in family.get_metric() {
                 if let Some(status) = m.get_label().first() {
                     let count = m.get_counter().get_value() as u64;
@@ -274,7 +274,7 @@ mod tests {
             "the first reading is the start"
         );
         for _ in 0..KEPT + 5 {
-            metrics.proxy.requests.with_label_values(&["miss"]).inc();
+            metrics.proxy.requests_by.inc("miss");
             history.sample(&metrics);
         }
         let samples = history.samples();

@@ -12,7 +12,9 @@ use http_cache_semantics::CachePolicy;
 use super::freshness_rules::{FreshnessRules, Ignored};
 use super::key::{self, VaryValues};
 use super::policy::Heuristic;
-use super::{encoding, http_compat, partial, policy, status_codes, CacheKey, EntryHead};
+use super::{
+    directives, encoding, http_compat, partial, policy, status_codes, CacheKey, EntryHead,
+};
 
 /// An origin's settings that admission follows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -122,6 +124,14 @@ pub fn admit(
         }
         None => without_cookie,
     };
+    // Most answers that may not be stored say so in their directives: no
+    // policy is built to learn it (the policy reads the same directives;
+    // `must-understand` may lift `no-store`, so the policy judges those).
+    let (directives, _) = directives::response(origin_headers);
+    let no_store = directives.has("no-store") && !directives.has("must-understand");
+    if no_store || directives.has("private") {
+        return None;
+    }
     let names = key::vary_names(origin_headers)?;
     let vary: VaryValues = key::vary_values(&names, request_headers);
     let now = SystemTime::now();

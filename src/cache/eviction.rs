@@ -28,13 +28,15 @@ impl Evictor {
     /// within the bound. The new entry itself goes only when it alone is
     /// larger than the bound.
     pub fn added(&mut self, key: VariantKey, size: u64) -> Vec<VariantKey> {
+        // An unbounded cache never evicts: no order kept (it would cost
+        // about a hundred bytes an entry).
+        let Some(max) = self.max_bytes else {
+            return Vec::new();
+        };
         if let Some(old) = self.order.put(key, size) {
             self.bytes -= old;
         }
         self.bytes += size;
-        let Some(max) = self.max_bytes else {
-            return Vec::new();
-        };
         let mut victims = Vec::new();
         while self.bytes > max {
             match self.order.pop_lru() {
@@ -49,6 +51,10 @@ impl Evictor {
     }
 
     /// An entry was used: it becomes the most recently used.
+    pub fn is_bounded(&self) -> bool {
+        self.max_bytes.is_some()
+    }
+
     pub fn used(&mut self, key: &VariantKey) {
         self.order.promote(key);
     }

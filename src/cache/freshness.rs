@@ -10,7 +10,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use actix_web::http::header::HeaderMap;
 use http_cache_semantics::{BeforeRequest, CachePolicy};
 
-use super::{directives, http_compat, CacheKey, EntryHead, Forward};
+use super::directives::{self, Directives};
+use super::{http_compat, CacheKey, EntryHead, Forward};
 
 /// What a stored response can do for a request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -24,8 +25,13 @@ pub enum Verdict {
 }
 
 /// Judges a stored response for a request with these (origin-visible)
-/// headers at `now`.
-pub fn judge(seen: &HeaderMap, key: &CacheKey, head: &EntryHead, now: SystemTime) -> Verdict {
+/// headers and their directives (`request`, parsed once by the caller) at `now`.
+pub fn judge(
+    (seen, request): (&HeaderMap, &Directives),
+    key: &CacheKey,
+    head: &EntryHead,
+    now: SystemTime,
+) -> Verdict {
     if head.invalidated {
         return Verdict::Validate(Forward::Stale);
     }
@@ -33,7 +39,7 @@ pub fn judge(seen: &HeaderMap, key: &CacheKey, head: &EntryHead, now: SystemTime
     // The key and the `Vary` selection already match the stored request, so
     // without request directives the policy's answer is its freshness alone;
     // asking it in full would rebuild both requests and the response head.
-    if directives::request(seen).is_empty() {
+    if request.is_empty() {
         return if stale {
             Verdict::Validate(Forward::Stale)
         } else {

@@ -3,7 +3,9 @@
 //! read. The store is its only writer: it adds an entry when a hit read it
 //! from disk, and drops a URL whenever anything about that URL's stored
 //! entries changes. Request handlers only read it. It is bounded in bytes;
-//! the least recently used URLs go first.
+//! the least recently used URLs go first. It also knows which URLs the
+//! store holds at all ([`StoredUrls`]), so that a miss needs no message
+//! either.
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -13,6 +15,8 @@ use bytes::Bytes;
 use lru::LruCache;
 
 use super::key::{self, CacheKey, Hash, VariantKey};
+use super::response_fields::ResponseFields;
+use super::stored_urls::StoredUrls;
 use super::EntryHead;
 use crate::metrics::CacheMetrics;
 
@@ -20,13 +24,22 @@ use crate::metrics::CacheMetrics;
 /// fields (its `CachePolicy` above all) and the tier's own bookkeeping.
 const ENTRY_OVERHEAD: u64 = 1024;
 
-/// A stored response held whole.
+/// A stored response held whole, with its fields ready to answer with.
 pub struct HotEntry {
     pub head: Arc<EntryHead>,
+    pub fields: Arc<ResponseFields>,
     pub body: Bytes,
 }
 
 impl HotEntry {
+    pub fn new(head: Arc<EntryHead>, body: Bytes) -> Self {
+        Self {
+            fields: Arc::new(ResponseFields::new(&head)),
+            head,
+            body,
+        }
+    }
+
     fn footprint(&self) -> u64 {
         let headers: usize = self
             .head
@@ -56,6 +69,9 @@ struct Inner {
 
 pub struct MemoryTier {
     inner: Mutex<Inner>,
+    /// Every URL the store holds, hot or not (kept whether or not the tier
+    /// holds bodies); the store updates it.
+    pub(crate) held_urls: StoredUrls,
     max_bytes: u64,
     max_object: u64,
     metrics: CacheMetrics,
@@ -71,6 +87,7 @@ impl MemoryTier {
                 bytes: 0,
                 used: HashSet::new(),
             }),
+            held_urls: StoredUrls::default(),
             max_bytes,
             max_object,
             metrics,
@@ -115,6 +132,16 @@ impl MemoryTier {
         self.metrics.hits.inc();
         self.metrics.memory_hits.inc();
         Some(found)
+    }
+
+    /// Whether the store may hold any variant of the URL. A "no" is the
+    /// answer to this request's lookup, counted as the store counts one.
+    pub fn store_may_hold(&self, primary: &Hash) -> bool {
+        let held = self.held_urls.may_hold(primary);
+        if !held {
+            self.metrics.lookups.inc();
+        }
+        held
     }
 
     /// Holds an entry just read from disk, if it is small enough.
@@ -205,10 +232,7 @@ mod tests {
             tags: Vec::new(),
             invalidated: false,
         };
-        let entry = HotEntry {
-            head: Arc::new(head),
-            body: Bytes::from(vec![b'x'; body]),
-        };
+        let entry = HotEntry::new(Arc::new(head), Bytes::from(vec![b'x'; body]));
         (VariantKey::new(&key, &vary), entry)
     }
 

@@ -22,9 +22,11 @@ pub mod partial;
 pub mod policy;
 pub mod query;
 pub mod range;
+pub mod response_fields;
 pub mod revalidate;
 pub mod status;
 pub mod status_codes;
+pub mod stored_urls;
 
 pub use entry::{EntryError, EntryHead};
 pub use key::{CacheKey, VariantKey};

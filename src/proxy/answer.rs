@@ -65,10 +65,7 @@ pub async fn revalidated(
         // The origin now forbids keeping it: this answer is the last one.
         Keep::Drop => x.state.cache.do_send(Purge(head.key.clone())),
     }
-    let hit = Hit {
-        head: head.into(),
-        body: hit.body,
-    };
+    let hit = Hit::new(head.into(), hit.body);
     let mut response = x.answer(hit, &status, now);
     // The stored head never keeps a 304's cookies: they are this client's.
     for cookie in not_modified.headers().get_all(header::SET_COOKIE) {
@@ -178,7 +175,7 @@ pub async fn relay(
     for (name, value) in &passed_on {
         response.append_header((name.clone(), value.clone()));
     }
-    let sent = x.state.metrics.body_bytes.with_label_values(&["origin"]);
+    let sent = x.state.metrics.origin_body_bytes.clone();
     let stream = tee(origin, sink, content_length, flight).inspect(move |chunk| {
         if let Ok(chunk) = chunk {
             sent.inc_by(chunk.len() as u64);
@@ -188,7 +185,7 @@ pub async fn relay(
     headers::mark_response(
         response.headers_mut(),
         x.req.version(),
-        &cache_status.render(&x.live.settings.cache_name()),
+        cache_status.render(&x.state.cache_name),
     );
     response
 }

@@ -79,11 +79,7 @@ pub async fn store_then_compress(
                 );
             }
         };
-        x.state
-            .metrics
-            .body_bytes
-            .with_label_values(&["origin"])
-            .inc_by(chunk.len() as u64);
+        x.state.metrics.origin_body_bytes.inc_by(chunk.len() as u64);
         held.extend_from_slice(&chunk);
         if let Some(s) = sink.take() {
             if s.write(chunk).await {
@@ -127,7 +123,7 @@ pub async fn store_then_compress(
     headers::mark_response(
         response.headers_mut(),
         x.req.version(),
-        &status.render(&x.live.settings.cache_name()),
+        status.render(&x.state.cache_name),
     );
     response
 }

@@ -39,11 +39,7 @@ impl Exchange<'_> {
     /// `caje_requests_total`. Called once per request, whatever the path.
     pub fn record(&self, outcome: &'static str) {
         self.span.record("cache_status", outcome);
-        self.state
-            .metrics
-            .requests
-            .with_label_values(&[outcome])
-            .inc();
+        self.state.metrics.requests_by.inc(outcome);
     }
 
     /// The URL as the client sent it: what the origin is asked, though the
@@ -63,11 +59,27 @@ impl Exchange<'_> {
         rules.freshness_detail(&head.key, head.status, &head.header_map())
     }
 
+    /// [`Self::freshness_detail`] of a hit: for an origin without rules,
+    /// the entry's own (heuristic or none), found once when it was read.
+    pub fn hit_detail(&self, hit: &Hit) -> Option<Cow<'static, str>> {
+        if self.origin.freshness.is_empty() {
+            return hit.fields.freshness_detail.map(Cow::Borrowed);
+        }
+        self.freshness_detail(&hit.head)
+    }
+
     /// Answers from a stored response, reported with `status`.
     pub fn answer(&self, hit: Hit, status: &CacheStatus, now: SystemTime) -> HttpResponse {
-        let Hit { head, body } = hit;
-        let status = status.render(&self.live.settings.cache_name());
-        respond::from_cache(self.req, &head, body, now, &status, &self.state.metrics)
+        let Hit { head, fields, body } = hit;
+        let status = status.render(&self.state.cache_name);
+        respond::from_cache(
+            self.req,
+            (&head, &fields),
+            body,
+            now,
+            status,
+            &self.state.metrics,
+        )
     }
 
     /// Where this request's origin requests go.

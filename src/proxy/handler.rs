@@ -20,10 +20,11 @@ use super::{peer, purge, refresh};
 use crate::actors::cache_store::{Compress, Hit, Lookup, LookupResult};
 use crate::admin::auth::AdminAuth;
 use crate::cache::coalesce::{self, Outcome, Role};
+use crate::cache::directives::{self, Directives};
 use crate::cache::freshness::{self, Verdict};
 use crate::cache::partial::{self, Plan};
-use crate::cache::{directives, CacheStatus, Forward};
 use crate::cache::{range, revalidate};
+use crate::cache::{CacheStatus, Forward};
 use crate::config::normalize_host;
 use crate::upstream::fetch::content_length;
 use crate::upstream::{self, headers, OriginClients, RequestBody};
@@ -85,13 +86,13 @@ pub async fn proxy(
 
     // 2. What the cache holds, and whether it may be sent as it is.
     let safe = matches!(*req.method(), Method::GET | Method::HEAD);
+    let request_directives = directives::request(x.seen);
     let bypass = origin.freshness.bypass(path_and_query);
     let cached = match (safe, bypass) {
-        (true, None) => lookup(&x).await,
+        (true, None) => lookup(&x, &request_directives).await,
         (true, Some(_)) => Cached::Nothing(Forward::Bypass),
         (false, _) => Cached::Nothing(Forward::Method),
     };
-    let request_directives = directives::request(x.seen);
     // A stored part (a 206) serves only the ranges it holds.
     let cached = match cached {
         Cached::Fresh(hit) => match partial::held(&hit.head) {
@@ -121,7 +122,7 @@ pub async fn proxy(
         Cached::Fresh(hit) => {
             x.record("hit");
             let status = CacheStatus {
-                detail: x.freshness_detail(&hit.head),
+                detail: x.hit_detail(&hit),
                 ..CacheStatus::hit(ttl(&hit.head, now))
             };
             return x.answer(*hit, &status, now);
@@ -149,8 +150,8 @@ pub async fn proxy(
                 detail: Some("only-if-cached".into()),
                 ..CacheStatus::default()
             };
-            let status = status.render(&live.settings.cache_name());
-            headers::mark_response(response.headers_mut(), req.version(), &status);
+            let status = status.render(&state.cache_name);
+            headers::mark_response(response.headers_mut(), req.version(), status);
             return response;
         }
         Cached::Validate(hit, reason) => (Some(hit), reason),
@@ -180,7 +181,7 @@ pub async fn proxy(
     let flight = match role {
         Role::Leader(flight) => Some(flight),
         Role::Alone => None,
-        Role::Follower(leader) => match collapsed(&x, reason, leader).await {
+        Role::Follower(leader) => match collapsed(&x, &request_directives, reason, leader).await {
             Some(response) => return response,
             None => None,
         },
@@ -279,10 +280,15 @@ fn partial_plan(x: &Exchange<'_>, hit: &Hit, held: partial::Held) -> Option<Plan
     ))
 }
 
-/// What the cache holds for this request.
-async fn lookup(x: &Exchange<'_>) -> Cached {
-    let hit = match x.state.memory.get(x.key, x.key.primary_hash(), x.seen) {
+/// What the cache holds for this request (its `request` directives).
+async fn lookup(x: &Exchange<'_>, request: &Directives) -> Cached {
+    let primary = x.key.primary_hash();
+    let hit = match x.state.memory.get(x.key, primary, x.seen) {
         Some(hot) => Box::new(Hit::from_memory(&hot)),
+        // Nothing stored for the URL: known without asking the store.
+        None if !x.state.memory.store_may_hold(&primary) => {
+            return Cached::Nothing(Forward::UriMiss);
+        }
         None => {
             let compress_from = x.origin.admit_rules().compress_from;
             let mut found = x
@@ -320,7 +326,7 @@ async fn lookup(x: &Exchange<'_>) -> Cached {
             }
         }
     };
-    match freshness::judge(x.seen, x.key, &hit.head, SystemTime::now()) {
+    match freshness::judge((x.seen, request), x.key, &hit.head, SystemTime::now()) {
         Verdict::Fresh => Cached::Fresh(hit),
         Verdict::Validate(reason) => Cached::Validate(hit, reason),
     }
@@ -330,6 +336,7 @@ async fn lookup(x: &Exchange<'_>) -> Cached {
 /// answers from the cache. `None` when the request must fetch itself.
 async fn collapsed(
     x: &Exchange<'_>,
+    request: &Directives,
     reason: Forward,
     leader: watch::Receiver<Option<Outcome>>,
 ) -> Option<HttpResponse> {
@@ -337,7 +344,7 @@ async fn collapsed(
     if outcome != Some(Outcome::Stored) {
         return None;
     }
-    let Cached::Fresh(hit) = lookup(x).await else {
+    let Cached::Fresh(hit) = lookup(x, request).await else {
         return None;
     };
     // The leader stored a whole answer; a part is someone else's.

@@ -111,7 +111,7 @@ pub async fn extend(
     let stored_part = body
         .into_range_stream(offset, from_stored)
         .map(|chunk| chunk.map_err(PayloadError::Io));
-    let sent = x.state.metrics.body_bytes.with_label_values(&["origin"]);
+    let sent = x.state.metrics.origin_body_bytes.clone();
     let count = move |chunk: &Result<bytes::Bytes, PayloadError>| {
         if let Ok(chunk) = chunk {
             sent.inc_by(chunk.len() as u64);
@@ -148,7 +148,7 @@ pub async fn extend(
     headers::mark_response(
         reply.headers_mut(),
         x.req.version(),
-        &cache_status.render(&x.live.settings.cache_name()),
+        cache_status.render(&x.state.cache_name),
     );
     reply
 }

@@ -17,6 +17,7 @@ use crate::actors::cache_store::EntryBody;
 use crate::cache::conditional::{self, Preconditions, Validators};
 use crate::cache::partial;
 use crate::cache::range::{self, RangeAnswer};
+use crate::cache::response_fields::ResponseFields;
 use crate::cache::EntryHead;
 use crate::config::Origin;
 use crate::metrics::ProxyMetrics;
@@ -42,13 +43,14 @@ pub fn plain(status: StatusCode, body: impl Into<String>) -> HttpResponse {
 
 /// Answers from a stored entry: 304 when the client's validators match it,
 /// otherwise the stored status, headers and body, with `Age` and
-/// `Cache-Status` (`status`) set.
+/// `Cache-Status` (`status`) set. The stored fields come parsed (`fields`):
+/// each is a reference-counted clone here.
 pub fn from_cache(
     req: &HttpRequest,
-    head: &EntryHead,
+    (head, fields): (&EntryHead, &ResponseFields),
     body: EntryBody,
     now: SystemTime,
-    status: &str,
+    status: String,
     metrics: &ProxyMetrics,
 ) -> HttpResponse {
     let text = |name| {
@@ -65,7 +67,7 @@ pub fn from_cache(
         last_modified: head.field_str("last-modified"),
         date: head.field_str("date"),
     };
-    let stored_status = StatusCode::from_u16(head.status).unwrap_or(StatusCode::OK);
+    let stored_status = fields.status;
     let not_modified =
         stored_status == StatusCode::OK && conditional::not_modified(preconditions, validators);
     let mut response = HttpResponse::build(if not_modified {
@@ -73,10 +75,9 @@ pub fn from_cache(
     } else {
         stored_status
     });
-    for (name, value) in &head.headers {
-        let keep = !not_modified || NOT_MODIFIED_FIELDS.iter().any(|f| f.as_str() == name);
-        if let (true, Ok(value)) = (keep, HeaderValue::from_bytes(value)) {
-            response.append_header((name.as_str(), value));
+    for (name, value) in &fields.fields {
+        if !not_modified || NOT_MODIFIED_FIELDS.contains(name) {
+            response.append_header((name.clone(), value.clone()));
         }
     }
     response.insert_header((header::AGE, head.policy.age(now).as_secs()));
@@ -86,8 +87,8 @@ pub fn from_cache(
     let (complete_len, shift) = held.map_or((body.len(), 0), |h| (h.complete, h.range.first));
     let ranged = stored_status == StatusCode::OK || held.is_some();
     let ranges = if ranged && *req.method() == Method::GET {
-        if head.field("accept-ranges").is_none() {
-            response.insert_header((header::ACCEPT_RANGES, "bytes"));
+        if !fields.has_accept_ranges {
+            response.insert_header((header::ACCEPT_RANGES, HeaderValue::from_static("bytes")));
         }
         range::answer(
             text(header::RANGE),
@@ -99,7 +100,7 @@ pub fn from_cache(
     } else {
         RangeAnswer::Full
     };
-    let sent = metrics.body_bytes.with_label_values(&["cache"]);
+    let sent = metrics.cache_body_bytes.clone();
     let count = move |chunk: &Result<bytes::Bytes, std::io::Error>| {
         if let Ok(chunk) = chunk {
             sent.inc_by(chunk.len() as u64);

@@ -13,6 +13,9 @@ use crate::reload::LiveConfig;
 pub struct ProxyState {
     /// Read once by each request, which keeps what it read to its end.
     pub config: LiveConfig,
+    /// `cache_name()` of the settings, made once (`node_name` is not
+    /// reloaded): every response names it.
+    pub cache_name: String,
     pub cache: Mailbox<CacheStore>,
     /// Read here, without a message; the `CacheStore` keeps it current.
     pub memory: Arc<MemoryTier>,
@@ -31,6 +34,7 @@ impl ProxyState {
         metrics: ProxyMetrics,
     ) -> Self {
         Self {
+            cache_name: config.settings().cache_name(),
             config,
             cache,
             memory,

@@ -241,16 +241,17 @@ fn without_ttl(value: &str) -> String {
 /// Marks that the response passed through caje: `Via`, and its
 /// `Cache-Status` member after those of caches before it (RFC 9211: the
 /// cache nearest the client last).
-pub fn mark_response(headers: &mut HeaderMap, version: Version, cache_status: &str) {
+pub fn mark_response(headers: &mut HeaderMap, version: Version, cache_status: String) {
     append_via(headers, version);
     let value = match headers
         .get(header::CACHE_STATUS)
         .and_then(|v| v.to_str().ok())
     {
         Some(before) if !before.trim().is_empty() => format!("{before}, {cache_status}"),
-        _ => cache_status.to_owned(),
+        // The common case: the member becomes the value without a copy.
+        _ => cache_status,
     };
-    if let Ok(status) = HeaderValue::from_str(&value) {
+    if let Ok(status) = HeaderValue::from_maybe_shared(bytes::Bytes::from(value)) {
         headers.insert(header::CACHE_STATUS, status);
     }
 }

@@ -93,7 +93,13 @@ impl CacheStore {
         for used in self.memory.take_used() {
             self.evictor.used(&used);
         }
+        self.index_variant(vk, variant);
+    }
+
+    /// The same, the memory tier left alone (at start it holds nothing).
+    fn index_variant(&mut self, vk: VariantKey, variant: Variant) {
         let size = variant.size;
+        self.memory.held_urls.add(&vk.primary);
         let url = self.index.url_or_default(vk.primary);
         match url.variants.insert(vk.variant, variant) {
             Some(old) => self.metrics.bytes.sub(old.size as i64),
@@ -140,10 +146,22 @@ impl CacheStore {
                 found.push((modified, vk, metadata.len()));
             }
         }
+        self.memory.held_urls.reserve(found.len());
+        if !self.evictor.is_bounded() {
+            // Nothing to evict: the index is built in one go, its B-tree's
+            // nodes full.
+            for (_, vk, size) in &found {
+                self.memory.held_urls.add(&vk.primary);
+                self.metrics.entries.inc();
+                self.metrics.bytes.add(*size as i64);
+            }
+            self.index = Index::from_found(found.into_iter().map(|(_, vk, size)| (vk, size)));
+            return Ok(());
+        }
         // Oldest first: the last written are kept when the bound bites.
         found.sort_by_key(|(modified, _, _)| *modified);
         for (_, vk, size) in found {
-            self.add_variant(vk, Variant { size, info: None });
+            self.index_variant(vk, Variant { size, info: None });
         }
         Ok(())
     }
@@ -173,6 +191,7 @@ impl CacheStore {
             }
             if url.variants.is_empty() {
                 self.index.remove_url(&vk.primary);
+                self.memory.held_urls.remove(&vk.primary);
             }
         }
         if let Err(e) = fs::remove_file(self.path_for(vk)) {
@@ -199,14 +218,14 @@ impl CacheStore {
     pub(super) fn info_of(&mut self, vk: &VariantKey) -> Option<EntryInfo> {
         let variant = self.index.variant(vk)?;
         if let Some(info) = &variant.info {
-            return Some(info.clone());
+            return Some(EntryInfo::clone(info));
         }
         let size = variant.size;
         match self.open(vk) {
             Ok((decoded, _)) => {
                 let info = EntryInfo::from_head(&decoded.head, size);
                 if let Some(v) = self.index.variant_mut(vk) {
-                    v.info = Some(info.clone());
+                    v.info = Some(Box::new(info.clone()));
                 }
                 Some(info)
             }

@@ -162,7 +162,7 @@ impl CacheStore {
             vk,
             Variant {
                 size,
-                info: Some(info),
+                info: Some(Box::new(info)),
             },
         );
         self.metrics.stored.inc();

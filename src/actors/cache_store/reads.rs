@@ -20,6 +20,7 @@ use crate::cache::encoding::{self, Encoding};
 use crate::cache::entry::{EntryError, EntryHead};
 use crate::cache::key::{self, CacheKey, Hash, VariantKey, VaryValues};
 use crate::cache::memory_tier::HotEntry;
+use crate::cache::response_fields::ResponseFields;
 
 /// Read size when streaming a stored body.
 pub(super) const READ_CHUNK: usize = 256 * 1024;
@@ -56,14 +57,25 @@ pub enum LookupResult {
 
 pub struct Hit {
     pub head: Arc<EntryHead>,
+    /// The head's fields as a response is built from them.
+    pub fields: Arc<ResponseFields>,
     pub body: EntryBody,
 }
 
 impl Hit {
-    /// A hit on an entry of the memory tier.
+    pub fn new(head: Arc<EntryHead>, body: EntryBody) -> Self {
+        Self {
+            fields: Arc::new(ResponseFields::new(&head)),
+            head,
+            body,
+        }
+    }
+
+    /// A hit on an entry of the memory tier: nothing parsed again.
     pub fn from_memory(entry: &HotEntry) -> Self {
         Self {
             head: entry.head.clone(),
+            fields: entry.fields.clone(),
             body: EntryBody::Memory(entry.body.clone()),
         }
     }
@@ -103,7 +115,14 @@ impl EntryBody {
     pub fn into_stream(self) -> impl Stream<Item = Result<Bytes, io::Error>> + 'static {
         match self {
             Self::File { file, offset, len } => Either::Left(file_stream(file, offset, len)),
-            Self::Memory(bytes) => Either::Right(futures_util::stream::iter([Ok(bytes)])),
+            // In slices of the body (no copy): actix-http copies each chunk
+            // into its write buffer, which a whole large body would grow to
+            // its size (and reallocate on the way).
+            Self::Memory(bytes) => Either::Right(futures_util::stream::iter(
+                (0..bytes.len())
+                    .step_by(READ_CHUNK)
+                    .map(move |start| Ok(bytes.slice(start..bytes.len().min(start + READ_CHUNK)))),
+            )),
         }
     }
 
@@ -218,12 +237,12 @@ impl CacheStore {
                         offset: decoded.body_offset,
                         len: decoded.body_len,
                     };
-                    return LookupResult::Found(Box::new(Hit { head, body }));
+                    return LookupResult::Found(Box::new(Hit::new(head, body)));
                 }
                 match read_whole(file, decoded.body_len) {
                     Ok(body) => {
                         self.metrics.hits.inc();
-                        let entry = HotEntry { head, body };
+                        let entry = HotEntry::new(head, body);
                         let hit = Hit::from_memory(&entry);
                         self.memory.insert(vk, entry);
                         LookupResult::Found(Box::new(hit))
@@ -319,6 +338,31 @@ mod tests {
     use futures_util::TryStreamExt;
 
     use super::*;
+
+    #[actix_web::test]
+    async fn a_body_held_in_memory_is_sent_in_slices_of_it() {
+        let bytes = Bytes::from(
+            (0..READ_CHUNK * 5 / 2)
+                .map(|i| (i % 251) as u8)
+                .collect::<Vec<u8>>(),
+        );
+        let chunks: Vec<Bytes> = EntryBody::Memory(bytes.clone())
+            .into_stream()
+            .try_collect()
+            .await
+            .expect("stream");
+        let lens: Vec<usize> = chunks.iter().map(Bytes::len).collect();
+        assert_eq!(lens, [READ_CHUNK, READ_CHUNK, READ_CHUNK / 2]);
+        assert_eq!(chunks.concat(), bytes);
+        // Slices share the held body: nothing was copied.
+        assert_eq!(chunks[1].as_ptr(), bytes[READ_CHUNK..].as_ptr());
+        let none: Vec<Bytes> = EntryBody::Memory(Bytes::new())
+            .into_stream()
+            .try_collect()
+            .await
+            .expect("stream");
+        assert!(none.is_empty());
+    }
 
     #[actix_web::test]
     async fn a_file_body_is_read_exactly_from_its_offset() {

@@ -102,7 +102,7 @@ impl CacheStore {
             vk,
             Variant {
                 size,
-                info: Some(EntryInfo::from_head(&head, size)),
+                info: Some(Box::new(EntryInfo::from_head(&head, size))),
             },
         );
     }

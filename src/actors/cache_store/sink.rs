@@ -138,6 +138,7 @@ impl CacheStore {
         let vk = pending.vk;
         // A rewrite that began before holds the body this entry replaced.
         self.in_flight.cancel_rewrites(&vk);
+        self.memory.held_urls.add(&vk.primary);
         let url = self.index.url_or_default(vk.primary);
         let stale_variants: Vec<Hash> = match &url.vary {
             // The origin changed what it varies on: other variants were
@@ -161,7 +162,7 @@ impl CacheStore {
             vk,
             Variant {
                 size,
-                info: Some(info),
+                info: Some(Box::new(info)),
             },
         );
         self.metrics.stored.inc();

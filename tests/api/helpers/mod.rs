@@ -39,7 +39,8 @@ pub fn init_logging() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
         if std::env::var_os("TEST_LOG").is_some() {
-            caje::telemetry::init(caje::telemetry::LogFormat::Text);
+            // The writer thread lives as long as the test process.
+            std::mem::forget(caje::telemetry::init(caje::telemetry::LogFormat::Text));
         }
     });
 }

@@ -1,0 +1,90 @@
+//! Which URLs the `CacheStore` holds at all, readable by request handlers
+//! without a message: a miss on a URL the store does not hold (the usual
+//! miss) skips the round trip to the store's thread. The store is its only
+//! writer, and updates it where it changes its index.
+//!
+//! Keys are the first 8 bytes of a URL's primary hash (BLAKE3, so already
+//! uniform, and used as the set's hash as they are). Two URLs sharing them
+//! (odds 2⁻⁶⁴ a pair) only make one look held, which costs the round trip
+//! this spares, or, when one of them is removed, look absent, which costs
+//! one fetch of a page that was stored.
+
+use std::collections::HashSet;
+use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::{PoisonError, RwLock};
+
+use super::key::Hash;
+
+#[derive(Default)]
+pub struct StoredUrls {
+    set: RwLock<HashSet<u64, BuildHasherDefault<AsIs>>>,
+}
+
+fn short(primary: &Hash) -> u64 {
+    let mut first = [0u8; 8];
+    first.copy_from_slice(&primary[..8]);
+    u64::from_le_bytes(first)
+}
+
+impl StoredUrls {
+    /// False only when the store holds no variant of the URL.
+    pub fn may_hold(&self, primary: &Hash) -> bool {
+        let set = self.set.read().unwrap_or_else(PoisonError::into_inner);
+        set.contains(&short(primary))
+    }
+
+    /// Room for `n` more URLs (the store's rebuild knows how many at once).
+    pub fn reserve(&self, n: usize) {
+        let mut set = self.set.write().unwrap_or_else(PoisonError::into_inner);
+        set.reserve(n);
+    }
+
+    pub fn add(&self, primary: &Hash) {
+        let mut set = self.set.write().unwrap_or_else(PoisonError::into_inner);
+        set.insert(short(primary));
+    }
+
+    pub fn remove(&self, primary: &Hash) {
+        let mut set = self.set.write().unwrap_or_else(PoisonError::into_inner);
+        set.remove(&short(primary));
+    }
+}
+
+/// The set's hasher: its keys are hash bytes already.
+#[derive(Default)]
+struct AsIs(u64);
+
+impl Hasher for AsIs {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(b);
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cache::CacheKey;
+
+    #[test]
+    fn holds_what_was_added_until_it_is_removed() {
+        let urls = StoredUrls::default();
+        let a = CacheKey::new("GET", "h", "/a").primary_hash();
+        let b = CacheKey::new("GET", "h", "/b").primary_hash();
+        assert!(!urls.may_hold(&a));
+        urls.add(&a);
+        urls.add(&a);
+        assert!(urls.may_hold(&a) && !urls.may_hold(&b));
+        urls.remove(&a);
+        assert!(!urls.may_hold(&a));
+    }
+}
