@@ -169,10 +169,13 @@ pub fn render(view: &OverviewView, refresh: Option<u64>, nonce: &str) -> String 
                     @if let Some(primary) = &view.node.role.primary { " (primary: " (primary) ")" }
                     " · up " (view.node.uptime_seconds) " s"
                 }
-                h2 { "The last " (minutes.max(1)) " minute(s)" }
+                // The charts span two minutes at least (MIN_SPAN_MS).
+                h2 { "The last " (minutes.max(2)) " minutes" }
                 p {
                     "One sample every " (view.interval_seconds) " s; "
-                    span id="sample-count" { (view.samples.len()) } " sample(s). Reload to see newer ones."
+                    span id="sample-count" { (view.samples.len()) }
+                    @if view.samples.len() == 1 { " sample" } @else { " samples" }
+                    " so far. Reload to see newer ones."
                 }
                 div id="history" data-samples=(samples) data-interval=(view.interval_seconds) {}
                 div.charts {
