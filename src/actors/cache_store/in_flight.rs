@@ -13,8 +13,12 @@ use crate::cache::key::{Hash, VariantKey};
 pub enum WriteKind {
     /// A new entry, renamed into place.
     Store,
-    /// An entry's head replaced, its body copied from the stored file.
+    /// An entry's head edited (a soft purge's mark), its body copied from
+    /// the stored file.
     Rewrite,
+    /// An entry's head replaced by a 304's, its body copied: a newer one
+    /// supersedes it.
+    Refresh,
 }
 
 /// Names one registered write.
@@ -86,7 +90,13 @@ impl InFlight {
     /// Rewrites of this variant: they hold a body older than what is
     /// there now.
     pub fn cancel_rewrites(&mut self, vk: &VariantKey) {
-        self.cancel(|w| w.kind == WriteKind::Rewrite && w.vk == *vk);
+        self.cancel(|w| w.kind != WriteKind::Store && w.vk == *vk);
+    }
+
+    /// Refreshes of this variant from older 304s: renamed after a newer
+    /// one, they would put the older head back.
+    pub fn cancel_refreshes(&mut self, vk: &VariantKey) {
+        self.cancel(|w| w.kind == WriteKind::Refresh && w.vk == *vk);
     }
 
     /// Stores of entries carrying this purge tag.
@@ -144,5 +154,22 @@ mod tests {
         let b = writes.begin(vk(5, 5), WriteKind::Store, vec![]);
         assert_eq!(writes.cancel_all(), 1);
         assert!(!writes.end(b));
+    }
+
+    #[test]
+    fn a_newer_refresh_supersedes_older_ones_but_never_a_mark() {
+        let mut writes = InFlight::default();
+        let older = writes.begin(vk(6, 1), WriteKind::Refresh, vec![]);
+        let mark = writes.begin(vk(6, 1), WriteKind::Rewrite, vec![]);
+        let elsewhere = writes.begin(vk(6, 2), WriteKind::Refresh, vec![]);
+        writes.cancel_refreshes(&vk(6, 1));
+        let newer = writes.begin(vk(6, 1), WriteKind::Refresh, vec![]);
+        assert!(!writes.end(older));
+        assert!(writes.end(mark));
+        assert!(writes.end(elsewhere));
+        assert!(writes.end(newer));
+        let refresh = writes.begin(vk(7, 1), WriteKind::Refresh, vec![]);
+        writes.cancel_rewrites(&vk(7, 1));
+        assert!(!writes.end(refresh), "a newer body cancels refreshes too");
     }
 }

@@ -5,6 +5,7 @@
 use actix::prelude::*;
 
 use super::actor::CacheStore;
+use super::in_flight::WriteKind;
 use crate::cache::key::{CacheKey, VariantKey};
 
 impl CacheStore {
@@ -32,7 +33,7 @@ impl CacheStore {
                 if let Some(info) = self.index.variant_mut(vk).and_then(|v| v.info.as_mut()) {
                     info.invalidated = true;
                 }
-                self.rewrite(*vk, ctx, |mut head| {
+                self.rewrite(*vk, WriteKind::Rewrite, ctx, |mut head| {
                     head.invalidated = true;
                     Ok(head)
                 });

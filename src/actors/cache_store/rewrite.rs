@@ -30,7 +30,10 @@ impl Handler<UpdateHead> for CacheStore {
         let _span = tracing::debug_span!("cache_store.update_head", host = %msg.0.key.host, path = %msg.0.key.path_and_query).entered();
         let head = msg.0;
         let vk = VariantKey::new(&head.key, &head.vary);
-        self.rewrite(vk, ctx, move |old| {
+        // This 304 is the newest: a refresh from an older one still under
+        // way must not rename its head over this one.
+        self.in_flight.cancel_refreshes(&vk);
+        self.rewrite(vk, WriteKind::Refresh, ctx, move |old| {
             if old.key != head.key || old.vary != head.vary {
                 return Err(EntryError::KeyMismatch);
             }
@@ -45,6 +48,7 @@ impl CacheStore {
     pub(super) fn rewrite(
         &mut self,
         vk: VariantKey,
+        kind: WriteKind,
         ctx: &mut Context<Self>,
         edit: impl FnOnce(EntryHead) -> Result<EntryHead, EntryError> + Send + 'static,
     ) {
@@ -52,7 +56,7 @@ impl CacheStore {
             return;
         }
         self.memory.remove(&vk.primary);
-        let write = self.in_flight.begin(vk, WriteKind::Rewrite, Vec::new());
+        let write = self.in_flight.begin(vk, kind, Vec::new());
         let (path, tmp) = (self.path_for(&vk), self.next_tmp_path());
         let job = {
             let (path, tmp) = (path.clone(), tmp.clone());
