@@ -24,7 +24,7 @@ struct Cli {
     #[arg(long, env = "CAJE_DEMO_ORIGIN", default_value = DEMO_ORIGIN)]
     demo_origin: String,
     /// Log format: text for people, json for machines.
-    #[arg(long, value_enum, default_value_t = LogFormat::Text, global = true)]
+    #[arg(long, env = "CAJE_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text, global = true)]
     log_format: LogFormat,
     #[command(subcommand)]
     command: Option<Command>,

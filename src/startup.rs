@@ -7,7 +7,6 @@ use std::sync::Arc;
 use actix::{Actor, Arbiter, SyncArbiter};
 use actix_web::dev::Server;
 use actix_web::{web, App, HttpServer};
-use tracing_actix_web::TracingLogger;
 
 use crate::actors::cache_store::CacheStore;
 use crate::actors::manifest::{self, Holder, LiteFsWrites, Manifest, ManifestError};
@@ -22,7 +21,7 @@ use crate::config::Settings;
 use crate::metrics::Metrics;
 use crate::proxy::{proxy, ProxyState};
 use crate::reload::{LiveConfig, Reloader};
-use crate::telemetry::RequestSpan;
+use crate::telemetry::RequestLog;
 use crate::upstream::OriginClients;
 
 #[derive(Debug, thiserror::Error)]
@@ -244,7 +243,7 @@ impl Application {
         ));
         let mut server = HttpServer::new(move || {
             App::new()
-                .wrap(TracingLogger::<RequestSpan>::new())
+                .wrap(RequestLog)
                 .app_data(state.clone())
                 .app_data(admin_state.clone())
                 .app_data(auth.clone())

@@ -10,7 +10,6 @@ use std::time::SystemTime;
 use actix_web::http::header::HeaderMap;
 use actix_web::http::Method;
 use actix_web::{HttpRequest, HttpResponse};
-use tracing_actix_web::RootSpan;
 
 use super::respond;
 use super::state::ProxyState;
@@ -18,6 +17,7 @@ use crate::actors::cache_store::Hit;
 use crate::cache::{freshness, CacheKey, CacheStatus, EntryHead};
 use crate::config::Origin;
 use crate::reload::Snapshot;
+use crate::telemetry;
 use crate::upstream::{OriginClients, OriginRequest, Upstream};
 
 pub struct Exchange<'a> {
@@ -26,7 +26,6 @@ pub struct Exchange<'a> {
     /// decision reads these (see `upstream::headers::as_origin_sees`).
     pub seen: &'a HeaderMap,
     pub state: &'a ProxyState,
-    pub span: &'a RootSpan,
     pub key: &'a CacheKey,
     pub origin: &'a Origin,
     /// The config this request read when it came (`origin` is of it).
@@ -35,10 +34,11 @@ pub struct Exchange<'a> {
 }
 
 impl Exchange<'_> {
-    /// Records how the request was answered: its span's `cache_status` and
-    /// `caje_requests_total`. Called once per request, whatever the path.
+    /// Records how the request was answered: its span's and access line's
+    /// `cache_status`, and `caje_requests_total`. Called once per request,
+    /// whatever the path.
     pub fn record(&self, outcome: &'static str) {
-        self.span.record("cache_status", outcome);
+        telemetry::note_cache_status(self.req, outcome);
         self.state.metrics.requests_by.inc(outcome);
     }
 

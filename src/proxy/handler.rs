@@ -8,7 +8,6 @@ use std::time::SystemTime;
 use actix_web::http::{header, Method, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse};
 use tokio::sync::watch;
-use tracing_actix_web::RootSpan;
 
 use super::answer::{relay, revalidated};
 use super::body::LimitedBody;
@@ -26,6 +25,7 @@ use crate::cache::partial::{self, Plan};
 use crate::cache::{range, revalidate};
 use crate::cache::{CacheStatus, Forward};
 use crate::config::normalize_host;
+use crate::telemetry;
 use crate::upstream::fetch::content_length;
 use crate::upstream::{self, headers, OriginClients, RequestBody};
 
@@ -46,7 +46,6 @@ pub async fn proxy(
     state: web::Data<ProxyState>,
     client: web::Data<OriginClients>,
     auth: web::Data<AdminAuth>,
-    root_span: RootSpan,
 ) -> HttpResponse {
     // 1. Checks, and the origin for this host (never an open proxy).
     let raw_host = match request_checks::target_host(&req) {
@@ -77,7 +76,6 @@ pub async fn proxy(
         req: &req,
         seen: &seen,
         state: &state,
-        span: &root_span,
         key: &key,
         origin,
         live: &live,
@@ -218,7 +216,7 @@ pub async fn proxy(
     let mut request = x.origin_request(stale.is_some() || !alone);
     request.revalidate = validators.as_ref();
     let sent = upstream::send(&x.upstream(), request, body).await;
-    root_span.record("origin_ms", sent.elapsed.as_millis() as u64);
+    telemetry::note_origin_ms(&req, sent.elapsed.as_millis() as u64);
     if overflow.happened() {
         return overflow.response(live.settings.max_request_body);
     }
