@@ -4,7 +4,7 @@
 //! a request's `Pragma: no-cache` counts only without `Cache-Control`
 //! (RFC 9111 §5.4).
 
-use actix_web::http::header::HeaderMap;
+use actix_web::http::header::{self, AsHeaderName, HeaderMap};
 
 /// Directives of one message, names lower-cased, in order.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -85,7 +85,7 @@ fn is_token(text: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c))
 }
 
-fn field_values<'a>(headers: &'a HeaderMap, name: &str) -> Vec<&'a str> {
+fn field_values(headers: &HeaderMap, name: impl AsHeaderName) -> Vec<&str> {
     headers
         .get_all(name)
         .filter_map(|v| v.to_str().ok())
@@ -171,7 +171,7 @@ pub fn response(headers: &HeaderMap) -> (Directives, bool) {
         return (directives, true);
     }
     (
-        Directives::parse(field_values(headers, "cache-control")),
+        Directives::parse(field_values(headers, header::CACHE_CONTROL)),
         false,
     )
 }
@@ -179,9 +179,9 @@ pub fn response(headers: &HeaderMap) -> (Directives, bool) {
 /// The request's cache directives, with `Pragma: no-cache` standing for
 /// `Cache-Control: no-cache` when there is no `Cache-Control`.
 pub fn request(headers: &HeaderMap) -> Directives {
-    let directives = Directives::parse(field_values(headers, "cache-control"));
-    if !headers.contains_key("cache-control")
-        && field_values(headers, "pragma")
+    let directives = Directives::parse(field_values(headers, header::CACHE_CONTROL));
+    if !headers.contains_key(header::CACHE_CONTROL)
+        && field_values(headers, header::PRAGMA)
             .iter()
             .any(|p| p.to_ascii_lowercase().contains("no-cache"))
     {

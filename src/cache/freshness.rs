@@ -25,17 +25,18 @@ pub enum Verdict {
 }
 
 /// Judges a stored response for a request with these (origin-visible)
-/// headers and their directives (`request`, parsed once by the caller) at `now`.
+/// headers and their directives (`request`, parsed once by the caller) at
+/// `now`; `fresh_until` is the response's [`fresh_until`].
 pub fn judge(
     (seen, request): (&HeaderMap, &Directives),
     key: &CacheKey,
-    head: &EntryHead,
+    (head, fresh_until): (&EntryHead, Option<SystemTime>),
     now: SystemTime,
 ) -> Verdict {
     if head.invalidated {
         return Verdict::Validate(Forward::Stale);
     }
-    let stale = head.policy.is_stale(now);
+    let stale = fresh_until.is_none_or(|until| now >= until);
     // The key and the `Vary` selection already match the stored request, so
     // without request directives the policy's answer is its freshness alone;
     // asking it in full would rebuild both requests and the response head.
@@ -105,6 +106,16 @@ pub fn rules(head: &EntryHead) -> StaleRules {
         .iter()
         .any(|name| d.has(name)),
     }
+}
+
+/// When a stored response stops being fresh ([`fresh_until`] of its
+/// policy at any `now`): its age grows with the clock, so its remaining
+/// lifetime at one moment fixes the end, and a hit compares two times
+/// instead of asking the policy (which parses its directives each time).
+/// `None` when it is stale already.
+pub fn fresh_until(policy: &CachePolicy, now: SystemTime) -> Option<SystemTime> {
+    let ttl = policy.time_to_live(now);
+    (!ttl.is_zero()).then(|| now + ttl)
 }
 
 /// How far past its freshness lifetime a stored response is at `now`
@@ -194,5 +205,40 @@ mod tests {
             Duration::ZERO
         );
         assert!(signed_ttl(&fresh.policy, fresh.stored_at_ms, now) > 70);
+    }
+
+    #[test]
+    fn fresh_until_agrees_with_the_policy_at_every_later_moment() {
+        let stored = SystemTime::now() - Duration::from_secs(25);
+        for cache_control in [
+            "max-age=10",
+            "max-age=100",
+            "max-age=30, s-maxage=60",
+            "no-cache",
+        ] {
+            let h = head(cache_control, stored);
+            // Worked out at one moment, then asked at others after it.
+            let worked_out = stored + Duration::from_millis(1_500);
+            let until = fresh_until(&h.policy, worked_out);
+            for later_ms in [
+                1_500, 9_999, 10_000, 29_999, 30_000, 59_999, 60_000, 99_000, 200_000,
+            ] {
+                let now = stored + Duration::from_millis(later_ms);
+                let stale = until.is_none_or(|until| now >= until);
+                assert_eq!(
+                    stale,
+                    h.policy.is_stale(now),
+                    "{cache_control} at {later_ms} ms"
+                );
+                if let Some(until) = until.filter(|until| now < *until) {
+                    let left = until.duration_since(now).expect("later").as_secs();
+                    assert_eq!(
+                        left,
+                        h.policy.time_to_live(now).as_secs(),
+                        "{cache_control}"
+                    );
+                }
+            }
+        }
     }
 }

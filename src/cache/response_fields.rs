@@ -3,10 +3,12 @@
 //! then copies no name or value (each is a reference-counted clone), and
 //! only `Age` and `Cache-Status` are made per request.
 
+use std::time::SystemTime;
+
 use actix_web::http::header::{self, HeaderName, HeaderValue};
 use actix_web::http::StatusCode;
 
-use super::{policy, EntryHead};
+use super::{freshness, policy, EntryHead};
 
 pub struct ResponseFields {
     pub status: StatusCode,
@@ -17,6 +19,8 @@ pub struct ResponseFields {
     pub has_accept_ranges: bool,
     /// `Cache-Status`'s `detail` for a hit (`heuristic` freshness).
     pub freshness_detail: Option<&'static str>,
+    /// When the response stops being fresh (`freshness::fresh_until`).
+    pub fresh_until: Option<SystemTime>,
 }
 
 impl ResponseFields {
@@ -35,6 +39,7 @@ impl ResponseFields {
             status: StatusCode::from_u16(head.status).unwrap_or(StatusCode::OK),
             freshness_detail: policy::freshness_detail(&head.header_map()),
             has_accept_ranges: fields.iter().any(|(n, _)| n == header::ACCEPT_RANGES),
+            fresh_until: freshness::fresh_until(&head.policy, SystemTime::now()),
             fields,
         }
     }

@@ -113,3 +113,15 @@ impl Exchange<'_> {
 pub fn ttl(head: &EntryHead, now: SystemTime) -> i64 {
     freshness::signed_ttl(&head.policy, head.stored_at_ms, now)
 }
+
+/// [`ttl`] of a hit, from when it stops being fresh while it is.
+pub fn hit_ttl(hit: &Hit, now: SystemTime) -> i64 {
+    match hit
+        .fields
+        .fresh_until
+        .map(|until| until.duration_since(now))
+    {
+        Some(Ok(left)) if !left.is_zero() => i64::try_from(left.as_secs()).unwrap_or(i64::MAX),
+        _ => ttl(&hit.head, now),
+    }
+}

@@ -11,7 +11,7 @@ use tokio::sync::watch;
 
 use super::answer::{relay, revalidated};
 use super::body::LimitedBody;
-use super::exchange::{ttl, Exchange};
+use super::exchange::{hit_ttl, ttl, Exchange};
 use super::request_checks;
 use super::respond::{self, plain};
 use super::state::ProxyState;
@@ -121,7 +121,7 @@ pub async fn proxy(
             x.record("hit");
             let status = CacheStatus {
                 detail: x.hit_detail(&hit),
-                ..CacheStatus::hit(ttl(&hit.head, now))
+                ..CacheStatus::hit(hit_ttl(&hit, now))
             };
             return x.answer(*hit, &status, now);
         }
@@ -133,7 +133,7 @@ pub async fn proxy(
             refresh::spawn(&x, state.clone(), client.clone(), hit.head.clone());
             let status = CacheStatus {
                 detail: Some("stale-while-revalidate".into()),
-                ..CacheStatus::hit(ttl(&hit.head, now))
+                ..CacheStatus::hit(hit_ttl(&hit, now))
             };
             return x.answer(*hit, &status, now);
         }
@@ -324,7 +324,8 @@ async fn lookup(x: &Exchange<'_>, request: &Directives) -> Cached {
             }
         }
     };
-    match freshness::judge((x.seen, request), x.key, &hit.head, SystemTime::now()) {
+    let freshness = (&*hit.head, hit.fields.fresh_until);
+    match freshness::judge((x.seen, request), x.key, freshness, SystemTime::now()) {
         Verdict::Fresh => Cached::Fresh(hit),
         Verdict::Validate(reason) => Cached::Validate(hit, reason),
     }

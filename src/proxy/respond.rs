@@ -122,12 +122,24 @@ pub fn from_cache(
             response.insert_header((header::CONTENT_RANGE, part.content_range(complete_len)));
             response.body(SizedStream::new(part.len(), stream.inspect(count)))
         }
-        RangeAnswer::Full => {
-            let body_len = body.len();
-            let stream = body.into_stream().inspect(count);
-            let len = body_len;
-            with_body(response, stored_status, req.method(), Some(len), stream)
-        }
+        RangeAnswer::Full => match body.as_one_chunk() {
+            Some(bytes)
+                if *req.method() == Method::GET
+                    && !never_has_content(stored_status)
+                    && stored_status != StatusCode::NOT_MODIFIED =>
+            {
+                // Counted as handed over, not as written: a client gone
+                // before the end still counts the whole body.
+                metrics.cache_body_bytes.inc_by(bytes.len() as u64);
+                response.body(bytes.clone())
+            }
+            _ => {
+                let body_len = body.len();
+                let stream = body.into_stream().inspect(count);
+                let len = body_len;
+                with_body(response, stored_status, req.method(), Some(len), stream)
+            }
+        },
     };
     headers::mark_response(response.headers_mut(), req.version(), status);
     response

@@ -112,6 +112,16 @@ impl EntryBody {
         })
     }
 
+    /// The whole body, when it is in memory and no longer than one slice
+    /// of [`Self::into_stream`]: sent as one value, actix-http writes it
+    /// with the head without polling a stream.
+    pub fn as_one_chunk(&self) -> Option<&Bytes> {
+        match self {
+            Self::Memory(bytes) if bytes.len() <= READ_CHUNK => Some(bytes),
+            _ => None,
+        }
+    }
+
     pub fn into_stream(self) -> impl Stream<Item = Result<Bytes, io::Error>> + 'static {
         match self {
             Self::File { file, offset, len } => Either::Left(file_stream(file, offset, len)),
