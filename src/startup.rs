@@ -9,7 +9,7 @@ use actix_web::dev::Server;
 use actix_web::{web, App, HttpServer};
 use tracing_actix_web::TracingLogger;
 
-use crate::actors::cache_store::CacheStore;
+use crate::actors::cache_store::{CacheStore, WriteSnapshot};
 use crate::actors::manifest::{self, Holder, LiteFsWrites, Manifest, ManifestError};
 use crate::actors::manifest_batcher::{Flush, ManifestBatcher};
 use crate::actors::manifest_watch::{tick_every, ManifestWatch, NotifyPurges};
@@ -322,7 +322,8 @@ impl Application {
 
     /// Serves until SIGTERM (requests in flight finish, up to
     /// `shutdown_timeout`) or SIGINT, then writes the manifest rows still
-    /// gathering: the process exits without stopping its actors.
+    /// gathering and the cache's index snapshot: the process exits without
+    /// stopping its actors.
     /// The private metrics listener serves until the main server has stopped.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let metrics = self.metrics_server.map(|server| {
@@ -339,6 +340,16 @@ impl Application {
         tracing::info!("stopped serving; writing the manifest rows still gathering");
         if let Err(e) = self.batcher.send(Flush).await {
             tracing::warn!(error = %e, "pending manifest rows lost at shutdown");
+        }
+        // Lets the next start skip walking the shards left unchanged (the
+        // store logs what it wrote).
+        let error = match self.cache.send(WriteSnapshot).await {
+            Ok(Ok(_)) => None,
+            Ok(Err(e)) => Some(e.to_string()),
+            Err(e) => Some(e.to_string()),
+        };
+        if let Some(error) = error {
+            tracing::warn!(%error, "no index snapshot: the next start walks every shard");
         }
         tracing::info!("shut down");
         served
