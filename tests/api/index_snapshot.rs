@@ -36,7 +36,12 @@ fn shard_count(cache: &Path) -> f64 {
 
 /// A node over `dir` with an admin token (for its metrics).
 async fn start(dir: &Path, origin: &TestOrigin) -> CajeProcess {
-    let config = process_config(dir, &origin.url(), "");
+    start_with(dir, origin, "").await
+}
+
+/// The same, with `extra` top-level settings.
+async fn start_with(dir: &Path, origin: &TestOrigin, extra: &str) -> CajeProcess {
+    let config = process_config(dir, &origin.url(), extra);
     CajeProcess::start_with("caje", &config, &[("CAJE_ADMIN_TOKEN", TOKEN)]).await
 }
 
@@ -259,4 +264,38 @@ async fn after_a_crash_the_start_walks_and_no_stale_snapshot_is_left() {
     assert_eq!(start_shards(&caje).await, (0.0, shard_count(&cache)));
     assert!(caje.log().contains("no index snapshot"), "{}", caje.log());
     assert_all_hits(&caje, &paths).await;
+}
+
+#[actix_web::test]
+async fn a_bounded_start_from_the_snapshot_keeps_the_newest_entries() {
+    let origin = spawn_origin().await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let paths: Vec<String> = (1..=5).map(|n| format!("/chunked/100?{n}")).collect();
+    let mut caje = start_with(dir.path(), &origin, "max_size = \"10 MiB\"").await;
+    // One after the other: their files' mtimes follow this order.
+    for (n, path) in paths.iter().enumerate() {
+        get(&caje, path).await;
+        let stored = (n + 1) as f64;
+        eventually(|| async {
+            (metric(&caje, "caje_cache_entries").await >= stored).then_some(())
+        })
+        .await;
+    }
+    stop(&mut caje).await;
+
+    // Room for two 100 KiB entries: the two written last stay.
+    let caje = start_with(dir.path(), &origin, "max_size = \"250 KiB\"").await;
+    assert_eq!(start_shards(&caje).await.1, 0.0, "{}", caje.log());
+    assert_eq!(metric(&caje, "caje_cache_entries").await, 2.0);
+    // Asked only if cached, so that a miss stores (and evicts) nothing.
+    let headers = [("cache-control", "only-if-cached")];
+    for (n, path) in paths.iter().enumerate() {
+        let reply = request(&test_client(), &caje.url(path), "GET", HOST, &headers).await;
+        assert_eq!(
+            reply.status == 200,
+            n >= 3,
+            "{path}: {}",
+            reply.cache_status()
+        );
+    }
 }
