@@ -77,15 +77,11 @@ impl CacheStore {
                 });
             }
         }
-        if let Some(snapshot) = snapshot {
-            found.extend(
-                snapshot
-                    .entries
-                    .into_iter()
-                    .filter(|e| trusted[usize::from(e.vk.primary[0])]),
-            );
-        }
-        self.index_found(found);
+        // The snapshot's entries kept in place: no second copy of them.
+        let mut entries = snapshot.map(|s| s.entries).unwrap_or_default();
+        entries.retain(|e| trusted[usize::from(e.vk.primary[0])]);
+        entries.append(&mut found);
+        self.index_found(entries);
         Ok(shards)
     }
 
