@@ -77,9 +77,13 @@ impl CacheStore {
                 });
             }
         }
-        // The snapshot's entries kept in place: no second copy of them.
+        // The snapshot's entries kept in place, the fewer appended to the
+        // more (their order does not matter): no second copy of the bulk.
         let mut entries = snapshot.map(|s| s.entries).unwrap_or_default();
         entries.retain(|e| trusted[usize::from(e.vk.primary[0])]);
+        if entries.len() < found.len() {
+            std::mem::swap(&mut entries, &mut found);
+        }
         entries.append(&mut found);
         self.index_found(entries);
         Ok(shards)
