@@ -409,16 +409,21 @@ files=$(find "$T/cold/cache" -type f | wc -l)
 kill "$COLD_PID"
 for _ in $(seq 1 100); do kill -0 "$COLD_PID" 2>/dev/null || break; sleep 0.1; done
 kill -9 "$COLD_PID" 2>/dev/null || true
+# Restart 1 walks every shard (the snapshot the stop above wrote is
+# removed); restart 2 starts from the index snapshot restart 1's graceful
+# stop (SIGTERM) wrote.
 for attempt in 1 2; do
+  if ((attempt == 1)); then how=walk; contender=caje; rm -f "$T/cold/cache/index.snapshot"; else how=snapshot; contender=caje-snapshot; fi
   t0=$(python3 -c 'import time; print(time.time())')
-  start_caje "$T/cold" "$T/cold-restart$attempt.log"
+  start_caje "$T/cold" "$T/cold-restart$attempt.log" info
   COLD_PID=${PIDS[-1]}
   out=$(python3 "$TOOLS" coldpoll "$P_COLD" "$HOST" "/1k?n=" "$COLD_N" "$t0" 60)
   rss=$(python3 "$TOOLS" rss "$COLD_PID")
-  log "  restart $attempt: $out, RSS $rss KiB (empty cache: $rss_empty KiB)"
-  python3 - "$out" "$entries" "$files" "$attempt" "$rss" "$rss_empty" <<'EOF' >>"$RAW"
+  grep -q "index_from=\"$how\"" "$T/cold-restart$attempt.log" || log "  restart $attempt did not build its index by $how"
+  log "  restart $attempt ($how): $out, RSS $rss KiB (empty cache: $rss_empty KiB)"
+  python3 - "$out" "$entries" "$files" "$attempt" "$rss" "$rss_empty" "$contender" <<'EOF' >>"$RAW"
 import json, sys
-d = json.loads(sys.argv[1]); d.update(scenario="cold-start", contender="caje", round=int(sys.argv[4]), entries=int(sys.argv[2]), files_in_cache_dir=int(sys.argv[3]))
+d = json.loads(sys.argv[1]); d.update(scenario="cold-start", contender=sys.argv[7], round=int(sys.argv[4]), entries=int(sys.argv[2]), files_in_cache_dir=int(sys.argv[3]))
 d.update(rss_kib=int(sys.argv[5]), rss_empty_kib=int(sys.argv[6]))
 d["rss_bytes_per_entry"] = (d["rss_kib"] - d["rss_empty_kib"]) * 1024 / max(d["entries"], 1)
 print(json.dumps(d))

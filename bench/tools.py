@@ -355,14 +355,17 @@ def report(raw, out, meta):
                 "%-22s %-14s %10s %10s %10s %9s"
                 % ("100 cold, 200ms origin", c, fmt(m.get("origin_requests")), fmt(m.get("total_s"), 3), fmt(m.get("first_s"), 3), fmt(m.get("ok")))
             )
-    m = summary.get("cold-start", {}).get("caje")
-    if m:
-        print()
-        print(
-            "cold start (caje, %s entries): first answer %s s (%s), first hit %s s, RSS %s KiB (%s bytes per entry over an empty cache)"
-            % (fmt(m.get("entries")), fmt(m.get("first_answer_s"), 3), m.get("first_answer_cache_status"), fmt(m.get("first_hit_s"), 3),
-               fmt(m.get("rss_kib")), fmt(m.get("rss_bytes_per_entry")))
-        )
+    # "caje": every shard walked; "caje-snapshot": from the index snapshot
+    # of a graceful stop
+    for c, how in (("caje", "walk"), ("caje-snapshot", "snapshot")):
+        m = summary.get("cold-start", {}).get(c)
+        if m:
+            print()
+            print(
+                "cold start (caje, %s entries, %s): first answer %s s (%s), first hit %s s, RSS %s KiB (%s bytes per entry over an empty cache)"
+                % (fmt(m.get("entries")), how, fmt(m.get("first_answer_s"), 3), m.get("first_answer_cache_status"), fmt(m.get("first_hit_s"), 3),
+                   fmt(m.get("rss_kib")), fmt(m.get("rss_bytes_per_entry")))
+            )
     ratios = {
         "hit-1k rps caje/nginx": ratio(g("hit-1k", "caje", "rps"), g("hit-1k", "nginx", "rps")),
         "hit-1k rps caje/varnish": ratio(g("hit-1k", "caje", "rps"), g("hit-1k", "varnish", "rps")),

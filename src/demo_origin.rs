@@ -24,11 +24,11 @@ async fn page(delay: Duration, name: &'static str) -> HttpResponse {
         ))
 }
 
-/// Serves the demo origin on `listener` until SIGINT or SIGTERM (or until
-/// the server is stopped). SIGTERM lets answers in flight finish: the
-/// slowest takes 5 s.
-pub fn run(listener: TcpListener) -> std::io::Result<Server> {
-    let server = HttpServer::new(|| {
+/// Serves the demo origin on `listener` until the server is stopped, or,
+/// with `on_signals`, until SIGINT or SIGTERM. SIGTERM lets answers in
+/// flight finish: the slowest takes 5 s.
+pub fn run(listener: TcpListener, on_signals: bool) -> std::io::Result<Server> {
+    let mut server = HttpServer::new(|| {
         App::new()
             .route("/", web::get().to(|| page(Duration::ZERO, "/")))
             .route(
@@ -38,8 +38,9 @@ pub fn run(listener: TcpListener) -> std::io::Result<Server> {
             .route("/slow", web::get().to(|| page(SLOWEST, "/slow")))
     })
     .workers(1)
-    .shutdown_timeout(SLOWEST.as_secs() + 1)
-    .listen(listener)?
-    .run();
-    Ok(server)
+    .shutdown_timeout(SLOWEST.as_secs() + 1);
+    if !on_signals {
+        server = server.disable_signals();
+    }
+    Ok(server.listen(listener)?.run())
 }

@@ -100,7 +100,7 @@ async fn serve_demo_origin(listen: &str) -> anyhow::Result<()> {
     let listener = TcpListener::bind(listen)
         .with_context(|| format!("the demo origin cannot listen on {listen}"))?;
     let port = listener.local_addr()?.port();
-    let origin = caje::demo_origin::run(listener)?;
+    let origin = caje::demo_origin::run(listener, true)?;
     announce_demo_origin(port);
     origin.await?;
     Ok(())
@@ -124,7 +124,10 @@ async fn serve_demo(demo_origin: &str) -> anyhow::Result<()> {
     let origin_listener = TcpListener::bind(demo_origin)
         .with_context(|| format!("the demo's slow server needs {demo_origin}"))?;
     let origin_addr = origin_listener.local_addr()?;
-    let origin = caje::demo_origin::run(origin_listener)?;
+    // Stopped once caje has (below), not on the signal: actix-web's own
+    // handling would stop every arbiter, caje's cache store's too, before
+    // the store wrote its index snapshot.
+    let origin = caje::demo_origin::run(origin_listener, false)?;
     let mut settings = Settings::with_origins(vec![Origin::new(
         "localhost",
         format!("http://{origin_addr}"),
@@ -153,8 +156,7 @@ async fn serve_demo(demo_origin: &str) -> anyhow::Result<()> {
     let (served, origin_stopped) = futures_util::future::join(
         async {
             let served = app.run_until_stopped().await;
-            // The origin stops on the same signal; this covers caje stopping
-            // any other way, which must not leave the origin's port taken.
+            // The origin stops once caje has, however caje stopped.
             stop_origin.stop(true).await;
             served
         },

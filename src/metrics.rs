@@ -215,6 +215,8 @@ pub struct CacheMetrics {
     pub memory_bytes: IntGauge,
     /// The configured bound (0: none).
     pub max_bytes: IntGauge,
+    pub shards_from_snapshot: IntGauge,
+    pub shards_walked: IntGauge,
 }
 
 impl CacheMetrics {
@@ -267,6 +269,14 @@ impl CacheMetrics {
             max_bytes: r.gauge(
                 "caje_cache_max_bytes",
                 "The configured bound on the cache's entries (0: unbounded).",
+            )?,
+            shards_from_snapshot: r.gauge(
+                "caje_cache_start_shards_from_snapshot",
+                "Shard directories whose entries the last start took from the index snapshot of a graceful stop.",
+            )?,
+            shards_walked: r.gauge(
+                "caje_cache_start_shards_walked",
+                "Shard directories the last start walked (each file stat'ed): changed since the snapshot, or none usable.",
             )?,
         })
     }

@@ -6,9 +6,10 @@ use std::sync::Arc;
 
 use actix::{Actor, Arbiter, SyncArbiter};
 use actix_web::dev::Server;
+use actix_web::rt::signal::unix::{signal, Signal, SignalKind};
 use actix_web::{web, App, HttpServer};
 
-use crate::actors::cache_store::CacheStore;
+use crate::actors::cache_store::{CacheStore, WriteSnapshot};
 use crate::actors::manifest::{self, Holder, LiteFsWrites, Manifest, ManifestError};
 use crate::actors::manifest_batcher::{Flush, ManifestBatcher};
 use crate::actors::manifest_watch::{tick_every, ManifestWatch, NotifyPurges};
@@ -42,6 +43,8 @@ pub enum StartupError {
     Task(String),
     #[error("cannot register metrics: {0}")]
     Metrics(#[from] prometheus::Error),
+    #[error("cannot listen for stop signals: {0}")]
+    Signals(std::io::Error),
 }
 
 /// A running node: its server and the addresses of its actors.
@@ -57,6 +60,7 @@ pub struct Application {
     metrics: Arc<Metrics>,
     batcher: Mailbox<ManifestBatcher>,
     reloader: Reloader,
+    stop_signals: StopSignals,
 }
 
 impl Application {
@@ -266,6 +270,11 @@ impl Application {
         let shutdown = settings.shutdown_timeout;
         let shutdown_secs = shutdown.as_secs() + u64::from(shutdown.subsec_nanos() > 0);
         server = server.shutdown_timeout(shutdown_secs);
+        // Stop signals are handled in `run_until_stopped`: actix-web's own
+        // handling stops every arbiter (the cache store's too) as the
+        // server stops, before the store could write its index snapshot.
+        server = server.disable_signals();
+        let stop_signals = StopSignals::listen().map_err(StartupError::Signals)?;
         let server = server.listen(listener).map_err(listen_error)?.run();
         let (metrics_server, metrics_port) = match metrics_listener {
             None => (None, None),
@@ -286,6 +295,7 @@ impl Application {
             metrics,
             batcher: flushed_at_stop,
             reloader,
+            stop_signals,
         })
     }
 
@@ -320,13 +330,20 @@ impl Application {
     }
 
     /// Serves until SIGTERM (requests in flight finish, up to
-    /// `shutdown_timeout`) or SIGINT, then writes the manifest rows still
-    /// gathering: the process exits without stopping its actors.
+    /// `shutdown_timeout`) or SIGINT / SIGQUIT (they are dropped), then
+    /// writes the manifest rows still gathering and the cache's index
+    /// snapshot: the process exits without stopping its actors.
     /// The private metrics listener serves until the main server has stopped.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let metrics = self.metrics_server.map(|server| {
             let handle = server.handle();
             (handle, actix_web::rt::spawn(server))
+        });
+        let handle = self.server.handle();
+        let stop = self.stop_signals;
+        actix_web::rt::spawn(async move {
+            let graceful = stop.received().await;
+            handle.stop(graceful).await;
         });
         let served = self.server.await;
         if let Some((handle, running)) = metrics {
@@ -339,8 +356,53 @@ impl Application {
         if let Err(e) = self.batcher.send(Flush).await {
             tracing::warn!(error = %e, "pending manifest rows lost at shutdown");
         }
+        // Lets the next start skip walking the shards left unchanged (the
+        // store logs what it wrote).
+        let error = match self.cache.send(WriteSnapshot).await {
+            Ok(Ok(_)) => None,
+            Ok(Err(e)) => Some(e.to_string()),
+            Err(e) => Some(e.to_string()),
+        };
+        if let Some(error) = error {
+            tracing::warn!(%error, "no index snapshot: the next start walks every shard");
+        }
         tracing::info!("shut down");
         served
+    }
+}
+
+/// SIGTERM, SIGINT and SIGQUIT, listened for from the start.
+struct StopSignals {
+    term: Signal,
+    int: Signal,
+    quit: Signal,
+}
+
+impl StopSignals {
+    fn listen() -> std::io::Result<Self> {
+        Ok(Self {
+            term: signal(SignalKind::terminate())?,
+            int: signal(SignalKind::interrupt())?,
+            quit: signal(SignalKind::quit())?,
+        })
+    }
+
+    /// The first of them to come: whether the stop is graceful (SIGTERM).
+    async fn received(mut self) -> bool {
+        tokio::select! {
+            _ = self.term.recv() => {
+                tracing::info!("SIGTERM received; stopping gracefully");
+                true
+            }
+            _ = self.int.recv() => {
+                tracing::info!("SIGINT received; stopping now");
+                false
+            }
+            _ = self.quit.recv() => {
+                tracing::info!("SIGQUIT received; stopping now");
+                false
+            }
+        }
     }
 }
 

@@ -8,8 +8,9 @@ use lru::LruCache;
 use super::key::VariantKey;
 
 pub struct Evictor {
-    /// Every entry with its size, least recently used first.
-    order: LruCache<VariantKey, u64>,
+    /// Every entry with its size and its file's mtime (nanoseconds since
+    /// the Unix epoch, which orders the next start), least recently used first.
+    order: LruCache<VariantKey, (u64, i64)>,
     bytes: u64,
     max_bytes: Option<u64>,
 }
@@ -24,23 +25,23 @@ impl Evictor {
         }
     }
 
-    /// An entry was stored (or replaced); answers what must go to stay
-    /// within the bound. The new entry itself goes only when it alone is
-    /// larger than the bound.
-    pub fn added(&mut self, key: VariantKey, size: u64) -> Vec<VariantKey> {
+    /// An entry was stored (or replaced), its file last written at
+    /// `modified_ns`; answers what must go to stay within the bound. The
+    /// new entry itself goes only when it alone is larger than the bound.
+    pub fn added(&mut self, key: VariantKey, size: u64, modified_ns: i64) -> Vec<VariantKey> {
         // An unbounded cache never evicts: no order kept (it would cost
         // about a hundred bytes an entry).
         let Some(max) = self.max_bytes else {
             return Vec::new();
         };
-        if let Some(old) = self.order.put(key, size) {
+        if let Some((old, _)) = self.order.put(key, (size, modified_ns)) {
             self.bytes -= old;
         }
         self.bytes += size;
         let mut victims = Vec::new();
         while self.bytes > max {
             match self.order.pop_lru() {
-                Some((victim, size)) => {
+                Some((victim, (size, _))) => {
                     self.bytes -= size;
                     victims.push(victim);
                 }
@@ -60,9 +61,15 @@ impl Evictor {
     }
 
     pub fn removed(&mut self, key: &VariantKey) {
-        if let Some(size) = self.order.pop(key) {
+        if let Some((size, _)) = self.order.pop(key) {
             self.bytes -= size;
         }
+    }
+
+    /// When an entry's file was last written, as given to [`Evictor::added`];
+    /// `None` for an entry it does not hold (any, when unbounded).
+    pub fn modified_ns(&self, key: &VariantKey) -> Option<i64> {
+        self.order.peek(key).map(|(_, modified)| *modified)
     }
 }
 
@@ -78,31 +85,37 @@ mod tests {
     #[test]
     fn least_recently_used_goes_first() {
         let mut e = Evictor::new(Some(300));
-        assert!(e.added(key(1), 100).is_empty());
-        assert!(e.added(key(2), 100).is_empty());
-        assert!(e.added(key(3), 100).is_empty());
+        assert!(e.added(key(1), 100, 0).is_empty());
+        assert!(e.added(key(2), 100, 0).is_empty());
+        assert!(e.added(key(3), 100, 0).is_empty());
         e.used(&key(1));
-        assert_eq!(e.added(key(4), 100), [key(2)]);
-        assert_eq!(e.added(key(5), 150), [key(3), key(1)]);
+        assert_eq!(e.added(key(4), 100, 0), [key(2)]);
+        assert_eq!(e.added(key(5), 150, 0), [key(3), key(1)]);
         e.removed(&key(4));
-        assert!(e.added(key(6), 100).is_empty());
+        assert!(e.added(key(6), 100, 42).is_empty());
+        assert_eq!(
+            e.modified_ns(&key(6)),
+            Some(42),
+            "kept for the next start's order"
+        );
+        assert_eq!(e.modified_ns(&key(4)), None);
     }
 
     #[test]
     fn replacing_counts_the_new_size_and_unbounded_never_evicts() {
         let mut e = Evictor::new(Some(250));
-        e.added(key(1), 100);
-        e.added(key(2), 100);
-        assert!(e.added(key(1), 150).is_empty(), "100 + 150 fits");
-        assert_eq!(e.added(key(1), 200), [key(2)]);
+        e.added(key(1), 100, 0);
+        e.added(key(2), 100, 0);
+        assert!(e.added(key(1), 150, 0).is_empty(), "100 + 150 fits");
+        assert_eq!(e.added(key(1), 200, 0), [key(2)]);
         assert_eq!(
-            e.added(key(3), 400),
+            e.added(key(3), 400, 0),
             [key(1), key(3)],
             "larger than the bound alone"
         );
         let mut unbounded = Evictor::new(None);
         for n in 0..100 {
-            assert!(unbounded.added(key(n), 1 << 30).is_empty());
+            assert!(unbounded.added(key(n), 1 << 30, 0).is_empty());
         }
     }
 }

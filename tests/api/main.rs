@@ -19,6 +19,7 @@ mod grafana;
 mod helpers;
 mod heuristic;
 mod hostile;
+mod index_snapshot;
 mod invalidation;
 mod keepalive;
 mod litefs;

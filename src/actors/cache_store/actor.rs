@@ -7,13 +7,14 @@ use std::fs::{self, File};
 use std::io::{self, Seek, SeekFrom};
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::UNIX_EPOCH;
+use std::time::{Instant, SystemTime};
 
 use actix::prelude::*;
 
 use super::compress::Waiting;
 use super::in_flight::InFlight;
 use super::index::{EntryInfo, Index, Variant};
+use super::snapshot::nanos_since_epoch;
 use crate::actors::manifest_batcher::ManifestBatcher;
 use crate::actors::Mailbox;
 use crate::cache::entry::{self, DecodedEntry, EntryError};
@@ -23,7 +24,7 @@ use crate::cache::memory_tier::MemoryTier;
 use crate::metrics::{ActorMeter, CacheMetrics};
 
 pub struct CacheStore {
-    root: PathBuf,
+    pub(super) root: PathBuf,
     pub(super) tmp_dir: PathBuf,
     pub(super) index: Index,
     pub(super) evictor: Evictor,
@@ -40,6 +41,11 @@ pub struct CacheStore {
     /// with `Vary: Accept-Encoding`, say): served as they are without
     /// trying again, until they change.
     pub(super) not_compressible: HashSet<VariantKey>,
+    /// The index holds every entry on disk (the rebuild at start worked):
+    /// only then may a snapshot of it be written.
+    pub(super) index_complete: bool,
+    /// An index snapshot was written: the first change after it removes it.
+    pub(super) snapshot_written: bool,
 }
 
 impl CacheStore {
@@ -71,6 +77,8 @@ impl CacheStore {
             in_flight: InFlight::default(),
             compressing: HashMap::new(),
             not_compressible: HashSet::new(),
+            index_complete: false,
+            snapshot_written: false,
         }
     }
 
@@ -86,18 +94,20 @@ impl CacheStore {
         self.root.join(&name[..2]).join(name)
     }
 
-    /// Indexes an entry, then evicts what the bound requires.
+    /// Indexes an entry just written, then evicts what the bound requires.
     pub(super) fn add_variant(&mut self, vk: VariantKey, variant: Variant) {
+        self.drop_snapshot();
         self.memory.remove(&vk.primary);
         self.not_compressible.remove(&vk);
         for used in self.memory.take_used() {
             self.evictor.used(&used);
         }
-        self.index_variant(vk, variant);
+        self.index_variant(vk, variant, nanos_since_epoch(SystemTime::now()));
     }
 
-    /// The same, the memory tier left alone (at start it holds nothing).
-    fn index_variant(&mut self, vk: VariantKey, variant: Variant) {
+    /// The same for an entry whose file was written at `modified_ns`, the
+    /// memory tier left alone (at start it holds nothing).
+    pub(super) fn index_variant(&mut self, vk: VariantKey, variant: Variant, modified_ns: i64) {
         let size = variant.size;
         self.memory.held_urls.add(&vk.primary);
         let url = self.index.url_or_default(vk.primary);
@@ -106,64 +116,10 @@ impl CacheStore {
             None => self.metrics.entries.inc(),
         }
         self.metrics.bytes.add(size as i64);
-        for victim in self.evictor.added(vk, size) {
+        for victim in self.evictor.added(vk, size, modified_ns) {
             self.metrics.evictions.inc();
             self.remove(&victim);
         }
-    }
-
-    /// Removes leftovers of interrupted writes and indexes every entry by name.
-    fn rebuild(&mut self) -> io::Result<()> {
-        fs::create_dir_all(&self.tmp_dir)?;
-        for tmp in fs::read_dir(&self.tmp_dir)? {
-            let path = tmp?.path();
-            if fs::remove_file(&path).is_ok() {
-                self.metrics.temp_files_cleaned.inc();
-            }
-        }
-        let mut found = Vec::new();
-        for shard in fs::read_dir(&self.root)? {
-            let shard = shard?;
-            let shard_name = shard.file_name();
-            let Some(prefix) = shard_name.to_str().filter(|n| n.len() == 2) else {
-                continue;
-            };
-            if !shard.file_type()?.is_dir() {
-                continue;
-            }
-            for file in fs::read_dir(shard.path())? {
-                let file = file?;
-                let name = file.file_name();
-                let Some(vk) = name
-                    .to_str()
-                    .filter(|n| n.starts_with(prefix))
-                    .and_then(VariantKey::from_file_name)
-                else {
-                    continue;
-                };
-                let metadata = file.metadata()?;
-                let modified = metadata.modified().unwrap_or(UNIX_EPOCH);
-                found.push((modified, vk, metadata.len()));
-            }
-        }
-        self.memory.held_urls.reserve(found.len());
-        if !self.evictor.is_bounded() {
-            // Nothing to evict: the index is built in one go, its B-tree's
-            // nodes full.
-            for (_, vk, size) in &found {
-                self.memory.held_urls.add(&vk.primary);
-                self.metrics.entries.inc();
-                self.metrics.bytes.add(*size as i64);
-            }
-            self.index = Index::from_found(found.into_iter().map(|(_, vk, size)| (vk, size)));
-            return Ok(());
-        }
-        // Oldest first: the last written are kept when the bound bites.
-        found.sort_by_key(|(modified, _, _)| *modified);
-        for (_, vk, size) in found {
-            self.index_variant(vk, Variant { size, info: None });
-        }
-        Ok(())
     }
 
     /// Opens and checks an entry; any damage is reported as an error.
@@ -179,6 +135,7 @@ impl CacheStore {
 
     /// Drops an entry from the index and the disk.
     pub(super) fn remove(&mut self, vk: &VariantKey) {
+        self.drop_snapshot();
         // A rewrite under way would rename the old body back into place.
         self.in_flight.cancel_rewrites(vk);
         self.memory.remove(&vk.primary);
@@ -243,13 +200,27 @@ impl Actor for CacheStore {
     fn started(&mut self, _ctx: &mut Self::Context) {
         let _span =
             tracing::info_span!("cache_store.rebuild", dir = %self.root.display()).entered();
+        let began = Instant::now();
         match self.rebuild() {
-            Ok(()) => tracing::info!(
-                entries = self.metrics.entries.get(),
-                bytes = self.metrics.bytes.get(),
-                temp_files_cleaned = self.metrics.temp_files_cleaned.get(),
-                "cache index rebuilt"
-            ),
+            Ok(shards) => {
+                self.index_complete = true;
+                self.metrics.shards_from_snapshot.set(shards.from_snapshot);
+                self.metrics.shards_walked.set(shards.walked);
+                tracing::info!(
+                    index_from = if shards.from_snapshot > 0 {
+                        "snapshot"
+                    } else {
+                        "walk"
+                    },
+                    shards_from_snapshot = shards.from_snapshot,
+                    shards_walked = shards.walked,
+                    entries = self.metrics.entries.get(),
+                    bytes = self.metrics.bytes.get(),
+                    temp_files_cleaned = self.metrics.temp_files_cleaned.get(),
+                    elapsed_ms = began.elapsed().as_millis() as u64,
+                    "cache index rebuilt"
+                )
+            }
             Err(e) => {
                 self.metrics.io_errors.inc();
                 tracing::error!(

@@ -203,6 +203,21 @@ impl Index {
             .collect()
     }
 
+    /// Every stored variant with its size, in hash order.
+    pub(super) fn sizes(&self) -> impl Iterator<Item = (VariantKey, u64)> + '_ {
+        self.urls.iter().flat_map(|(primary, url)| {
+            url.variants.0.iter().map(|(variant, v)| {
+                (
+                    VariantKey {
+                        primary: *primary,
+                        variant: *variant,
+                    },
+                    v.size,
+                )
+            })
+        })
+    }
+
     /// Whether the index holds a variant as soft-purged.
     pub(super) fn marked_invalidated(&self, vk: &VariantKey) -> bool {
         self.variant(vk)
@@ -234,6 +249,9 @@ mod tests {
         assert_eq!(of_a, [vk("/a", 1), vk("/a", 2)]);
         assert!(!index.contains(&vk("/c", 1)));
         assert_eq!(index.variant_keys().len(), 3);
+        let mut sizes: Vec<_> = index.sizes().collect();
+        sizes.sort_by_key(|(_, size)| *size);
+        assert_eq!(sizes, [found[0], found[1], found[2]]);
     }
 
     #[test]

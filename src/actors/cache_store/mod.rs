@@ -4,13 +4,16 @@
 //! ones are written under `<cache_dir>/tmp/` and renamed into place when whole,
 //! so a crash never leaves a half entry under a real name. The index (URL →
 //! its `Vary` names and variants) is rebuilt from file names at start, without
-//! reading bodies, so a miss never touches the disk. What a variant is (its
-//! key and freshness) is known from the moment it is stored, or read from its
+//! reading bodies, so a miss never touches the disk; shard directories
+//! unchanged since the index snapshot of a graceful stop are taken from it,
+//! unwalked. What a variant is (its key and freshness) is known from the moment it is stored, or read from its
 //! head the first time it is needed after a restart. Small entries that are
 //! hit are also held in the memory tier, which the store alone fills and
 //! empties, and which request handlers read without a message.
 //!
 //! One file per job: `actor.rs` (the actor and its bookkeeping), `index.rs`,
+//! `rebuild.rs` (the index at start), `snapshot.rs` (the format of the
+//! index snapshot a graceful stop writes, `write_snapshot.rs`),
 //! `sink.rs` (storing), `reads.rs` (lookups and bodies), `compress.rs`
 //! (compressed variants made from stored ones), `rewrite.rs` (head
 //! rewrites), `purge.rs`, `list.rs`, `stats.rs`, `in_flight.rs` (writes a
@@ -23,9 +26,12 @@ mod index;
 mod list;
 mod purge;
 mod reads;
+mod rebuild;
 mod rewrite;
 mod sink;
+mod snapshot;
 mod stats;
+mod write_snapshot;
 
 pub use self::actor::CacheStore;
 pub use self::compress::Compress;
@@ -37,3 +43,4 @@ pub use self::rewrite::UpdateHead;
 pub(crate) use self::sink::BeginStore;
 pub use self::sink::StoreSink;
 pub use self::stats::{CacheStats, GetCacheStats};
+pub use self::write_snapshot::{WriteSnapshot, WriteSnapshotError};
