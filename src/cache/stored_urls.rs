@@ -8,9 +8,14 @@
 //! (odds 2⁻⁶⁴ a pair) only make one look held, which costs the round trip
 //! this spares, or, when one of them is removed, look absent, which costs
 //! one fetch of a page that was stored.
+//!
+//! Until the store has built its index at start, every URL may be held:
+//! a request then asks the store, whose answer waits for the index, rather
+//! than fetching again a page the cache directory holds.
 
 use std::collections::HashSet;
 use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{PoisonError, RwLock};
 
 use super::key::Hash;
@@ -18,6 +23,8 @@ use super::key::Hash;
 #[derive(Default)]
 pub struct StoredUrls {
     set: RwLock<HashSet<u64, BuildHasherDefault<AsIs>>>,
+    /// Whether the set holds every URL the store holds (its index is built).
+    complete: AtomicBool,
 }
 
 fn short(primary: &Hash) -> u64 {
@@ -29,8 +36,17 @@ fn short(primary: &Hash) -> u64 {
 impl StoredUrls {
     /// False only when the store holds no variant of the URL.
     pub fn may_hold(&self, primary: &Hash) -> bool {
+        if !self.complete.load(Ordering::Acquire) {
+            return true;
+        }
         let set = self.set.read().unwrap_or_else(PoisonError::into_inner);
         set.contains(&short(primary))
+    }
+
+    /// The set now holds every URL the store holds: the store's index is
+    /// built (or, when its directory is unusable, known to be empty).
+    pub fn mark_complete(&self) {
+        self.complete.store(true, Ordering::Release);
     }
 
     /// Room for `n` more URLs (the store's rebuild knows how many at once).
@@ -80,6 +96,9 @@ mod tests {
         let urls = StoredUrls::default();
         let a = CacheKey::new("GET", "h", "/a").primary_hash();
         let b = CacheKey::new("GET", "h", "/b").primary_hash();
+        // Before the store's index is built, anything may be held.
+        assert!(urls.may_hold(&a));
+        urls.mark_complete();
         assert!(!urls.may_hold(&a));
         urls.add(&a);
         urls.add(&a);

@@ -31,6 +31,9 @@ struct Buffered {
     bytes: Vec<u8>,
     /// Holds a line to write now, not at the next tick.
     urgent: bool,
+    /// The writer thread waits for a line with no tick (nothing came in
+    /// its last one): the next line wakes it.
+    idle: bool,
     closed: bool,
 }
 
@@ -71,7 +74,8 @@ impl Shared {
         }
         write(&mut buffered.bytes);
         buffered.urgent |= urgent;
-        if urgent || buffered.bytes.len() >= FLUSH_AT {
+        if urgent || buffered.idle || buffered.bytes.len() >= FLUSH_AT {
+            buffered.idle = false;
             self.flush.notify_one();
         }
     }
@@ -150,6 +154,15 @@ fn write_until_closed(shared: &Shared, mut out: impl Write) {
                     .flush
                     .wait_timeout(buffered, FLUSH_EVERY)
                     .map_or_else(|p| p.into_inner().0, |(b, _)| b);
+            }
+            // A quiet tick: no more ticks (an idle node's thread sleeps)
+            // until a line comes.
+            while buffered.bytes.is_empty() && !buffered.closed {
+                buffered.idle = true;
+                buffered = shared
+                    .flush
+                    .wait(buffered)
+                    .unwrap_or_else(|p| p.into_inner());
             }
             std::mem::swap(&mut writing, &mut buffered.bytes);
             buffered.urgent = false;

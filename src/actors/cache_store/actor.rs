@@ -229,5 +229,6 @@ impl Actor for CacheStore {
                 );
             }
         }
+        self.memory.held_urls.mark_complete();
     }
 }

@@ -155,3 +155,48 @@ pub(super) fn prefix_byte(name: &str) -> Option<u8> {
     let byte = u8::from_str_radix(name, 16).ok()?;
     (format!("{byte:02x}") == name).then_some(byte)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use actix::Actor;
+
+    use super::super::GetCacheStats;
+    use super::*;
+    use crate::cache::memory_tier::MemoryTier;
+    use crate::cache::CacheKey;
+    use crate::metrics::Metrics;
+
+    #[actix::test]
+    async fn until_the_index_is_built_every_url_may_be_held() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let held = VariantKey {
+            primary: CacheKey::new("GET", "a", "/held").primary_hash(),
+            variant: [7; 32],
+        };
+        let name = held.file_name();
+        let shard = dir.path().join(&name[..2]);
+        fs::create_dir_all(&shard).expect("shard");
+        fs::write(shard.join(&name), b"an entry file").expect("entry");
+        let absent = CacheKey::new("GET", "a", "/absent").primary_hash();
+
+        let metrics = Metrics::new().expect("metrics");
+        let memory = Arc::new(MemoryTier::new(0, 0, metrics.cache.clone()));
+        // Before the store has built its index, a request must ask it.
+        assert!(memory.store_may_hold(&absent));
+        let store = CacheStore::new(
+            dir.path().to_owned(),
+            None,
+            memory.clone(),
+            metrics.cache.clone(),
+            metrics.actors.meter("cache_store"),
+            None,
+        )
+        .start();
+        // The index is built before the store answers its first message.
+        store.send(GetCacheStats).await.expect("stats");
+        assert!(memory.store_may_hold(&held.primary));
+        assert!(!memory.store_may_hold(&absent));
+    }
+}
