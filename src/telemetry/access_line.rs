@@ -3,9 +3,10 @@
 //! the `tracing` formatter: with the request span that formatter needed,
 //! a logged 1 KiB hit cost 1.47× the CPU of an unlogged one (BENCHMARKS.md).
 
+use std::cell::RefCell;
 use std::io::Write as _;
 use std::net::IpAddr;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// What one answered request is logged with. Nothing here can carry a
 /// secret: the target is the path without its query, no header but
@@ -27,31 +28,40 @@ pub struct AccessLine<'a> {
 }
 
 impl AccessLine<'_> {
-    /// Appends the line as `tracing`'s text format writes an event.
+    /// Appends the line as `tracing`'s text format writes an event. Numbers
+    /// go through `itoa` and the date is formatted once a second: `fmt`'s
+    /// machinery was most of the line's cost.
     pub fn write_text(&self, now: SystemTime, out: &mut Vec<u8>) {
-        // Writes to a `Vec` cannot fail.
-        let _ = write!(
-            out,
-            "{}  INFO caje::access: request done id={} method=",
-            humantime::format_rfc3339_micros(now),
-            self.id
-        );
+        let mut numbers = itoa::Buffer::new();
+        timestamp(now, out);
+        out.extend_from_slice(b"  INFO caje::access: request done id=");
+        out.extend_from_slice(numbers.format(self.id).as_bytes());
+        out.extend_from_slice(b" method=");
         logfmt_value(out, self.method);
         out.extend_from_slice(b" host=");
         logfmt_value(out, self.host);
         out.extend_from_slice(b" target=");
         logfmt_value(out, self.target);
-        let _ = write!(out, " status={} cache=", self.status);
+        out.extend_from_slice(b" status=");
+        out.extend_from_slice(numbers.format(self.status).as_bytes());
+        out.extend_from_slice(b" cache=");
         logfmt_value(out, self.cache);
         let micros = self.elapsed.as_micros();
-        let _ = write!(out, " ms={}.{:03}", micros / 1000, micros % 1000);
+        out.extend_from_slice(b" ms=");
+        out.extend_from_slice(numbers.format(micros / 1000).as_bytes());
+        out.push(b'.');
+        zero_padded(out, (micros % 1000) as u32, 3);
         if let Some(ms) = self.origin_ms {
-            let _ = write!(out, " origin_ms={ms}");
+            out.extend_from_slice(b" origin_ms=");
+            out.extend_from_slice(numbers.format(ms).as_bytes());
         }
         if let Some(ip) = self.client {
+            // Writes to a `Vec` cannot fail.
             let _ = write!(out, " client={ip}");
         }
-        let _ = writeln!(out, " ua={:?}", self.user_agent);
+        out.extend_from_slice(b" ua=");
+        quoted(out, self.user_agent);
+        out.push(b'\n');
     }
 
     /// Appends the line as `tracing`'s JSON format writes an event.
@@ -77,6 +87,57 @@ impl AccessLine<'_> {
         });
         let _ = serde_json::to_writer(&mut *out, &line);
         let _ = out.write_all(b"\n");
+    }
+}
+
+thread_local! {
+    /// The last second formatted (`2026-11-30T10:10:39.`), by its Unix time.
+    static SECOND: RefCell<(u64, Vec<u8>)> = const { RefCell::new((u64::MAX, Vec::new())) };
+}
+
+/// `now` in RFC 3339 with microseconds, as `tracing`'s formatter writes it.
+fn timestamp(now: SystemTime, out: &mut Vec<u8>) {
+    let since_epoch = now.duration_since(UNIX_EPOCH).unwrap_or_default();
+    let second = since_epoch.as_secs();
+    SECOND.with_borrow_mut(|(formatted_second, prefix)| {
+        if *formatted_second != second {
+            prefix.clear();
+            let whole = UNIX_EPOCH + Duration::from_secs(second);
+            // `…T10:10:39Z`, its `Z` replaced by the fraction's dot.
+            let _ = write!(prefix, "{}", humantime::format_rfc3339_seconds(whole));
+            prefix.pop();
+            prefix.push(b'.');
+            *formatted_second = second;
+        }
+        out.extend_from_slice(prefix);
+    });
+    zero_padded(out, since_epoch.subsec_micros(), 6);
+    out.push(b'Z');
+}
+
+/// `n` in `width` digits, zeros first.
+fn zero_padded(out: &mut Vec<u8>, n: u32, width: usize) {
+    let mut numbers = itoa::Buffer::new();
+    let digits = numbers.format(n).as_bytes();
+    out.extend(std::iter::repeat_n(
+        b'0',
+        width.saturating_sub(digits.len()),
+    ));
+    out.extend_from_slice(digits);
+}
+
+/// A value in double quotes, escaped as Rust escapes a string when it holds
+/// a quote, a backslash or a control character.
+fn quoted(out: &mut Vec<u8>, value: &str) {
+    if value
+        .bytes()
+        .any(|b| b == b'"' || b == b'\\' || b.is_ascii_control())
+    {
+        let _ = write!(out, "{value:?}");
+    } else {
+        out.push(b'"');
+        out.extend_from_slice(value.as_bytes());
+        out.push(b'"');
     }
 }
 
@@ -156,5 +217,21 @@ mod tests {
         assert_eq!(value["fields"]["ua"], "ua\n\"q\"");
         assert_eq!(value["fields"]["client"], "127.0.0.1");
         assert_eq!(value["fields"]["ms"], "1.234");
+    }
+
+    #[test]
+    fn the_date_is_made_again_when_the_second_changes() {
+        let at = |micros| {
+            let mut out = Vec::new();
+            timestamp(
+                SystemTime::UNIX_EPOCH + Duration::from_micros(micros),
+                &mut out,
+            );
+            String::from_utf8(out).expect("utf-8")
+        };
+        assert_eq!(at(1_000_042), "1970-01-01T00:00:01.000042Z");
+        assert_eq!(at(1_999_999), "1970-01-01T00:00:01.999999Z");
+        assert_eq!(at(86_400_000_001), "1970-01-02T00:00:00.000001Z");
+        assert_eq!(at(1_500_000), "1970-01-01T00:00:01.500000Z");
     }
 }
