@@ -97,11 +97,17 @@ async fn assert_all_hits(caje: &CajeProcess, paths: &[String]) {
 }
 
 /// (shards from the snapshot, shards walked) at the node's start.
+/// How the start went, once the store has built its index (it serves
+/// meanwhile); every test here starts over at least one shard.
 async fn start_shards(caje: &CajeProcess) -> (f64, f64) {
-    (
-        metric(caje, "caje_cache_start_shards_from_snapshot").await,
-        metric(caje, "caje_cache_start_shards_walked").await,
-    )
+    eventually(|| async {
+        let shards = (
+            metric(caje, "caje_cache_start_shards_from_snapshot").await,
+            metric(caje, "caje_cache_start_shards_walked").await,
+        );
+        (shards.0 + shards.1 > 0.0).then_some(shards)
+    })
+    .await
 }
 
 #[actix_web::test]
@@ -121,11 +127,7 @@ async fn a_gracefully_stopped_node_starts_from_its_snapshot_with_every_entry() {
     let caje = start(dir.path(), &origin).await;
     assert_all_hits(&caje, &paths).await;
     assert_eq!(start_shards(&caje).await, (shard_count(&cache), 0.0));
-    assert!(
-        caje.log().contains("index_from=\"snapshot\""),
-        "{}",
-        caje.log()
-    );
+    caje.logged("index_from=\"snapshot\"").await;
     assert_eq!(metric(&caje, "caje_cache_entries").await, entries);
     assert_eq!(metric(&caje, "caje_cache_bytes").await, bytes);
     assert!(
@@ -229,11 +231,7 @@ async fn a_damaged_snapshot_means_a_full_walk_with_every_entry() {
             (0.0, shard_count(&cache)),
             "{what}"
         );
-        assert!(
-            caje.log().contains("index snapshot unusable"),
-            "{what}: {}",
-            caje.log()
-        );
+        caje.logged("index snapshot unusable").await;
         assert!(!snapshot.exists(), "{what}");
         assert_all_hits(&caje, &paths).await;
     }
@@ -262,7 +260,7 @@ async fn after_a_crash_the_start_walks_and_no_stale_snapshot_is_left() {
 
     let caje = start(dir.path(), &origin).await;
     assert_eq!(start_shards(&caje).await, (0.0, shard_count(&cache)));
-    assert!(caje.log().contains("no index snapshot"), "{}", caje.log());
+    caje.logged("no index snapshot").await;
     assert_all_hits(&caje, &paths).await;
 }
 

@@ -319,7 +319,7 @@ async fn a_replica_started_before_the_primary_serves_writes_nothing_and_catches_
     let body = get("/_caje/health").await.json();
     assert_eq!(body["manifest"], "ready");
     assert!(body.get("manifest_waiting_for").is_none(), "{body}");
-    assert!(replica.log().contains("the manifest is ready"));
+    replica.logged("the manifest is ready").await;
 }
 
 #[actix_web::test]

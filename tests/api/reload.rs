@@ -66,8 +66,7 @@ async fn sighup_adds_an_origin_without_a_restart() {
     assert!(caje.child.try_wait().expect("try_wait").is_none());
     assert_eq!(get(&caje, HOST, "/cache/old").await.body, "/cache/old #1");
     assert_eq!(site.counter.get("/cache/new"), 0);
-    let log = caje.log();
-    assert!(log.contains("config reloaded"), "{log}");
+    let log = caje.logged("config reloaded").await;
     assert!(log.contains("SIGHUP"), "{log}");
 }
 
@@ -164,7 +163,7 @@ async fn post_reload_needs_the_token_refuses_a_bad_file_and_applies_a_good_one()
     assert_eq!(report["restart_needed"], serde_json::json!(["listen"]));
     assert_eq!(post(HOST).await, 413);
     assert_eq!(get(&caje, OTHER, "/cache/b").await.body, "/cache/b #1");
-    let log = caje.log();
+    let log = caje.logged("only with a restart").await;
     assert!(
         log.lines()
             .any(|l| l.contains("only with a restart") && l.contains("listen")),

@@ -158,11 +158,8 @@ async fn tls_verify_false_is_warned_about_at_start() {
     text.push_str("tls_verify = false\n");
     std::fs::write(&config, text).expect("config");
     let caje = CajeProcess::start(&config).await;
-    let output = caje.output();
-    assert!(
-        output.contains("WARN") && output.contains("tls_verify = false"),
-        "{output}"
-    );
+    let output = caje.logged("tls_verify = false").await;
+    assert!(output.contains("WARN"), "{output}");
 }
 
 #[actix_web::test]

@@ -149,6 +149,16 @@ impl CajeProcess {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
+    /// Its log once it holds `text`: a running caje writes its lines from a
+    /// thread of its own, a moment after they are logged.
+    pub async fn logged(&self, text: &str) -> String {
+        super::eventually(|| async {
+            let log = self.log();
+            log.contains(text).then_some(log)
+        })
+        .await
+    }
+
     /// Resident memory now, in KiB (`VmRSS`).
     pub fn rss_kib(&self) -> u64 {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
