@@ -110,14 +110,28 @@ async fn start_shards(caje: &CajeProcess) -> (f64, f64) {
     .await
 }
 
-#[actix_web::test]
-async fn a_gracefully_stopped_node_starts_from_its_snapshot_with_every_entry() {
+/// A node in front of a test origin, `paths()` stored: the origin, the
+/// temp dir (kept while the test runs), the cache directory, the paths and
+/// the running caje.
+async fn node_with_entries() -> (
+    TestOrigin,
+    tempfile::TempDir,
+    PathBuf,
+    Vec<String>,
+    CajeProcess,
+) {
     let origin = spawn_origin().await;
     let dir = tempfile::tempdir().expect("temp dir");
     let cache = dir.path().join("cache");
     let paths = paths();
-    let mut caje = start(dir.path(), &origin).await;
+    let caje = start(dir.path(), &origin).await;
     store_all(&caje, &paths).await;
+    (origin, dir, cache, paths, caje)
+}
+
+#[actix_web::test]
+async fn a_gracefully_stopped_node_starts_from_its_snapshot_with_every_entry() {
+    let (origin, dir, cache, paths, mut caje) = node_with_entries().await;
     let entries = metric(&caje, "caje_cache_entries").await;
     let bytes = metric(&caje, "caje_cache_bytes").await;
     stop(&mut caje).await;
@@ -141,12 +155,7 @@ async fn a_gracefully_stopped_node_starts_from_its_snapshot_with_every_entry() {
 
 #[actix_web::test]
 async fn shards_changed_while_stopped_are_walked_and_missing_files_are_misses() {
-    let origin = spawn_origin().await;
-    let dir = tempfile::tempdir().expect("temp dir");
-    let cache = dir.path().join("cache");
-    let paths = paths();
-    let mut caje = start(dir.path(), &origin).await;
-    store_all(&caje, &paths).await;
+    let (origin, dir, cache, paths, mut caje) = node_with_entries().await;
     // Deleted while the node runs: the snapshot lists it, its file is gone.
     let gone_running = &paths[0];
     std::fs::remove_file(entry_path(&cache, gone_running)).expect("delete entry");
@@ -202,13 +211,8 @@ async fn shards_changed_while_stopped_are_walked_and_missing_files_are_misses() 
 
 #[actix_web::test]
 async fn a_damaged_snapshot_means_a_full_walk_with_every_entry() {
-    let origin = spawn_origin().await;
-    let dir = tempfile::tempdir().expect("temp dir");
-    let cache = dir.path().join("cache");
+    let (origin, dir, cache, paths, mut caje) = node_with_entries().await;
     let snapshot = cache.join("index.snapshot");
-    let paths = paths();
-    let mut caje = start(dir.path(), &origin).await;
-    store_all(&caje, &paths).await;
     type Damage = fn(&mut Vec<u8>);
     let damages: [(&str, Damage); 4] = [
         ("garbage", |b| b.iter_mut().for_each(|x| *x = 0x5a)),
@@ -239,12 +243,7 @@ async fn a_damaged_snapshot_means_a_full_walk_with_every_entry() {
 
 #[actix_web::test]
 async fn after_a_crash_the_start_walks_and_no_stale_snapshot_is_left() {
-    let origin = spawn_origin().await;
-    let dir = tempfile::tempdir().expect("temp dir");
-    let cache = dir.path().join("cache");
-    let mut paths = paths();
-    let mut caje = start(dir.path(), &origin).await;
-    store_all(&caje, &paths).await;
+    let (origin, dir, cache, mut paths, mut caje) = node_with_entries().await;
     stop(&mut caje).await;
 
     // Started from the snapshot, which is gone at once: a crash now leaves
