@@ -94,6 +94,19 @@ impl CacheStore {
         self.root.join(&name[..2]).join(name)
     }
 
+    /// Indexes an entry just written, whose head is known, and counts it.
+    pub(super) fn add_stored(&mut self, vk: VariantKey, info: EntryInfo) {
+        let size = info.size;
+        self.add_variant(
+            vk,
+            Variant {
+                size,
+                info: Some(Box::new(info)),
+            },
+        );
+        self.metrics.stored.inc();
+    }
+
     /// Indexes an entry just written, then evicts what the bound requires.
     pub(super) fn add_variant(&mut self, vk: VariantKey, variant: Variant) {
         self.drop_snapshot();

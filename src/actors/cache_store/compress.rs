@@ -13,7 +13,7 @@ use tokio::sync::oneshot;
 
 use super::actor::CacheStore;
 use super::in_flight::{WriteId, WriteKind};
-use super::index::{EntryInfo, Variant};
+use super::index::EntryInfo;
 use super::reads::{LookupResult, READ_CHUNK};
 use crate::cache::encoding::{self, Encoding};
 use crate::cache::entry::{self, EntryError, EntryHead, BODY_LEN_OFFSET};
@@ -157,15 +157,7 @@ impl CacheStore {
             tracing::warn!(error = %e, "cannot move a compressed variant into place");
             return false;
         }
-        let info = EntryInfo::from_head(head, size);
-        self.add_variant(
-            vk,
-            Variant {
-                size,
-                info: Some(Box::new(info)),
-            },
-        );
-        self.metrics.stored.inc();
+        self.add_stored(vk, EntryInfo::from_head(head, size));
         true
     }
 

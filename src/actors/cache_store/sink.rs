@@ -13,7 +13,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::actor::CacheStore;
 use super::in_flight::{WriteId, WriteKind};
-use super::index::{EntryInfo, Variant};
+use super::index::EntryInfo;
 use super::reads::READ_CHUNK;
 use crate::actors::manifest_batcher::RecordPage;
 use crate::cache::encoding;
@@ -154,18 +154,13 @@ impl CacheStore {
         url.vary = Some(pending.vary_names);
         let size = entry::PREFIX_LEN + pending.head_len + body_len;
         let key = pending.info.key.clone();
-        let info = EntryInfo {
-            size,
-            ..pending.info
-        };
-        self.add_variant(
+        self.add_stored(
             vk,
-            Variant {
+            EntryInfo {
                 size,
-                info: Some(Box::new(info)),
+                ..pending.info
             },
         );
-        self.metrics.stored.inc();
         self.drop_compressed(&pending.derived);
         for variant in stale_variants {
             self.metrics.removed.inc();
