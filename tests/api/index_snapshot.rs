@@ -52,24 +52,6 @@ async fn stop(caje: &mut CajeProcess) {
     assert!(status.success(), "{status}");
 }
 
-/// An unlabelled metric of the node.
-async fn metric(caje: &CajeProcess, name: &str) -> f64 {
-    let reply = request(
-        &test_client(),
-        &caje.url("/_caje/metrics"),
-        "GET",
-        HOST,
-        &[("authorization", &format!("Bearer {TOKEN}"))],
-    )
-    .await;
-    assert_eq!(reply.status, 200, "{}", reply.body);
-    reply
-        .body
-        .lines()
-        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
-        .unwrap_or_else(|| panic!("no {name} in\n{}", reply.body))
-}
-
 /// The body and `Cache-Status` of `path`.
 async fn get(caje: &CajeProcess, path: &str) -> (u16, String, String) {
     let reply = request(&test_client(), &caje.url(path), "GET", HOST, &[]).await;
@@ -83,7 +65,7 @@ async fn store_all(caje: &CajeProcess, paths: &[String]) {
         get(caje, path).await;
     }
     let want = paths.len() as f64;
-    eventually(|| async { (metric(caje, "caje_cache_entries").await >= want).then_some(()) }).await;
+    eventually(|| async { (caje.metric("caje_cache_entries").await >= want).then_some(()) }).await;
 }
 
 /// Fails unless every path is a hit with the origin's first body.
@@ -102,8 +84,8 @@ async fn assert_all_hits(caje: &CajeProcess, paths: &[String]) {
 async fn start_shards(caje: &CajeProcess) -> (f64, f64) {
     eventually(|| async {
         let shards = (
-            metric(caje, "caje_cache_start_shards_from_snapshot").await,
-            metric(caje, "caje_cache_start_shards_walked").await,
+            caje.metric("caje_cache_start_shards_from_snapshot").await,
+            caje.metric("caje_cache_start_shards_walked").await,
         );
         (shards.0 + shards.1 > 0.0).then_some(shards)
     })
@@ -132,8 +114,8 @@ async fn node_with_entries() -> (
 #[actix_web::test]
 async fn a_gracefully_stopped_node_starts_from_its_snapshot_with_every_entry() {
     let (origin, dir, cache, paths, mut caje) = node_with_entries().await;
-    let entries = metric(&caje, "caje_cache_entries").await;
-    let bytes = metric(&caje, "caje_cache_bytes").await;
+    let entries = caje.metric("caje_cache_entries").await;
+    let bytes = caje.metric("caje_cache_bytes").await;
     stop(&mut caje).await;
     assert!(cache.join("index.snapshot").exists());
     assert!(caje.log().contains("index snapshot written"));
@@ -142,8 +124,8 @@ async fn a_gracefully_stopped_node_starts_from_its_snapshot_with_every_entry() {
     assert_all_hits(&caje, &paths).await;
     assert_eq!(start_shards(&caje).await, (shard_count(&cache), 0.0));
     caje.logged("index_from=\"snapshot\"").await;
-    assert_eq!(metric(&caje, "caje_cache_entries").await, entries);
-    assert_eq!(metric(&caje, "caje_cache_bytes").await, bytes);
+    assert_eq!(caje.metric("caje_cache_entries").await, entries);
+    assert_eq!(caje.metric("caje_cache_bytes").await, bytes);
     assert!(
         !cache.join("index.snapshot").exists(),
         "a snapshot is removed as it is read"
@@ -273,17 +255,15 @@ async fn a_bounded_start_from_the_snapshot_keeps_the_newest_entries() {
     for (n, path) in paths.iter().enumerate() {
         get(&caje, path).await;
         let stored = (n + 1) as f64;
-        eventually(|| async {
-            (metric(&caje, "caje_cache_entries").await >= stored).then_some(())
-        })
-        .await;
+        eventually(|| async { (caje.metric("caje_cache_entries").await >= stored).then_some(()) })
+            .await;
     }
     stop(&mut caje).await;
 
     // Room for two 100 KiB entries: the two written last stay.
     let caje = start_with(dir.path(), &origin, "max_size = \"250 KiB\"").await;
     assert_eq!(start_shards(&caje).await.1, 0.0, "{}", caje.log());
-    assert_eq!(metric(&caje, "caje_cache_entries").await, 2.0);
+    assert_eq!(caje.metric("caje_cache_entries").await, 2.0);
     // Asked only if cached, so that a miss stores (and evicts) nothing.
     let headers = [("cache-control", "only-if-cached")];
     for (n, path) in paths.iter().enumerate() {

@@ -140,6 +140,15 @@ upstream = "{upstream}"
     // One origin request per node, none from the hits.
     assert_eq!(origin.counter.get(path), 3);
 
+    // Each node's store reached the manifest (a row written after the clear
+    // below would bring the page back).
+    for node in [a, b, c] {
+        eventually(|| async {
+            (node.metric("caje_manifest_rows_written_total").await >= 1.0).then_some(())
+        })
+        .await;
+    }
+
     // Clearing the manifest through C empties it for every node.
     let cleared = admin(&client, c, "POST", "/_caje/clear_db").await.json();
     assert_eq!(cleared, json!({ "removed_pages": 1 }));

@@ -159,6 +159,24 @@ impl CajeProcess {
         .await
     }
 
+    /// An unlabelled metric of the node, from `/_caje/metrics`.
+    pub async fn metric(&self, name: &str) -> f64 {
+        let reply = super::request(
+            &super::test_client(),
+            &self.url("/_caje/metrics"),
+            "GET",
+            HOST,
+            &[("authorization", &format!("Bearer {}", super::TOKEN))],
+        )
+        .await;
+        assert_eq!(reply.status, 200, "{}", reply.body);
+        reply
+            .body
+            .lines()
+            .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+            .unwrap_or_else(|| panic!("no {name} in\n{}", reply.body))
+    }
+
     /// Resident memory now, in KiB (`VmRSS`).
     pub fn rss_kib(&self) -> u64 {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
