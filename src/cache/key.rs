@@ -2,6 +2,9 @@
 //! request's values of the headers the response's `Vary` names select one
 //! variant under it. Files are named by hashes, so no user text reaches a path.
 
+use std::borrow::Cow;
+use std::sync::LazyLock;
+
 use actix_web::http::header::HeaderMap;
 use serde::{Deserialize, Serialize};
 
@@ -73,31 +76,46 @@ pub fn vary_values(names: &[String], request_headers: &HeaderMap) -> VaryValues 
     names
         .iter()
         .map(|name| {
-            if name == encoding::VARY_NAME {
-                let token = encoding::normalised(request_headers);
-                return (name.clone(), Some(token.as_bytes().to_vec()));
-            }
-            let mut joined: Option<Vec<u8>> = None;
-            for value in request_headers.get_all(name.as_str()) {
-                for item in list_items(value.as_bytes()) {
-                    let out = match &mut joined {
-                        Some(out) => {
-                            out.extend_from_slice(b", ");
-                            out
-                        }
-                        None => joined.insert(Vec::new()),
-                    };
-                    let item = item.trim_ascii();
-                    if name == "accept-language" {
-                        out.extend_from_slice(&language_range(item));
-                    } else {
-                        out.extend_from_slice(item);
-                    }
-                }
-            }
-            (name.clone(), joined)
+            let value = vary_value(name, request_headers).map(Cow::into_owned);
+            (name.clone(), value)
         })
         .collect()
+}
+
+/// Whether the request selects the variant stored with `stored` (its
+/// [`vary_values`]), found without building the request's values: a hit
+/// on a variant of the memory tier makes none.
+pub fn vary_matches(stored: &VaryValues, request_headers: &HeaderMap) -> bool {
+    stored
+        .iter()
+        .all(|(name, value)| vary_value(name, request_headers).as_deref() == value.as_deref())
+}
+
+/// The request's value of the header `name`, as [`vary_values`] has it.
+fn vary_value(name: &str, request_headers: &HeaderMap) -> Option<Cow<'static, [u8]>> {
+    if name == encoding::VARY_NAME {
+        let token = encoding::normalised(request_headers);
+        return Some(Cow::Borrowed(token.as_bytes()));
+    }
+    let mut joined: Option<Vec<u8>> = None;
+    for value in request_headers.get_all(name) {
+        for item in list_items(value.as_bytes()) {
+            let out = match &mut joined {
+                Some(out) => {
+                    out.extend_from_slice(b", ");
+                    out
+                }
+                None => joined.insert(Vec::new()),
+            };
+            let item = item.trim_ascii();
+            if name == "accept-language" {
+                out.extend_from_slice(&language_range(item));
+            } else {
+                out.extend_from_slice(item);
+            }
+        }
+    }
+    joined.map(Cow::Owned)
 }
 
 /// One `Accept-Language` item in a form that keeps its meaning: lower case
@@ -201,6 +219,11 @@ impl VariantKey {
 
 /// Hash of a request's vary values: what selects a variant under a URL.
 pub fn variant_hash(vary: &VaryValues) -> Hash {
+    // Most responses vary on nothing: their variant hash is made once.
+    static NO_VARY: LazyLock<Hash> = LazyLock::new(|| *blake3::Hasher::new().finalize().as_bytes());
+    if vary.is_empty() {
+        return *NO_VARY;
+    }
     let mut h = blake3::Hasher::new();
     for (name, value) in vary {
         h.update(&(name.len() as u64).to_le_bytes());

@@ -64,7 +64,7 @@ struct Inner {
     bytes: u64,
     /// Variants hit since the store last asked: its eviction order must
     /// not mistake an entry served only from memory for a cold one.
-    used: HashSet<VariantKey>,
+    used: HashSet<VariantKey, foldhash::fast::RandomState>,
 }
 
 pub struct MemoryTier {
@@ -85,7 +85,7 @@ impl MemoryTier {
             inner: Mutex::new(Inner {
                 urls: LruCache::unbounded(),
                 bytes: 0,
-                used: HashSet::new(),
+                used: HashSet::default(),
             }),
             held_urls: StoredUrls::default(),
             max_bytes,
@@ -117,15 +117,14 @@ impl MemoryTier {
         }
         let mut inner = self.lock();
         let url = inner.urls.get(&primary)?;
-        let vary = key::vary_values(&url.vary_names, request_headers);
-        let variant = key::variant_hash(&vary);
-        let found = url
-            .variants
-            .iter()
-            .find(|(v, _)| *v == variant)
-            .map(|(_, entry)| entry.clone())
-            // Guards against a hash collision serving another URL.
-            .filter(|entry| entry.head.key == *key && entry.head.vary == vary)?;
+        let names = &url.vary_names;
+        let (variant, found) = url.variants.iter().find(|(_, entry)| {
+            // The key guards against a hash collision serving another URL.
+            entry.head.key == *key
+                && entry.head.vary.iter().map(|(name, _)| name).eq(names)
+                && key::vary_matches(&entry.head.vary, request_headers)
+        })?;
+        let (variant, found) = (*variant, found.clone());
         inner.used.insert(VariantKey { primary, variant });
         drop(inner);
         self.metrics.lookups.inc();

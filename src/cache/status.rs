@@ -92,51 +92,50 @@ impl CacheStatus {
     /// The member under the cache name `name` (`caje-<node_name>` when a
     /// node name is set; `Display` uses [`CACHE_NAME`]).
     pub fn render(&self, name: &str) -> String {
-        let mut out = String::from(name);
-        // Writing to a String cannot fail.
-        let _ = fmt::write(&mut out, format_args!("{}", Params(self)));
+        let mut out = String::with_capacity(name.len() + 64);
+        out.push_str(name);
+        self.push_params(&mut out);
         out
     }
-}
 
-/// A member's parameters, after its cache name.
-struct Params<'a>(&'a CacheStatus);
-
-impl fmt::Display for CacheStatus {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(CACHE_NAME)?;
-        Params(self).fmt(f)
-    }
-}
-
-impl fmt::Display for Params<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let this = self.0;
-        if this.hit {
-            f.write_str("; hit")?;
+    /// The member's parameters, after its cache name (every hit makes one:
+    /// pushed, not formatted).
+    fn push_params(&self, out: &mut String) {
+        let mut number = itoa::Buffer::new();
+        if self.hit {
+            out.push_str("; hit");
         }
-        if let Some(fwd) = this.fwd {
-            write!(f, "; fwd={}", fwd.as_str())?;
+        if let Some(fwd) = self.fwd {
+            out.push_str("; fwd=");
+            out.push_str(fwd.as_str());
         }
-        if let Some(status) = this.fwd_status {
-            write!(f, "; fwd-status={status}")?;
+        if let Some(status) = self.fwd_status {
+            out.push_str("; fwd-status=");
+            out.push_str(number.format(status));
         }
-        if this.stored {
-            f.write_str("; stored")?;
+        if self.stored {
+            out.push_str("; stored");
         }
-        if this.collapsed {
-            f.write_str("; collapsed")?;
+        if self.collapsed {
+            out.push_str("; collapsed");
         }
-        if let Some(ttl) = this.ttl {
+        if let Some(ttl) = self.ttl {
             // A Structured Field integer has at most 15 digits (RFC 8941
             // §3.3.1); an origin can ask for a longer max-age.
             let ttl = ttl.clamp(-MAX_SF_INTEGER, MAX_SF_INTEGER);
-            write!(f, "; ttl={ttl}")?;
+            out.push_str("; ttl=");
+            out.push_str(number.format(ttl));
         }
-        if let Some(detail) = &this.detail {
-            write!(f, "; detail={detail}")?;
+        if let Some(detail) = &self.detail {
+            out.push_str("; detail=");
+            out.push_str(detail);
         }
-        Ok(())
+    }
+}
+
+impl fmt::Display for CacheStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.render(CACHE_NAME))
     }
 }
 

@@ -3,8 +3,9 @@
 //! miss) skips the round trip to the store's thread. The store is its only
 //! writer, and updates it where it changes its index.
 //!
-//! Keys are the first 8 bytes of a URL's primary hash (BLAKE3, so already
-//! uniform, and used as the set's hash as they are). Two URLs sharing them
+//! Keys are the first 8 bytes of a URL's primary hash, hashed again with a
+//! per-process random seed: a BLAKE3 hash is no secret, so URLs could be
+//! made whose hashes share the bits a set indexes by. Two URLs sharing them
 //! (odds 2⁻⁶⁴ a pair) only make one look held, which costs the round trip
 //! this spares, or, when one of them is removed, look absent, which costs
 //! one fetch of a page that was stored.
@@ -14,7 +15,6 @@
 //! than fetching again a page the cache directory holds.
 
 use std::collections::HashSet;
-use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{PoisonError, RwLock};
 
@@ -22,7 +22,7 @@ use super::key::Hash;
 
 #[derive(Default)]
 pub struct StoredUrls {
-    set: RwLock<HashSet<u64, BuildHasherDefault<AsIs>>>,
+    set: RwLock<HashSet<u64, foldhash::fast::RandomState>>,
     /// Whether the set holds every URL the store holds (its index is built).
     complete: AtomicBool,
 }
@@ -63,26 +63,6 @@ impl StoredUrls {
     pub fn remove(&self, primary: &Hash) {
         let mut set = self.set.write().unwrap_or_else(PoisonError::into_inner);
         set.remove(&short(primary));
-    }
-}
-
-/// The set's hasher: its keys are hash bytes already.
-#[derive(Default)]
-struct AsIs(u64);
-
-impl Hasher for AsIs {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = self.0.rotate_left(8) ^ u64::from(b);
-        }
-    }
-
-    fn write_u64(&mut self, n: u64) {
-        self.0 = n;
     }
 }
 

@@ -68,6 +68,16 @@ impl Exchange<'_> {
         self.freshness_detail(&hit.head)
     }
 
+    /// Answers with a fresh stored response, as a hit.
+    pub fn fresh_hit(&self, hit: Hit, now: SystemTime) -> HttpResponse {
+        self.record("hit");
+        let status = CacheStatus {
+            detail: self.hit_detail(&hit),
+            ..CacheStatus::hit(hit_ttl(&hit, now))
+        };
+        self.answer(hit, &status, now)
+    }
+
     /// Answers from a stored response, reported with `status`.
     pub fn answer(&self, hit: Hit, status: &CacheStatus, now: SystemTime) -> HttpResponse {
         let Hit { head, fields, body } = hit;

@@ -3,6 +3,7 @@
 //! for a stored response, lets `cache/` decide what may be sent, and goes
 //! to the origin through `upstream/` when nothing may.
 
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use actix_web::http::{header, Method, StatusCode};
@@ -15,12 +16,13 @@ use super::exchange::{hit_ttl, ttl, Exchange};
 use super::request_checks;
 use super::respond::{self, plain};
 use super::state::ProxyState;
-use super::{peer, purge, refresh};
+use super::{hot, peer, purge, refresh};
 use crate::actors::cache_store::{Compress, Hit, Lookup, LookupResult};
 use crate::admin::auth::AdminAuth;
 use crate::cache::coalesce::{self, Outcome, Role};
 use crate::cache::directives::{self, Directives};
 use crate::cache::freshness::{self, Verdict};
+use crate::cache::memory_tier::HotEntry;
 use crate::cache::partial::{self, Plan};
 use crate::cache::{range, revalidate};
 use crate::cache::{CacheStatus, Forward};
@@ -46,6 +48,24 @@ pub async fn proxy(
     state: web::Data<ProxyState>,
     client: web::Data<OriginClients>,
     auth: web::Data<AdminAuth>,
+) -> HttpResponse {
+    // Most hits end here; the flow below is a far larger future, made (and
+    // allocated) only for the requests that need it.
+    match hot::answer(&req, &state, &client) {
+        Ok(response) => response,
+        Err(found) => Box::pin(flow(req, payload, state, client, auth, found)).await,
+    }
+}
+
+/// A request's whole flow; `found`: what the memory tier already gave for
+/// it (see `hot::answer`).
+async fn flow(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<ProxyState>,
+    client: web::Data<OriginClients>,
+    auth: web::Data<AdminAuth>,
+    found: Option<Arc<HotEntry>>,
 ) -> HttpResponse {
     // 1. Checks, and the origin for this host (never an open proxy).
     let raw_host = match request_checks::target_host(&req) {
@@ -87,7 +107,7 @@ pub async fn proxy(
     let request_directives = directives::request(x.seen);
     let bypass = origin.freshness.bypass(path_and_query);
     let cached = match (safe, bypass) {
-        (true, None) => lookup(&x, &request_directives).await,
+        (true, None) => lookup(&x, &request_directives, found).await,
         (true, Some(_)) => Cached::Nothing(Forward::Bypass),
         (false, _) => Cached::Nothing(Forward::Method),
     };
@@ -117,14 +137,7 @@ pub async fn proxy(
     };
     let now = SystemTime::now();
     let (stale, reason) = match cached {
-        Cached::Fresh(hit) => {
-            x.record("hit");
-            let status = CacheStatus {
-                detail: x.hit_detail(&hit),
-                ..CacheStatus::hit(hit_ttl(&hit, now))
-            };
-            return x.answer(*hit, &status, now);
-        }
+        Cached::Fresh(hit) => return x.fresh_hit(*hit, now),
         // Stale within stale-while-revalidate: sent now, refreshed after.
         Cached::Validate(hit, Forward::Stale)
             if freshness::within_while_revalidate(&hit.head, now) =>
@@ -278,10 +291,11 @@ fn partial_plan(x: &Exchange<'_>, hit: &Hit, held: partial::Held) -> Option<Plan
     ))
 }
 
-/// What the cache holds for this request (its `request` directives).
-async fn lookup(x: &Exchange<'_>, request: &Directives) -> Cached {
+/// What the cache holds for this request (its `request` directives);
+/// `found`: the memory tier's entry, when it was already asked.
+async fn lookup(x: &Exchange<'_>, request: &Directives, found: Option<Arc<HotEntry>>) -> Cached {
     let primary = x.key.primary_hash();
-    let hit = match x.state.memory.get(x.key, primary, x.seen) {
+    let hit = match found.or_else(|| x.state.memory.get(x.key, primary, x.seen)) {
         Some(hot) => Box::new(Hit::from_memory(&hot)),
         // Nothing stored for the URL: known without asking the store.
         None if !x.state.memory.store_may_hold(&primary) => {
@@ -343,7 +357,7 @@ async fn collapsed(
     if outcome != Some(Outcome::Stored) {
         return None;
     }
-    let Cached::Fresh(hit) = lookup(x, request).await else {
+    let Cached::Fresh(hit) = lookup(x, request, None).await else {
         return None;
     };
     // The leader stored a whole answer; a part is someone else's.

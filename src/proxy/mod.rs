@@ -7,6 +7,7 @@ mod body;
 mod compressed;
 mod exchange;
 mod handler;
+mod hot;
 mod partial;
 mod peer;
 mod purge;
