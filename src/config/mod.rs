@@ -243,21 +243,27 @@ impl Settings {
 
     /// The origin serving a request's host, if any (the port is ignored).
     pub fn origin_for(&self, host: &str) -> Option<&Origin> {
-        let host = normalize_host(host);
-        self.origins.iter().find(|o| o.host == host)
+        // Origin hosts are normalised: compared without making a copy.
+        let host = without_port(host.trim());
+        self.origins
+            .iter()
+            .find(|o| o.host.eq_ignore_ascii_case(host))
     }
 }
 
 /// Lower-cases a `Host` value and drops its port (`[::1]:80` → `[::1]`).
 pub fn normalize_host(host: &str) -> String {
-    let host = host.trim();
-    let without_port = if let Some(rest) = host.strip_prefix('[') {
+    without_port(host.trim()).to_ascii_lowercase()
+}
+
+/// A `Host` value without its port.
+fn without_port(host: &str) -> &str {
+    if let Some(rest) = host.strip_prefix('[') {
         match rest.find(']') {
             Some(end) => &host[..end + 2],
             None => host,
         }
     } else {
         host.rsplit_once(':').map_or(host, |(name, _)| name)
-    };
-    without_port.to_ascii_lowercase()
+    }
 }

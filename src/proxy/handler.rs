@@ -74,12 +74,12 @@ async fn flow(
     };
     // This request's config, to its end, whatever a reload does meanwhile.
     let live = state.config.current();
-    let Some(origin) = live.settings.origin_for(&raw_host) else {
+    let Some(origin) = live.settings.origin_for(raw_host) else {
         return plain(
             StatusCode::MISDIRECTED_REQUEST,
             format!(
                 "caje: no origin is configured for host {:?}\n",
-                normalize_host(&raw_host)
+                normalize_host(raw_host)
             ),
         );
     };

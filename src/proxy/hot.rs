@@ -32,7 +32,7 @@ pub fn answer(
     }
     let raw_host = request_checks::target_host(req).map_err(|_| None)?;
     let live = state.config.current();
-    let origin = live.settings.origin_for(&raw_host).ok_or(None)?;
+    let origin = live.settings.origin_for(raw_host).ok_or(None)?;
     request_checks::check(req, live.settings.max_request_body).map_err(|_| None)?;
     let path_and_query = req.uri().path_and_query().map_or("/", |p| p.as_str());
     if origin.freshness.bypass(path_and_query).is_some() {

@@ -55,7 +55,7 @@ impl Refused {
 /// The host a request is for, as the client wrote it: the authority of an
 /// absolute-form target (or of an HTTP/2 request), else `Host`. Forwarding
 /// headers from the client are never consulted.
-pub fn target_host(req: &HttpRequest) -> Result<String, Refused> {
+pub fn target_host(req: &HttpRequest) -> Result<&str, Refused> {
     let uri = req.uri();
     let host = match uri.authority() {
         // An authority-form target (CONNECT) has no scheme: caje is no tunnel.
@@ -72,7 +72,7 @@ pub fn target_host(req: &HttpRequest) -> Result<String, Refused> {
     if !valid_host(host) {
         return Err(Refused::BadHost);
     }
-    Ok(host.to_owned())
+    Ok(host)
 }
 
 /// The checks on a routed request's target and declared body size.
