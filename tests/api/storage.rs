@@ -189,3 +189,35 @@ async fn small_hot_entries_are_served_from_memory_until_their_url_changes() {
     app.get("/cache/hot").await;
     assert!(app.metrics.cache.memory_bytes.get() > 0);
 }
+
+#[actix_web::test]
+async fn an_entry_in_memory_that_the_request_must_validate_is_looked_up_once() {
+    let origin = spawn_origin().await;
+    let app = spawn_app(&origin).await;
+    let counts = || {
+        let cache = &app.metrics.cache;
+        (cache.lookups.get(), cache.memory_hits.get())
+    };
+    app.get("/cache/validate").await;
+    app.stored(1).await;
+    // Read from the file, and held in memory from then on.
+    app.get("/cache/validate").await;
+    let (lookups, memory_hits) = counts();
+    let hit = app.get("/cache/validate").await;
+    assert!(hit.cache_status().starts_with("caje; hit"));
+    assert_eq!(counts(), (lookups + 1, memory_hits + 1));
+
+    // Found in memory before the handler's flow, validated by the flow:
+    // one lookup, not two.
+    let validated = app
+        .get_with("/cache/validate", &[("cache-control", "no-cache")])
+        .await;
+    assert!(
+        validated.cache_status().starts_with("caje; fwd=request"),
+        "{}",
+        validated.cache_status()
+    );
+    assert_eq!(validated.body, "/cache/validate #2");
+    assert_eq!(counts(), (lookups + 2, memory_hits + 2));
+    assert_eq!(origin.counter.get("/cache/validate"), 2);
+}
