@@ -119,10 +119,10 @@ impl MemoryTier {
         let url = inner.urls.get(&primary)?;
         let names = &url.vary_names;
         let (variant, found) = url.variants.iter().find(|(_, entry)| {
-            // The key guards against a hash collision serving another URL.
-            entry.head.key == *key
-                && entry.head.vary.iter().map(|(name, _)| name).eq(names)
+            entry.head.vary.iter().map(|(name, _)| name).eq(names)
                 && key::vary_matches(&entry.head.vary, request_headers)
+                // Guards against a hash collision serving another URL.
+                && entry.head.key == *key
         })?;
         let (variant, found) = (*variant, found.clone());
         inner.used.insert(VariantKey { primary, variant });
