@@ -389,7 +389,7 @@ impl Runner {
             client: self.client.origin(origin, &live.tls),
             client_ip_header: None,
             metrics: &self.origin_metrics,
-            cdn_loop: live.settings.cdn_loop(),
+            cdn_loop: live.cdn_loop.clone(),
         };
         let request = OriginRequest::own_get(&key.path_and_query);
         let response = upstream::send(&upstream, request, None::<RequestBody<NoBody>>)

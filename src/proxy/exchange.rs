@@ -99,7 +99,7 @@ impl Exchange<'_> {
             client: self.client.origin(self.origin, &self.live.tls),
             client_ip_header: self.live.settings.client_ip_header.as_ref(),
             metrics: &self.state.metrics,
-            cdn_loop: self.live.settings.cdn_loop(),
+            cdn_loop: self.live.cdn_loop.clone(),
         }
     }
 

@@ -53,27 +53,30 @@ pub async fn proxy(
     // allocated) only for the requests that need it.
     match hot::answer(&req, &state, &client) {
         Ok(response) => response,
-        Err(found) => Box::pin(flow(req, payload, state, client, auth, found)).await,
+        Err(handover) => Box::pin(flow(req, payload, state, client, auth, handover)).await,
     }
 }
 
-/// A request's whole flow; `found`: what the memory tier already gave for
-/// it (see `hot::answer`).
+/// A request's whole flow, with what the hot path already had of it.
 async fn flow(
     req: HttpRequest,
     payload: web::Payload,
     state: web::Data<ProxyState>,
     client: web::Data<OriginClients>,
     auth: web::Data<AdminAuth>,
-    found: Option<Arc<HotEntry>>,
+    handover: hot::Handover,
 ) -> HttpResponse {
     // 1. Checks, and the origin for this host (never an open proxy).
     let raw_host = match request_checks::target_host(&req) {
         Ok(host) => host,
         Err(refused) => return refused.response(),
     };
-    // This request's config, to its end, whatever a reload does meanwhile.
-    let live = state.config.current();
+    // This request's config, to its end, whatever a reload does meanwhile
+    // (the one the hot path took, when it took one).
+    let (live, key) = match handover.taken {
+        Some((live, key)) => (live, Some(key)),
+        None => (state.config.current(), None),
+    };
     let Some(origin) = live.settings.origin_for(raw_host) else {
         return plain(
             StatusCode::MISDIRECTED_REQUEST,
@@ -87,7 +90,7 @@ async fn flow(
         return refused.response();
     }
     let path_and_query = req.uri().path_and_query().map_or("/", |p| p.as_str());
-    let key = origin.key(path_and_query);
+    let key = key.unwrap_or_else(|| origin.key(path_and_query));
     if req.method().as_str() == "PURGE" {
         return purge::purge_method(&req, &state, &auth, key).await;
     }
@@ -107,7 +110,7 @@ async fn flow(
     let request_directives = directives::request(x.seen);
     let bypass = origin.freshness.bypass(path_and_query);
     let cached = match (safe, bypass) {
-        (true, None) => lookup(&x, &request_directives, found).await,
+        (true, None) => lookup(&x, &request_directives, handover.found).await,
         (true, Some(_)) => Cached::Nothing(Forward::Bypass),
         (false, _) => Cached::Nothing(Forward::Method),
     };

@@ -45,12 +45,11 @@ pub async fn ask(x: &Exchange<'_>) -> Option<awc::ClientResponse> {
         let url = holder
             .peer_url
             .filter(|url| !settings.is_own_peer_url(url))?;
-        let cdn_loop = settings.cdn_loop();
         let peer = Peer {
             url: &url,
             client: x.client.peers(),
             timeout: settings.peer_timeout,
-            cdn_loop: &cdn_loop,
+            cdn_loop: &x.live.cdn_loop,
             metrics: &x.state.metrics,
         };
         peer::ask(&peer, x.key, x.seen, x.origin.admit_rules())

@@ -37,7 +37,7 @@ pub fn spawn(
             client: client.origin(&origin, &live.tls),
             client_ip_header: live.settings.client_ip_header.as_ref(),
             metrics: &state.metrics,
-            cdn_loop: live.settings.cdn_loop(),
+            cdn_loop: live.cdn_loop.clone(),
         };
         let seen = headers::as_origin_sees(req.headers());
         let validators = revalidate::validators(&head);

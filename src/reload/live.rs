@@ -4,15 +4,29 @@
 
 use std::sync::{Arc, Mutex};
 
+use actix_web::http::header::HeaderValue;
 use arc_swap::ArcSwap;
 
 use crate::config::Settings;
 use crate::upstream::TlsConfigs;
 
-/// One config: the settings and the TLS config of each of their origins.
+/// One config: the settings, the TLS config of each of their origins, and
+/// what every origin request carries, made once rather than per request.
 pub struct Snapshot {
     pub settings: Arc<Settings>,
     pub tls: TlsConfigs,
+    /// This node's `CDN-Loop` member (`Settings::cdn_loop`).
+    pub cdn_loop: HeaderValue,
+}
+
+impl Snapshot {
+    fn new(settings: Arc<Settings>, tls: TlsConfigs) -> Self {
+        Self {
+            cdn_loop: settings.cdn_loop(),
+            settings,
+            tls,
+        }
+    }
 }
 
 /// The handle on the config in force; clones share it.
@@ -28,7 +42,7 @@ impl LiveConfig {
     pub fn new(settings: Arc<Settings>) -> Self {
         let tls = TlsConfigs::new(&settings);
         Self {
-            current: Arc::new(ArcSwap::from_pointee(Snapshot { settings, tls })),
+            current: Arc::new(ArcSwap::from_pointee(Snapshot::new(settings, tls))),
             replacing: Arc::default(),
         }
     }
@@ -54,10 +68,8 @@ impl LiveConfig {
         let running = self.current.load_full();
         let (settings, answer) = change(&running.settings);
         let tls = running.tls.rebuilt(&settings);
-        self.current.store(Arc::new(Snapshot {
-            settings: Arc::new(settings),
-            tls,
-        }));
+        self.current
+            .store(Arc::new(Snapshot::new(Arc::new(settings), tls)));
         answer
     }
 }

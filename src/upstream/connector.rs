@@ -5,6 +5,7 @@
 //! above any reader it is given; awc is then asked in `http://` terms
 //! ([`request_base`]) on a connection that is TLS underneath.
 
+use std::borrow::Cow;
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -26,20 +27,20 @@ type TcpConnection = Connection<Uri, TcpStream>;
 /// The URL base awc is asked with for an origin's `upstream`: an
 /// `https://` one as `http://` with its port (443 unless given), since
 /// the connection it gets is TLS already.
-pub fn request_base(upstream: &str) -> String {
+pub fn request_base(upstream: &str) -> Cow<'_, str> {
     let Some(authority) = upstream.strip_prefix("https://") else {
-        return upstream.to_owned();
+        return Cow::Borrowed(upstream);
     };
     // A port follows the last ':' outside an IPv6 literal's brackets.
     let has_port = authority
         .rsplit_once(']')
         .map_or(authority, |(_, rest)| rest)
         .contains(':');
-    if has_port {
+    Cow::Owned(if has_port {
         format!("http://{authority}")
     } else {
         format!("http://{authority}:443")
-    }
+    })
 }
 
 /// An origin connection under [`OriginIo`].

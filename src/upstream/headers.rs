@@ -13,6 +13,7 @@ use std::net::{IpAddr, SocketAddr};
 
 use actix_web::http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use actix_web::http::Version;
+use smallvec::SmallVec;
 
 use crate::cache::encoding;
 
@@ -67,7 +68,7 @@ fn is_hop_by_hop(name: &HeaderName) -> bool {
 }
 
 /// The field names a message's `Connection` nominates as hop-by-hop.
-fn connection_named(headers: &HeaderMap) -> Vec<&str> {
+fn connection_named(headers: &HeaderMap) -> SmallVec<[&str; 4]> {
     headers
         .get_all(header::CONNECTION)
         .filter_map(|v| v.to_str().ok())

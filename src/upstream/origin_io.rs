@@ -27,6 +27,10 @@ use super::transfer_coding::BodyDecoder;
 const MAX_HEAD: usize = 64 * 1024;
 /// The longest request head read for what the response depends on.
 const MAX_REQUEST_HEAD: usize = 64 * 1024;
+/// Room made in `raw` for each read from the origin.
+const READ_AT_ONCE: usize = 8 * 1024;
+/// The request buffer kept between exchanges, at most.
+const KEPT_REQUEST_BUFFER: usize = 4 * 1024;
 
 enum Reading {
     /// A response head is expected.
@@ -43,11 +47,17 @@ pub struct OriginIo<Io> {
     io: Io,
     /// Bytes read from the origin and not yet handed on.
     raw: BytesMut,
-    /// Bytes for awc: heads, rewritten heads, decoded bodies.
+    /// How many of `raw`'s first bytes go to awc as they are (a head, the
+    /// body after it): handed on from `raw` itself, which so keeps its
+    /// buffer from one read to the next.
+    passing: usize,
+    /// Bytes for awc that caje made: rewritten heads, decoded bodies.
     ready: BytesMut,
     reading: Reading,
-    /// The request head being written, until it is complete.
-    request: Option<Vec<u8>>,
+    /// The request head being written (its buffer kept for the next one).
+    request: Vec<u8>,
+    /// Whether `request` is still being written.
+    heading: bool,
     asked: Asked,
     /// A final response head was handed on: the next write is a new request.
     answered: bool,
@@ -60,9 +70,11 @@ impl<Io> OriginIo<Io> {
         Self {
             io,
             raw: BytesMut::new(),
+            passing: 0,
             ready: BytesMut::new(),
             reading: Reading::Head,
-            request: None,
+            request: Vec::new(),
+            heading: false,
             asked: Asked::default(),
             answered: true,
             eof: false,
@@ -86,13 +98,14 @@ fn fill<Io: AsyncRead + Unpin>(
     eof: &mut bool,
     cx: &mut Context<'_>,
 ) -> Poll<io::Result<()>> {
-    let mut bytes = [0u8; 8 * 1024];
-    let mut buf = ReadBuf::new(&mut bytes);
-    ready!(Pin::new(io).poll_read(cx, &mut buf))?;
-    if buf.filled().is_empty() {
+    // A rare long head does not keep its buffer.
+    if raw.is_empty() && raw.capacity() > 2 * READ_AT_ONCE {
+        *raw = BytesMut::new();
+    }
+    raw.reserve(READ_AT_ONCE);
+    if ready!(tokio_util::io::poll_read_buf(Pin::new(io), cx, raw))? == 0 {
         *eof = true;
     }
-    raw.extend_from_slice(buf.filled());
     Poll::Ready(Ok(()))
 }
 
@@ -106,14 +119,22 @@ impl<Io: AsyncRead + Unpin> AsyncRead for OriginIo<Io> {
         loop {
             if !this.ready.is_empty() {
                 let n = buf.remaining().min(this.ready.len());
-                buf.put_slice(&this.ready.split_to(n));
+                buf.put_slice(&this.ready[..n]);
+                this.ready.advance(n);
+                return Poll::Ready(Ok(()));
+            }
+            if this.passing > 0 {
+                let n = buf.remaining().min(this.passing);
+                buf.put_slice(&this.raw[..n]);
+                this.raw.advance(n);
+                this.passing -= n;
                 return Poll::Ready(Ok(()));
             }
             match &mut this.reading {
                 Reading::Body if this.raw.is_empty() => {
                     return Pin::new(&mut this.io).poll_read(cx, buf);
                 }
-                Reading::Body => this.ready = this.raw.split(),
+                Reading::Body => this.passing = this.raw.len(),
                 Reading::Head if this.eof => {
                     if this.raw.is_empty() {
                         return Poll::Ready(Ok(()));
@@ -134,7 +155,7 @@ impl<Io: AsyncRead + Unpin> AsyncRead for OriginIo<Io> {
                         interim,
                         chunked,
                     } => {
-                        this.ready = this.raw.split_to(len);
+                        this.passing = len;
                         if !interim {
                             this.answered = true;
                             this.reading = if chunked {
@@ -163,9 +184,8 @@ impl<Io: AsyncRead + Unpin> AsyncRead for OriginIo<Io> {
                 }
                 Reading::Watching(chunks) if chunks.is_done() => this.reading = Reading::Body,
                 Reading::Watching(chunks) if !this.raw.is_empty() => {
-                    let raw = this.raw.split();
-                    chunks.feed(&raw, &mut BytesMut::new())?;
-                    this.ready = raw;
+                    chunks.feed(&this.raw, &mut BytesMut::new())?;
+                    this.passing = this.raw.len();
                 }
                 // Read straight into awc's buffer; an end before the last
                 // chunk is an error, not the end of the body.
@@ -195,16 +215,22 @@ impl<Io: AsyncWrite + Unpin> AsyncWrite for OriginIo<Io> {
         if this.answered {
             this.answered = false;
             this.reading = Reading::Head;
-            this.request = Some(Vec::new());
+            this.request.clear();
+            this.heading = true;
             this.asked = Asked::default();
         }
         let written = ready!(Pin::new(&mut this.io).poll_write(cx, buf))?;
-        if let Some(request) = &mut this.request {
+        if this.heading {
+            let request = &mut this.request;
             request.extend_from_slice(&buf[..written]);
             let complete = request.windows(4).any(|w| w == b"\r\n\r\n");
             if complete || request.len() > MAX_REQUEST_HEAD {
                 this.asked = Asked::from_request(request);
-                this.request = None;
+                this.heading = false;
+                // A rare long head does not keep its buffer.
+                if request.capacity() > KEPT_REQUEST_BUFFER {
+                    *request = Vec::new();
+                }
             }
         }
         Poll::Ready(Ok(written))
@@ -229,5 +255,86 @@ impl<Io: ActixStream> ActixStream for OriginIo<Io> {
 
     fn poll_write_ready(&self, cx: &mut Context<'_>) -> Poll<io::Result<Ready>> {
         self.io.poll_write_ready(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::VecDeque;
+
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    use super::*;
+
+    /// An origin connection that hands out what the origin sent a few
+    /// bytes at a time, and takes every write.
+    struct Trickle(VecDeque<u8>, usize);
+
+    impl AsyncRead for Trickle {
+        fn poll_read(
+            mut self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+            buf: &mut ReadBuf<'_>,
+        ) -> Poll<io::Result<()>> {
+            let n = self.1.min(buf.remaining()).min(self.0.len());
+            let bytes: Vec<u8> = self.0.drain(..n).collect();
+            buf.put_slice(&bytes);
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    impl AsyncWrite for Trickle {
+        fn poll_write(
+            self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+            buf: &[u8],
+        ) -> Poll<io::Result<usize>> {
+            Poll::Ready(Ok(buf.len()))
+        }
+        fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+        fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    /// Asks for one response and reads `len` bytes of what awc would get,
+    /// `at_once` bytes at most a read.
+    async fn exchange(io: &mut OriginIo<Trickle>, len: usize, at_once: usize) -> String {
+        io.write_all(b"GET / HTTP/1.1\r\nHost: o\r\n\r\n")
+            .await
+            .unwrap();
+        let mut got = Vec::new();
+        while got.len() < len {
+            let mut piece = vec![0; at_once.min(len - got.len())];
+            let n = io.read(&mut piece).await.unwrap();
+            assert!(n > 0, "the answer ended after {got:?}");
+            got.extend_from_slice(&piece[..n]);
+        }
+        String::from_utf8(got).unwrap()
+    }
+
+    #[tokio::test]
+    async fn heads_and_bodies_pass_whole_however_the_origin_splits_them() {
+        let first = "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello";
+        let second = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n";
+        let sent = format!("HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\n{first}{second}");
+        for (step, at_once) in [(1, 4096), (7, 3), (64, 10), (4096, 4096), (4096, 5)] {
+            let origin = Trickle(sent.bytes().collect(), step);
+            let mut io = OriginIo::new(origin);
+            // The 103 is dropped; each answer comes through as it was sent.
+            let (a, b) = (first.len(), second.len());
+            assert_eq!(
+                exchange(&mut io, a, at_once).await,
+                first,
+                "{step}, {at_once}"
+            );
+            assert_eq!(
+                exchange(&mut io, b, at_once).await,
+                second,
+                "{step}, {at_once}"
+            );
+        }
     }
 }

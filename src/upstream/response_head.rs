@@ -23,11 +23,15 @@ pub struct Asked {
 impl Asked {
     /// Reads a request head as written to the origin.
     pub fn from_request(head: &[u8]) -> Self {
-        let lower = head.to_ascii_lowercase();
+        let has = |needle: &[u8]| {
+            head.windows(needle.len())
+                .any(|w| w.eq_ignore_ascii_case(needle))
+        };
         Self {
-            head: lower.starts_with(b"head "),
-            expects_continue: lower.windows(b"\nexpect:".len()).any(|w| w == b"\nexpect:")
-                && lower.windows(12).any(|w| w == b"100-continue"),
+            head: head
+                .get(..5)
+                .is_some_and(|m| m.eq_ignore_ascii_case(b"head ")),
+            expects_continue: has(b"\nexpect:") && has(b"100-continue"),
         }
     }
 }

@@ -205,14 +205,15 @@ fn record(
         .origin_seconds
         .with_label_values(&[label])
         .observe(elapsed.as_secs_f64());
-    let status = match result {
-        Ok(r) => r.status().as_str().to_owned(),
-        Err(e) if timed_out(e) => "timeout".to_owned(),
-        Err(e) if tls_failure(e).is_some() => "tls_error".to_owned(),
-        Err(_) => "error".to_owned(),
+    let code = result.as_ref().ok().map(awc::ClientResponse::status);
+    let status = match (&code, result) {
+        (Some(code), _) => code.as_str(),
+        (None, Err(e)) if timed_out(e) => "timeout",
+        (None, Err(e)) if tls_failure(e).is_some() => "tls_error",
+        (None, _) => "error",
     };
     metrics
         .origin_requests
-        .with_label_values(&[label, &status])
+        .with_label_values(&[label, status])
         .inc();
 }
