@@ -184,7 +184,7 @@ pub fn origin_request_headers(client: &HeaderMap, info: &ClientInfo<'_>) -> Head
     // caje faces clients directly: a client's own `X-Forwarded-For` chain is
     // whatever it chose to write, so only the address caje saw is passed on.
     if let Some(address) = address {
-        if let Ok(value) = HeaderValue::from_str(&address.to_string()) {
+        if let Ok(value) = HeaderValue::try_from(address.to_string()) {
             out.insert(x_forwarded_for, value);
         }
     }
