@@ -82,7 +82,8 @@ else
   (cd "$ROOT" && cargo build --release -q)
   CAJE="${CARGO_TARGET_DIR:-$ROOT/target}/release/caje"
 fi
-# the bare actix-web contender: the framework's own floor (examples/bench_bare.rs)
+# the bare actix-web contender: the framework's own floor, for hits and for a
+# relayed miss (examples/bench_bare.rs)
 log "cargo build --release --example bench_bare"
 (cd "$ROOT" && cargo build --release -q --example bench_bare)
 BARE="${CARGO_TARGET_DIR:-$ROOT/target}/release/examples/bench_bare"
@@ -234,7 +235,8 @@ mkdir -p "$T/varnish"
 start_bg "$T/varnish.log" varnishd -F -a "127.0.0.1:$P_VARNISH" -b "127.0.0.1:$P_ORIGIN" \
   -s malloc,256m -n "$T/varnish" -p thread_pools=1
 PID_OF[varnish]=${PIDS[-1]}
-start_bg "$T/bare.log" "$BARE" "127.0.0.1:$P_BARE" "$T/www"
+# bare relays /nostore to the origin with awc: the floor of a miss
+start_bg "$T/bare.log" "$BARE" "127.0.0.1:$P_BARE" "$T/www" "http://127.0.0.1:$P_ORIGIN"
 PID_OF[bare]=${PIDS[-1]}
 start_caje() { # dir logfile [RUST_LOG]
   CAJE_ADMIN_TOKEN=bench RUST_LOG=${3:-$CAJE_RUST_LOG} start_bg "$2" "$CAJE" --config "$1/caje.toml"
@@ -369,7 +371,7 @@ for r in $(seq 1 "$ROUNDS"); do
   for c in caje bare caje-info nginx varnish ceiling; do run_wrk hit-1k "$c" /1k "$r"; done
   for c in caje bare nginx varnish; do run_wrk hit-100k "$c" /100k "$r"; done
   for c in caje caje-mem bare nginx varnish; do run_wrk hit-10m "$c" /10m "$r"; done
-  for c in caje nginx varnish origin; do run_wrk nostore-miss "$c" /nostore "$r"; done
+  for c in caje bare nginx varnish origin; do run_wrk nostore-miss "$c" /nostore "$r"; done
   for c in caje origin; do run_wrk cold-crawl "$c" / "$r" "$(crawl_script "$c" "$r")"; done
   for c in caje nginx nginx-nolock varnish origin; do coalesce "$c" "$r"; done
 done

@@ -386,6 +386,8 @@ def report(raw, out, meta):
         "hit-10m MiB/s caje/nginx": ratio(g("hit-10m", "caje", "mib_s"), g("hit-10m", "nginx", "mib_s")),
         "hit-10m MiB/s caje/varnish": ratio(g("hit-10m", "caje", "mib_s"), g("hit-10m", "varnish", "mib_s")),
         "nostore rps caje/origin": ratio(g("nostore-miss", "caje", "rps"), g("nostore-miss", "origin", "rps")),
+        "nostore rps caje/bare": ratio(g("nostore-miss", "caje", "rps"), g("nostore-miss", "bare", "rps")),
+        "nostore cpu/req caje/bare": ratio(g("nostore-miss", "caje", "cpu_us"), g("nostore-miss", "bare", "cpu_us")),
         "nostore rps caje/nginx": ratio(g("nostore-miss", "caje", "rps"), g("nostore-miss", "nginx", "rps")),
         "nostore rps caje/varnish": ratio(g("nostore-miss", "caje", "rps"), g("nostore-miss", "varnish", "rps")),
         "coalesce total caje/origin-delay": ratio(g("coalesce-slow", "caje", "total_s"), meta.get("slow_delay_ms", 200) / 1000.0),

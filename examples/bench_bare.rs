@@ -1,11 +1,14 @@
 //! The benchmark's floor (`bench/run.sh`, contender "bare"): actix-web
 //! alone, one worker, answering `/1k`, `/100k` and `/10m` from memory with
 //! the same header fields a caje hit carries, so that the difference between
-//! the two is what caje adds on top of the framework.
+//! the two is what caje adds on top of the framework. Given an ORIGIN, it
+//! relays any other path there with awc (caje's origin client) and no more:
+//! the floor of a miss that cannot be stored.
 //!
-//!     cargo run --release --example bench_bare -- 127.0.0.1:8090 DIR
+//!     cargo run --release --example bench_bare -- 127.0.0.1:8090 DIR [ORIGIN]
 //!
-//! DIR holds the files `1k`, `100k` and `10m` (the origin's).
+//! DIR holds the files `1k`, `100k` and `10m` (the origin's); ORIGIN is
+//! an `http://host:port` base.
 
 use std::collections::HashMap;
 
@@ -31,9 +34,19 @@ const FIELDS: [(HeaderName, &str); 9] = [
     (header::VIA, "1.1 caje"),
 ];
 
-async fn answer(req: HttpRequest, bodies: web::Data<HashMap<String, Bytes>>) -> HttpResponse {
+/// Where paths without a body of their own are relayed.
+struct Origin(Option<String>);
+
+async fn answer(
+    req: HttpRequest,
+    bodies: web::Data<HashMap<String, Bytes>>,
+    origin: web::Data<Origin>,
+) -> HttpResponse {
     let Some(body) = bodies.get(req.path()) else {
-        return HttpResponse::NotFound().finish();
+        return match &origin.0 {
+            Some(base) => relay(&req, base).await,
+            None => HttpResponse::NotFound().finish(),
+        };
     };
     let mut response = HttpResponse::Ok();
     for (name, value) in &FIELDS {
@@ -42,13 +55,49 @@ async fn answer(req: HttpRequest, bodies: web::Data<HashMap<String, Bytes>>) -> 
     response.body(body.clone())
 }
 
+thread_local! {
+    /// awc's client is `!Send`: one per worker, as caje has.
+    static CLIENT: awc::Client = awc::Client::builder()
+        .no_default_headers()
+        .disable_redirects()
+        .finish();
+}
+
+/// The origin's answer to the same path, its body read whole, its fields
+/// passed on but for those about the connection and the body's length.
+async fn relay(req: &HttpRequest, base: &str) -> HttpResponse {
+    let client = CLIENT.with(awc::Client::clone);
+    let url = format!("{base}{}", req.uri());
+    let sent = client
+        .request(req.method().clone(), url)
+        .timeout(std::time::Duration::from_secs(30))
+        .send()
+        .await;
+    let mut answer = match sent {
+        Ok(answer) => answer,
+        Err(_) => return HttpResponse::BadGateway().finish(),
+    };
+    let Ok(body) = answer.body().await else {
+        return HttpResponse::BadGateway().finish();
+    };
+    let mut response = HttpResponse::build(answer.status());
+    for (name, value) in answer.headers() {
+        let about_connection = [header::CONNECTION, header::TRANSFER_ENCODING];
+        if !about_connection.contains(name) && *name != header::CONTENT_LENGTH {
+            response.append_header((name.clone(), value.clone()));
+        }
+    }
+    response.body(body)
+}
+
 #[actix_web::main]
 async fn main() -> std::io::Result<()> {
     let mut args = std::env::args().skip(1);
     let (Some(listen), Some(dir)) = (args.next(), args.next()) else {
-        eprintln!("usage: bench_bare LISTEN_ADDR DIR");
+        eprintln!("usage: bench_bare LISTEN_ADDR DIR [ORIGIN]");
         std::process::exit(2);
     };
+    let origin = web::Data::new(Origin(args.next()));
     let mut bodies = HashMap::new();
     for name in ["1k", "100k", "10m"] {
         let bytes = std::fs::read(format!("{dir}/{name}"))?;
@@ -58,6 +107,7 @@ async fn main() -> std::io::Result<()> {
     let server = HttpServer::new(move || {
         App::new()
             .app_data(bodies.clone())
+            .app_data(origin.clone())
             .default_service(web::to(answer))
     })
     .workers(1)
