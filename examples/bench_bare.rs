@@ -81,9 +81,13 @@ async fn relay(req: &HttpRequest, base: &str) -> HttpResponse {
         return HttpResponse::BadGateway().finish();
     };
     let mut response = HttpResponse::build(answer.status());
+    let not_passed = [
+        header::CONNECTION,
+        header::TRANSFER_ENCODING,
+        header::CONTENT_LENGTH,
+    ];
     for (name, value) in answer.headers() {
-        let about_connection = [header::CONNECTION, header::TRANSFER_ENCODING];
-        if !about_connection.contains(name) && *name != header::CONTENT_LENGTH {
+        if !not_passed.contains(name) {
             response.append_header((name.clone(), value.clone()));
         }
     }

@@ -56,29 +56,27 @@ pub fn answer(
     }
     let key = origin.key(path_and_query);
     let seen = headers::as_origin_sees(req.headers());
-    let Some(found) = state.memory.get(&key, key.primary_hash(), &seen) else {
-        return Err(Handover {
-            taken: Some((live, key)),
-            found: None,
-        });
-    };
-    // A stored part serves ranges only: the flow plans those.
-    if partial::held(&found.head).is_some() {
-        return Err(Handover {
-            taken: Some((live, key)),
-            found: Some(found),
-        });
-    }
-    let request_directives = directives::request(&seen);
+    let found = state.memory.get(&key, key.primary_hash(), &seen);
     let now = SystemTime::now();
-    let freshness = (&*found.head, found.fields.fresh_until);
-    let verdict = freshness::judge((&seen, &request_directives), &key, freshness, now);
-    if !matches!(verdict, Verdict::Fresh) {
-        return Err(Handover {
-            taken: Some((live, key)),
-            found: Some(found),
-        });
-    }
+    // A stored part serves ranges only: the flow plans those.
+    let fresh = found.as_ref().is_some_and(|found| {
+        if partial::held(&found.head).is_some() {
+            return false;
+        }
+        let request_directives = directives::request(&seen);
+        let freshness = (&*found.head, found.fields.fresh_until);
+        let verdict = freshness::judge((&seen, &request_directives), &key, freshness, now);
+        matches!(verdict, Verdict::Fresh)
+    });
+    let found = match (found, fresh) {
+        (Some(found), true) => found,
+        (found, _) => {
+            return Err(Handover {
+                taken: Some((live, key)),
+                found,
+            })
+        }
+    };
     let x = Exchange {
         req,
         seen: &seen,

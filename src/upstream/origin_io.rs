@@ -29,6 +29,8 @@ const MAX_HEAD: usize = 64 * 1024;
 const MAX_REQUEST_HEAD: usize = 64 * 1024;
 /// Room made in `raw` for each read from the origin.
 const READ_AT_ONCE: usize = 8 * 1024;
+/// The read buffer kept between reads, at most.
+const KEPT_READ_BUFFER: usize = 2 * READ_AT_ONCE;
 /// The request buffer kept between exchanges, at most.
 const KEPT_REQUEST_BUFFER: usize = 4 * 1024;
 
@@ -99,7 +101,7 @@ fn fill<Io: AsyncRead + Unpin>(
     cx: &mut Context<'_>,
 ) -> Poll<io::Result<()>> {
     // A rare long head does not keep its buffer.
-    if raw.is_empty() && raw.capacity() > 2 * READ_AT_ONCE {
+    if raw.is_empty() && raw.capacity() > KEPT_READ_BUFFER {
         *raw = BytesMut::new();
     }
     raw.reserve(READ_AT_ONCE);
