@@ -20,9 +20,8 @@ use crate::admin::{self, auth::AdminAuth, AdminState};
 use crate::cache::memory_tier::MemoryTier;
 use crate::config::Settings;
 use crate::metrics::Metrics;
-use crate::proxy::{proxy, ProxyState};
+use crate::proxy::{proxy, Front, ProxyState};
 use crate::reload::{LiveConfig, Reloader};
-use crate::telemetry::RequestLog;
 use crate::upstream::OriginClients;
 
 #[derive(Debug, thiserror::Error)]
@@ -246,8 +245,7 @@ impl Application {
             settings.client_scheme_header.clone(),
         ));
         let mut server = HttpServer::new(move || {
-            App::new()
-                .wrap(RequestLog)
+            let app = App::new()
                 .app_data(state.clone())
                 .app_data(admin_state.clone())
                 .app_data(auth.clone())
@@ -255,7 +253,9 @@ impl Application {
                 .app_data(web::Data::new(OriginClients::new()))
                 .service(admin::scope())
                 .service(admin::lookalikes())
-                .default_service(web::to(proxy))
+                .default_service(web::to(proxy));
+            // Requests are logged, and fresh hits answered, before the app.
+            Front::new(state.clone(), app)
         });
         if let Some(workers) = settings.workers {
             server = server.workers(workers);

@@ -72,6 +72,12 @@ pub fn scope() -> impl HttpServiceFactory {
         .default_service(web::to(not_found))
 }
 
+/// Whether `path` is the admin surface's (the scope above, or a look-alike
+/// of it): the proxy never answers it, not even from the cache.
+pub fn claims(path: &str) -> bool {
+    classify(path) != AdminPath::Plain
+}
+
 /// Requests an origin could read as under `/_caje` though the scope above
 /// does not match them (another case, doubled slashes, `;` parameters,
 /// encoded characters, dot segments): answered as unknown admin paths, so
@@ -79,9 +85,7 @@ pub fn scope() -> impl HttpServiceFactory {
 /// encoded too deep to follow are refused with 400.
 pub fn lookalikes() -> impl HttpServiceFactory {
     web::scope("")
-        .guard(guard::fn_guard(|ctx| {
-            classify(ctx.head().uri.path()) != AdminPath::Plain
-        }))
+        .guard(guard::fn_guard(|ctx| claims(ctx.head().uri.path())))
         .wrap(headers::defaults())
         .default_service(web::to(lookalike))
 }

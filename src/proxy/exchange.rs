@@ -7,6 +7,7 @@ use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::SystemTime;
 
+use actix_web::dev::RequestHead;
 use actix_web::http::header::HeaderMap;
 use actix_web::http::Method;
 use actix_web::{HttpRequest, HttpResponse};
@@ -50,46 +51,18 @@ impl Exchange<'_> {
 
     /// The `Cache-Status` `detail` of a stored response for this origin.
     pub fn freshness_detail(&self, head: &EntryHead) -> Option<Cow<'static, str>> {
-        let rules = self.origin.admit_rules();
-        // Most entries have no Last-Modified and most origins no rules:
-        // no field map is built for them.
-        if rules.freshness.is_empty() && head.field("last-modified").is_none() {
-            return None;
-        }
-        rules.freshness_detail(&head.key, head.status, &head.header_map())
-    }
-
-    /// [`Self::freshness_detail`] of a hit: for an origin without rules,
-    /// the entry's own (heuristic or none), found once when it was read.
-    pub fn hit_detail(&self, hit: &Hit) -> Option<Cow<'static, str>> {
-        if self.origin.freshness.is_empty() {
-            return hit.fields.freshness_detail.map(Cow::Borrowed);
-        }
-        self.freshness_detail(&hit.head)
+        freshness_detail(self.origin, head)
     }
 
     /// Answers with a fresh stored response, as a hit.
     pub fn fresh_hit(&self, hit: Hit, now: SystemTime) -> HttpResponse {
         self.record("hit");
-        let status = CacheStatus {
-            detail: self.hit_detail(&hit),
-            ..CacheStatus::hit(hit_ttl(&hit, now))
-        };
-        self.answer(hit, &status, now)
+        fresh_hit(self.req.head(), self.state, self.origin, hit, now)
     }
 
     /// Answers from a stored response, reported with `status`.
     pub fn answer(&self, hit: Hit, status: &CacheStatus, now: SystemTime) -> HttpResponse {
-        let Hit { head, fields, body } = hit;
-        let status = status.render(&self.state.cache_name);
-        respond::from_cache(
-            self.req,
-            (&head, &fields),
-            body,
-            now,
-            status,
-            &self.state.metrics,
-        )
+        answer(self.req.head(), self.state, hit, status, now)
     }
 
     /// Where this request's origin requests go.
@@ -117,6 +90,53 @@ impl Exchange<'_> {
             part: None,
         }
     }
+}
+
+/// The `Cache-Status` `detail` of a stored response for `origin`.
+fn freshness_detail(origin: &Origin, head: &EntryHead) -> Option<Cow<'static, str>> {
+    let rules = origin.admit_rules();
+    // Most entries have no Last-Modified and most origins no rules:
+    // no field map is built for them.
+    if rules.freshness.is_empty() && head.field("last-modified").is_none() {
+        return None;
+    }
+    rules.freshness_detail(&head.key, head.status, &head.header_map())
+}
+
+/// The answer of a fresh stored response to `req`, as a hit (which the
+/// caller records).
+pub fn fresh_hit(
+    req: &RequestHead,
+    state: &ProxyState,
+    origin: &Origin,
+    hit: Hit,
+    now: SystemTime,
+) -> HttpResponse {
+    // For an origin without rules, the entry's own detail (heuristic or
+    // none), found once when it was read.
+    let detail = if origin.freshness.is_empty() {
+        hit.fields.freshness_detail.map(Cow::Borrowed)
+    } else {
+        freshness_detail(origin, &hit.head)
+    };
+    let status = CacheStatus {
+        detail,
+        ..CacheStatus::hit(hit_ttl(&hit, now))
+    };
+    answer(req, state, hit, &status, now)
+}
+
+/// The answer to `req` from a stored response, reported with `status`.
+fn answer(
+    req: &RequestHead,
+    state: &ProxyState,
+    hit: Hit,
+    status: &CacheStatus,
+    now: SystemTime,
+) -> HttpResponse {
+    let Hit { head, fields, body } = hit;
+    let status = status.render(&state.cache_name);
+    respond::from_cache(req, (&head, &fields), body, now, status, &state.metrics)
 }
 
 /// Remaining freshness of a stored response, negative once stale.

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use actix_web::http::{header, Method, StatusCode};
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{web, HttpMessage, HttpRequest, HttpResponse};
 use tokio::sync::watch;
 
 use super::answer::{relay, revalidated};
@@ -42,6 +42,8 @@ enum Cached {
     Nothing(Forward),
 }
 
+/// A request's whole flow, for every request the hot path (`front.rs`)
+/// did not answer, with what the hot path already had of it.
 pub async fn proxy(
     req: HttpRequest,
     payload: web::Payload,
@@ -49,25 +51,12 @@ pub async fn proxy(
     client: web::Data<OriginClients>,
     auth: web::Data<AdminAuth>,
 ) -> HttpResponse {
-    // Most hits end here; the flow below is a far larger future, made (and
-    // allocated) only for the requests that need it.
-    match hot::answer(&req, &state, &client) {
-        Ok(response) => response,
-        Err(handover) => Box::pin(flow(req, payload, state, client, auth, handover)).await,
-    }
-}
-
-/// A request's whole flow, with what the hot path already had of it.
-async fn flow(
-    req: HttpRequest,
-    payload: web::Payload,
-    state: web::Data<ProxyState>,
-    client: web::Data<OriginClients>,
-    auth: web::Data<AdminAuth>,
-    handover: hot::Handover,
-) -> HttpResponse {
+    let handover = req
+        .extensions_mut()
+        .remove::<hot::Handover>()
+        .unwrap_or_default();
     // 1. Checks, and the origin for this host (never an open proxy).
-    let raw_host = match request_checks::target_host(&req) {
+    let raw_host = match request_checks::target_host(req.head()) {
         Ok(host) => host,
         Err(refused) => return refused.response(),
     };
@@ -86,7 +75,7 @@ async fn flow(
             ),
         );
     };
-    if let Err(refused) = request_checks::check(&req, live.settings.max_request_body) {
+    if let Err(refused) = request_checks::check(req.head(), live.settings.max_request_body) {
         return refused.response();
     }
     let path_and_query = req.uri().path_and_query().map_or("/", |p| p.as_str());

@@ -1,27 +1,31 @@
 //! The hot path: a `GET` or `HEAD` that the memory tier answers with a
-//! fresh, whole response. It makes the same checks and decisions as the
-//! handler's flow, in the same order, and hands every other request to the
-//! flow, which starts over with what the hot path already had: the config
-//! it took and the key it made (so one request keeps one config), and the
-//! memory tier's entry when it found one (so nothing is asked or counted
-//! twice).
+//! fresh, whole response, answered where the request comes in
+//! (`front.rs`), before actix-web's `App` builds anything for it. It makes
+//! the same checks and decisions as the handler's flow, in the same order,
+//! and hands every other request to the app, whose flow starts over with
+//! what the hot path already had: the config it took and the key it made
+//! (so one request keeps one config), and the memory tier's entry when it
+//! found one (so nothing is asked or counted twice).
 
 use std::sync::Arc;
 use std::time::SystemTime;
 
+use actix_web::dev::RequestHead;
 use actix_web::http::Method;
-use actix_web::{HttpRequest, HttpResponse};
+use actix_web::HttpResponse;
 
-use super::exchange::Exchange;
+use super::exchange;
 use super::request_checks;
 use super::state::ProxyState;
 use crate::actors::cache_store::Hit;
+use crate::admin;
 use crate::cache::directives;
 use crate::cache::freshness::{self, Verdict};
 use crate::cache::memory_tier::HotEntry;
 use crate::cache::{partial, CacheKey};
 use crate::reload::Snapshot;
-use crate::upstream::{headers, OriginClients};
+use crate::telemetry::Note;
+use crate::upstream::headers;
 
 /// What the hot path hands the flow of a request it did not answer.
 #[derive(Default)]
@@ -35,12 +39,12 @@ pub struct Handover {
 /// The answer to a fresh hit on the memory tier, or what the flow is
 /// handed of any other request.
 pub fn answer(
-    req: &HttpRequest,
+    req: &RequestHead,
     state: &ProxyState,
-    client: &OriginClients,
+    note: Option<&Note>,
 ) -> Result<HttpResponse, Handover> {
     let nothing = |_| Handover::default();
-    if !matches!(*req.method(), Method::GET | Method::HEAD) {
+    if !matches!(req.method, Method::GET | Method::HEAD) || admin::claims(req.uri.path()) {
         return Err(Handover::default());
     }
     let raw_host = request_checks::target_host(req).map_err(nothing)?;
@@ -50,7 +54,7 @@ pub fn answer(
         .origin_for(raw_host)
         .ok_or_else(Handover::default)?;
     request_checks::check(req, live.settings.max_request_body).map_err(nothing)?;
-    let path_and_query = req.uri().path_and_query().map_or("/", |p| p.as_str());
+    let path_and_query = req.uri.path_and_query().map_or("/", |p| p.as_str());
     if origin.freshness.bypass(path_and_query).is_some() {
         return Err(Handover::default());
     }
@@ -77,14 +81,16 @@ pub fn answer(
             })
         }
     };
-    let x = Exchange {
+    // Recorded as the flow's `Exchange::record` does.
+    if let Some(note) = note {
+        note.cache_status("hit");
+    }
+    state.metrics.requests_by.inc("hit");
+    Ok(exchange::fresh_hit(
         req,
-        seen: &seen,
         state,
-        key: &key,
         origin,
-        live: &live,
-        client,
-    };
-    Ok(x.fresh_hit(Hit::from_memory(&found), now))
+        Hit::from_memory(&found),
+        now,
+    ))
 }

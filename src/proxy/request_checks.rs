@@ -8,9 +8,10 @@
 //! `Content-Length` or `Host`, oversized heads) is refused earlier by
 //! actix-http's parser, before a handler runs.
 
+use actix_web::dev::RequestHead;
 use actix_web::http::header::{self, HeaderMap};
 use actix_web::http::StatusCode;
-use actix_web::{HttpRequest, HttpResponse};
+use actix_web::HttpResponse;
 
 use super::respond::plain;
 use crate::upstream::fetch::content_length;
@@ -55,8 +56,8 @@ impl Refused {
 /// The host a request is for, as the client wrote it: the authority of an
 /// absolute-form target (or of an HTTP/2 request), else `Host`. Forwarding
 /// headers from the client are never consulted.
-pub fn target_host(req: &HttpRequest) -> Result<&str, Refused> {
-    let uri = req.uri();
+pub fn target_host(req: &RequestHead) -> Result<&str, Refused> {
+    let uri = &req.uri;
     let host = match uri.authority() {
         // An authority-form target (CONNECT) has no scheme: caje is no tunnel.
         Some(authority) if matches!(uri.scheme_str(), Some("http" | "https")) => authority.as_str(),
@@ -76,8 +77,8 @@ pub fn target_host(req: &HttpRequest) -> Result<&str, Refused> {
 }
 
 /// The checks on a routed request's target and declared body size.
-pub fn check(req: &HttpRequest, max_body: u64) -> Result<(), Refused> {
-    check_path(req.uri().path())?;
+pub fn check(req: &RequestHead, max_body: u64) -> Result<(), Refused> {
+    check_path(req.uri.path())?;
     check_body_length(req.headers(), max_body)
 }
 

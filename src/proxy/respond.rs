@@ -6,9 +6,10 @@
 use std::time::SystemTime;
 
 use actix_web::body::SizedStream;
+use actix_web::dev::RequestHead;
 use actix_web::http::header::{self, HeaderName, HeaderValue};
 use actix_web::http::{Method, StatusCode};
-use actix_web::{HttpRequest, HttpResponse, HttpResponseBuilder};
+use actix_web::{HttpResponse, HttpResponseBuilder};
 use futures_util::StreamExt;
 
 use awc::error::SendRequestError;
@@ -46,7 +47,7 @@ pub fn plain(status: StatusCode, body: impl Into<String>) -> HttpResponse {
 /// `Cache-Status` (`status`) set. The stored fields come parsed (`fields`):
 /// each is a reference-counted clone here.
 pub fn from_cache(
-    req: &HttpRequest,
+    req: &RequestHead,
     (head, fields): (&EntryHead, &ResponseFields),
     body: EntryBody,
     now: SystemTime,
@@ -86,7 +87,7 @@ pub fn from_cache(
     let held = partial::held(head);
     let (complete_len, shift) = held.map_or((body.len(), 0), |h| (h.complete, h.range.first));
     let ranged = stored_status == StatusCode::OK || held.is_some();
-    let ranges = if ranged && *req.method() == Method::GET {
+    let ranges = if ranged && req.method == Method::GET {
         if !fields.has_accept_ranges {
             response.insert_header((header::ACCEPT_RANGES, HeaderValue::from_static("bytes")));
         }
@@ -124,7 +125,7 @@ pub fn from_cache(
         }
         RangeAnswer::Full => match body.as_one_chunk() {
             Some(bytes)
-                if *req.method() == Method::GET
+                if req.method == Method::GET
                     && !never_has_content(stored_status)
                     && stored_status != StatusCode::NOT_MODIFIED =>
             {
@@ -137,11 +138,11 @@ pub fn from_cache(
                 let body_len = body.len();
                 let stream = body.into_stream().inspect(count);
                 let len = body_len;
-                with_body(response, stored_status, req.method(), Some(len), stream)
+                with_body(response, stored_status, &req.method, Some(len), stream)
             }
         },
     };
-    headers::mark_response(response.headers_mut(), req.version(), status);
+    headers::mark_response(response.headers_mut(), req.version, status);
     response
 }
 

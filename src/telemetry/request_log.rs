@@ -1,24 +1,28 @@
-//! Every request's span and access line, as an actix-web middleware.
+//! Every request's span and access line, begun where a request comes in
+//! (`proxy::front`, beneath actix-web's `App`, so a hit answered there is
+//! logged like any other request) and ended when its response head is
+//! ready.
 //!
 //! The span (`HTTP request`, with the request's method, path, host,
 //! client, cache status and origin time) is at `debug`: at the default
 //! `info` a request pays for no span, whose formatting by `tracing`'s
 //! formatter cost more than the hit itself. The one `info` line a request
-//! leaves is its access line ([`AccessLine`]), written when the response
-//! head is ready. Both are skipped, with no allocation, when their level is
-//! off.
+//! leaves is its access line ([`AccessLine`]). Both are skipped, with no
+//! allocation, when their level is off.
 
 use std::cell::Cell;
 use std::fmt;
-use std::future::{ready, Future, Ready};
+use std::future::Future;
 use std::pin::Pin;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
 use std::time::{Instant, SystemTime};
 
-use actix_web::body::MessageBody;
-use actix_web::dev::{Service, ServiceRequest, ServiceResponse, Transform};
+use actix_web::body::BoxBody;
+use actix_web::dev::Response;
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::http::{Method, Uri};
 use actix_web::{Error, HttpMessage, HttpRequest};
 use tracing::field::Empty;
 use tracing::Span;
@@ -26,37 +30,31 @@ use tracing::Span;
 use super::access_line::AccessLine;
 use super::sink;
 
-/// Wraps an app so each request gets its span and its access line.
-pub struct RequestLog;
-
-impl<S, B> Transform<S, ServiceRequest> for RequestLog
-where
-    S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = Error>,
-    B: MessageBody,
-{
-    type Response = ServiceResponse<B>;
-    type Error = Error;
-    type Transform = RequestLogService<S>;
-    type InitError = ();
-    type Future = Ready<Result<Self::Transform, ()>>;
-
-    fn new_transform(&self, service: S) -> Self::Future {
-        ready(Ok(RequestLogService { service }))
-    }
-}
-
-pub struct RequestLogService<S> {
-    service: S,
-}
-
-/// What the handler learns of a request for its span and its line; in the
-/// request's extensions only when either is recorded.
-struct Note {
+/// What the handler learns of a request for its span and its line; made
+/// only when either is recorded, and then kept in the request's extensions
+/// for the handler to find.
+pub struct Note {
     id: u64,
     span: Span,
     started: Instant,
     cache: Cell<&'static str>,
     origin_ms: Cell<Option<u64>>,
+    /// The request as its line names it, kept here since the request itself
+    /// goes on to the app. Reference-counted clones: nothing is copied.
+    method: Method,
+    uri: Uri,
+    host: Option<HeaderValue>,
+    user_agent: Option<HeaderValue>,
+    client: Option<std::net::IpAddr>,
+}
+
+impl Note {
+    /// Sets how the cache answered (`hit`, `uri-miss`…), for the span and
+    /// the line.
+    pub fn cache_status(&self, outcome: &'static str) {
+        self.span.record("cache_status", outcome);
+        self.cache.set(outcome);
+    }
 }
 
 /// Request ids: unique in this process, in arrival order.
@@ -65,8 +63,7 @@ static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 /// Sets the request's cache outcome (`hit`, `uri-miss`…) in its span and line.
 pub fn note_cache_status(req: &HttpRequest, outcome: &'static str) {
     if let Some(note) = req.extensions().get::<Rc<Note>>() {
-        note.span.record("cache_status", outcome);
-        note.cache.set(outcome);
+        note.cache_status(outcome);
     }
 }
 
@@ -78,7 +75,61 @@ pub fn note_origin_ms(req: &HttpRequest, ms: u64) {
     }
 }
 
-fn request_span(req: &ServiceRequest) -> Span {
+/// A request's logging from its arrival: its span, and its note when the
+/// span or the line is recorded.
+pub struct Begun {
+    span: Span,
+    note: Option<Rc<Note>>,
+    line: bool,
+}
+
+impl Begun {
+    /// Begins logging `req`, whose note (if any) the app's handler will find
+    /// in its extensions.
+    pub fn request(req: &actix_http::Request) -> Self {
+        let line = tracing::enabled!(target: "caje::access", tracing::Level::INFO);
+        let span = request_span(req);
+        let note = (line || !span.is_disabled()).then(|| {
+            let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
+            span.record("request_id", id);
+            let note = Rc::new(Note {
+                id,
+                span: span.clone(),
+                started: Instant::now(),
+                cache: Cell::new("-"),
+                origin_ms: Cell::new(None),
+                method: req.method().clone(),
+                uri: req.uri().clone(),
+                host: req.headers().get(header::HOST).cloned(),
+                user_agent: req.headers().get(header::USER_AGENT).cloned(),
+                client: req.peer_addr().map(|peer| peer.ip()),
+            });
+            req.extensions_mut().insert(note.clone());
+            note
+        });
+        Self { span, note, line }
+    }
+
+    pub fn span(&self) -> &Span {
+        &self.span
+    }
+
+    pub fn note(&self) -> Option<&Note> {
+        self.note.as_deref()
+    }
+
+    /// Logs the request when `future`, its answer, is ready.
+    pub fn until<F>(self, future: F) -> Logged<F> {
+        Logged {
+            future,
+            span: self.span,
+            note: self.note,
+            line: self.line,
+        }
+    }
+}
+
+fn request_span(req: &actix_http::Request) -> Span {
     let header = |name: &str| {
         req.headers()
             .get(name)
@@ -105,45 +156,8 @@ fn request_span(req: &ServiceRequest) -> Span {
     )
 }
 
-impl<S, B> Service<ServiceRequest> for RequestLogService<S>
-where
-    S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = Error>,
-    B: MessageBody,
-{
-    type Response = ServiceResponse<B>;
-    type Error = Error;
-    type Future = Logged<S::Future>;
-
-    actix_service::forward_ready!(service);
-
-    fn call(&self, req: ServiceRequest) -> Self::Future {
-        let line = tracing::enabled!(target: "caje::access", tracing::Level::INFO);
-        let span = request_span(&req);
-        let note = (line || !span.is_disabled()).then(|| {
-            let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
-            span.record("request_id", id);
-            let note = Rc::new(Note {
-                id,
-                span: span.clone(),
-                started: Instant::now(),
-                cache: Cell::new("-"),
-                origin_ms: Cell::new(None),
-            });
-            req.extensions_mut().insert(note.clone());
-            note
-        });
-        let future = span.in_scope(|| self.service.call(req));
-        Logged {
-            future,
-            span,
-            note,
-            line,
-        }
-    }
-}
-
 pin_project_lite::pin_project! {
-    /// A request being handled, inside its span; logged when answered.
+    /// A request being answered, inside its span; logged when answered.
     pub struct Logged<F> {
         #[pin]
         future: F,
@@ -153,9 +167,9 @@ pin_project_lite::pin_project! {
     }
 }
 
-impl<F, B> Future for Logged<F>
+impl<F> Future for Logged<F>
 where
-    F: Future<Output = Result<ServiceResponse<B>, Error>>,
+    F: Future<Output = Result<Response<BoxBody>, Error>>,
 {
     type Output = F::Output;
 
@@ -175,32 +189,28 @@ where
             };
             note.span.record("http.status_code", status);
             if *this.line {
-                let request = outcome.as_ref().ok().map(|r| r.request());
-                write_line(&note, request, status);
+                write_line(&note, status);
             }
         }
         Poll::Ready(outcome)
     }
 }
 
-fn write_line(note: &Note, request: Option<&HttpRequest>, status: u16) {
-    let header = |name: &str| {
-        request
-            .and_then(|r| r.headers().get(name))
-            .and_then(|h| h.to_str().ok())
-            .unwrap_or("")
-    };
+fn write_line(note: &Note, status: u16) {
+    fn text(value: &Option<HeaderValue>) -> &str {
+        value.as_ref().and_then(|v| v.to_str().ok()).unwrap_or("")
+    }
     let line = AccessLine {
         id: note.id,
-        method: request.map_or("-", |r| r.method().as_str()),
-        host: header("host"),
-        target: request.map_or("-", |r| r.path()),
+        method: note.method.as_str(),
+        host: text(&note.host),
+        target: note.uri.path(),
         status,
         cache: note.cache.get(),
         elapsed: note.started.elapsed(),
         origin_ms: note.origin_ms.get(),
-        client: request.and_then(|r| r.peer_addr()).map(|peer| peer.ip()),
-        user_agent: header("user-agent"),
+        client: note.client,
+        user_agent: text(&note.user_agent),
     };
     sink::write_access_line(&line, SystemTime::now());
 }
