@@ -115,15 +115,14 @@ pub async fn relay(
         Some(part) if status == StatusCode::PARTIAL_CONTENT => Some(part.range.len()),
         _ => content_length,
     };
-    let mut passed_on = passed_on.clone();
+    // Stored as varying on the coding: the client is told so too (once
+    // `answer` is done with the origin's own fields).
+    let mut varies_on_coding = false;
     let (sink, to_compress) = match admitted {
         Some((head, ttl)) => {
             cache_status.ttl = Some(ttl as i64);
             cache_status.detail = rules.freshness_detail(x.key, status.as_u16(), answer.headers);
-            // Stored as varying on the coding: the client is told so too.
-            if Encoding::of_vary(&head.vary).is_some() {
-                encoding::vary_field(&mut passed_on);
-            }
+            varies_on_coding = Encoding::of_vary(&head.vary).is_some();
             let to_compress = compressed::on_miss(x, &head, content_length);
             let sink = begin_store(&x.state.cache, head, store_len).await;
             (sink, to_compress)
@@ -133,6 +132,10 @@ pub async fn relay(
     cache_status.stored = sink.is_some();
     let sink = match (sink, to_compress) {
         (Some(sink), Some(what)) => {
+            let mut passed_on = passed_on;
+            if varies_on_coding {
+                encoding::vary_field(&mut passed_on);
+            }
             return compressed::store_then_compress(
                 x,
                 origin,
@@ -142,7 +145,7 @@ pub async fn relay(
                 what,
                 cache_status,
             )
-            .await
+            .await;
         }
         (sink, _) => sink,
     };
@@ -171,9 +174,9 @@ pub async fn relay(
         (sink, _, flight) => (sink, flight),
     };
 
-    let mut response = HttpResponse::build(status);
-    for (name, value) in &passed_on {
-        response.append_header((name.clone(), value.clone()));
+    let mut passed_on = passed_on;
+    if varies_on_coding {
+        encoding::vary_field(&mut passed_on);
     }
     let sent = x.state.metrics.origin_body_bytes.clone();
     let stream = tee(origin, sink, content_length, flight).inspect(move |chunk| {
@@ -181,7 +184,14 @@ pub async fn relay(
             sent.inc_by(chunk.len() as u64);
         }
     });
+    let response = HttpResponse::build(status);
     let mut response = with_body(response, status, x.req.method(), content_length, stream);
+    // The origin's fields become the response's own, not copied; what
+    // `with_body` set (a 304's length) follows them.
+    let set = std::mem::replace(response.headers_mut(), passed_on);
+    for (name, value) in set {
+        response.headers_mut().append(name, value);
+    }
     headers::mark_response(
         response.headers_mut(),
         x.req.version(),

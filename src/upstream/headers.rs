@@ -203,6 +203,9 @@ pub fn origin_request_headers(client: &HeaderMap, info: &ClientInfo<'_>) -> Head
 /// soon as the answer is stored.
 pub fn response_headers(origin: &HeaderMap) -> HeaderMap {
     let mut out = end_to_end(origin, &[header::CONTENT_LENGTH]);
+    if !out.contains_key(header::CACHE_STATUS) {
+        return out;
+    }
     let upstream: Vec<String> = out
         .get_all(header::CACHE_STATUS)
         .filter_map(|v| v.to_str().ok())

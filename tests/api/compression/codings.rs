@@ -313,3 +313,21 @@ async fn a_no_transform_request_gets_the_origin_s_bytes() {
     assert_eq!(plain.header("etag"), Some("\"p1\""));
     assert!(plain.hit(), "{:?}", plain.header("cache-status"));
 }
+
+#[actix_web::test]
+async fn a_miss_relayed_as_the_origin_sent_it_tells_the_client_it_varies_on_the_coding() {
+    let site = spawn_site(Compress::default()).await;
+    let app = &site.app;
+    // An identity client: nothing to compress, the origin's answer is
+    // relayed while stored as the identity variant.
+    let first = get(app, "/page/relayed", None).await;
+    assert_eq!(first.status, 200);
+    assert!(!first.hit(), "{:?}", first.header("cache-status"));
+    assert_eq!(first.header("content-encoding"), None);
+    assert_eq!(first.body, page(PAGE_LEN));
+    assert!(first.varies_on_coding(), "{:?}", first.header("vary"));
+    assert_eq!(first.header("etag"), Some("\"p1\""));
+    let again = get(app, "/page/relayed", None).await;
+    assert!(again.hit(), "{:?}", again.header("cache-status"));
+    assert!(again.varies_on_coding());
+}
