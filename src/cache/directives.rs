@@ -4,11 +4,29 @@
 //! a request's `Pragma: no-cache` counts only without `Cache-Control`
 //! (RFC 9111 §5.4).
 
-use actix_web::http::header::{self, AsHeaderName, HeaderMap};
+use std::borrow::Cow;
 
-/// Directives of one message, names lower-cased, in order.
+use actix_web::http::header::{self, AsHeaderName, HeaderMap};
+use smallvec::SmallVec;
+
+/// Directives of one message, names lower-cased, in order. A name caje
+/// knows is held as its constant, with no allocation.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Directives(Vec<(String, Option<String>)>);
+pub struct Directives(Vec<(Cow<'static, str>, Option<String>)>);
+
+/// The name `name` is read as: its known lower-case constant, else its
+/// lower-cased copy.
+fn lower_case(name: &str) -> Cow<'static, str> {
+    match SECONDS
+        .iter()
+        .chain(&FLAGS)
+        .chain(&REQUEST_ONLY)
+        .find(|known| known.eq_ignore_ascii_case(name))
+    {
+        Some(known) => Cow::Borrowed(known),
+        None => Cow::Owned(name.to_ascii_lowercase()),
+    }
+}
 
 impl Directives {
     /// Parses `Cache-Control`-style field values.
@@ -20,9 +38,9 @@ impl Directives {
                     Some((name, arg)) => (name, Some(arg.trim().trim_matches('"').to_owned())),
                     None => (member, None),
                 };
-                let name = name.trim().to_ascii_lowercase();
+                let name = name.trim();
                 if !name.is_empty() {
-                    directives.push((name, arg));
+                    directives.push((lower_case(name), arg));
                 }
             }
         }
@@ -55,7 +73,7 @@ impl Directives {
     /// The same directives and `name` (without argument), once.
     pub fn with(&self, name: &str) -> Self {
         let mut more = self.without(name);
-        more.0.push((name.to_owned(), None));
+        more.0.push((lower_case(name), None));
         more
     }
 
@@ -70,7 +88,7 @@ impl Directives {
             .map(|(name, arg)| match arg {
                 Some(arg) if is_token(arg) => format!("{name}={arg}"),
                 Some(arg) => format!("{name}=\"{arg}\""),
-                None => name.clone(),
+                None => name.to_string(),
             })
             .collect();
         members.join(", ")
@@ -85,7 +103,7 @@ fn is_token(text: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c))
 }
 
-fn field_values(headers: &HeaderMap, name: impl AsHeaderName) -> Vec<&str> {
+fn field_values(headers: &HeaderMap, name: impl AsHeaderName) -> SmallVec<[&str; 2]> {
     headers
         .get_all(name)
         .filter_map(|v| v.to_str().ok())
@@ -113,6 +131,9 @@ const FLAGS: [&str; 8] = [
     "immutable",
     "no-transform",
 ];
+
+/// Request directives with no place in `CDN-Cache-Control`.
+const REQUEST_ONLY: [&str; 3] = ["max-stale", "min-fresh", "only-if-cached"];
 
 /// `CDN-Cache-Control` read as the Structured Field Dictionary it is
 /// (RFC 9213 §2.1, RFC 8941 §4.2, all field lines joined with ", "). `None`,
@@ -158,7 +179,7 @@ pub fn targeted(values: &[&str]) -> Option<Directives> {
             _ => None,
         };
         if let Some(arg) = arg {
-            directives.push((name.to_owned(), arg));
+            directives.push((lower_case(name), arg));
         }
     }
     (!dictionary.is_empty()).then_some(Directives(directives))

@@ -9,6 +9,7 @@
 //! plain URL and served to everyone (cache poisoning).
 
 use std::borrow::Cow;
+use std::io::Write as _;
 use std::net::{IpAddr, SocketAddr};
 
 use actix_web::http::header::{self, HeaderMap, HeaderName, HeaderValue};
@@ -158,6 +159,17 @@ fn client_address(
         .or(peer.map(|p| p.ip()))
 }
 
+/// An address as a field value, written on the stack first: a `String`
+/// grown as the address is formatted costs several allocations.
+fn address_value(address: IpAddr) -> Option<HeaderValue> {
+    // The longest address text (an IPv4-mapped IPv6 one) is 45 bytes.
+    let mut text = [0u8; 64];
+    let mut cursor = std::io::Cursor::new(&mut text[..]);
+    write!(cursor, "{address}").ok()?;
+    let len = usize::try_from(cursor.position()).ok()?;
+    HeaderValue::from_bytes(&text[..len]).ok()
+}
+
 /// What the origin is told about the client.
 pub struct ClientInfo<'a> {
     pub peer: Option<SocketAddr>,
@@ -183,10 +195,8 @@ pub fn origin_request_headers(client: &HeaderMap, info: &ClientInfo<'_>) -> Head
     out.retain(|name, _| !is_rewriting(name) && Some(name) != info.client_ip_header);
     // caje faces clients directly: a client's own `X-Forwarded-For` chain is
     // whatever it chose to write, so only the address caje saw is passed on.
-    if let Some(address) = address {
-        if let Ok(value) = HeaderValue::try_from(address.to_string()) {
-            out.insert(x_forwarded_for, value);
-        }
+    if let Some(value) = address.and_then(address_value) {
+        out.insert(x_forwarded_for, value);
     }
     if let Ok(host) = HeaderValue::from_str(info.host) {
         out.insert(x_forwarded_host, host);
@@ -274,4 +284,24 @@ pub fn looped(headers: &HeaderMap, id: &str) -> bool {
         .flat_map(|v| v.split(','))
         .filter_map(|member| member.split(';').next())
         .any(|cdn| cdn.trim().eq_ignore_ascii_case(id))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_address_becomes_its_usual_text() {
+        for text in [
+            "127.0.0.1",
+            "255.255.255.255",
+            "::1",
+            "2001:db8::8a2e:370:7334",
+            "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff",
+            "::ffff:255.255.255.255",
+        ] {
+            let address: IpAddr = text.parse().expect("an address");
+            assert_eq!(address_value(address), Some(HeaderValue::from_static(text)));
+        }
+    }
 }
