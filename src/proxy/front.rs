@@ -88,6 +88,7 @@ where
             match hot::answer(req.head(), &self.state, begun.note()) {
                 Ok(response) => Either::Left(ready(Ok(response.into()))),
                 Err(handover) => {
+                    begun.lend_to(&req);
                     if handover.taken.is_some() {
                         req.extensions_mut().insert(handover);
                     }

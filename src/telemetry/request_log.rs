@@ -84,15 +84,14 @@ pub struct Begun {
 }
 
 impl Begun {
-    /// Begins logging `req`, whose note (if any) the app's handler will find
-    /// in its extensions.
+    /// Begins logging `req`.
     pub fn request(req: &actix_http::Request) -> Self {
         let line = tracing::enabled!(target: "caje::access", tracing::Level::INFO);
         let span = request_span(req);
         let note = (line || !span.is_disabled()).then(|| {
             let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
             span.record("request_id", id);
-            let note = Rc::new(Note {
+            Rc::new(Note {
                 id,
                 span: span.clone(),
                 started: Instant::now(),
@@ -103,11 +102,18 @@ impl Begun {
                 host: req.headers().get(header::HOST).cloned(),
                 user_agent: req.headers().get(header::USER_AGENT).cloned(),
                 client: req.peer_addr().map(|peer| peer.ip()),
-            });
-            req.extensions_mut().insert(note.clone());
-            note
+            })
         });
         Self { span, note, line }
+    }
+
+    /// Lends the note (if any) to the app, whose handler finds it in the
+    /// request's extensions. A request answered before the app needs no
+    /// lending, nor the allocation of its extensions.
+    pub fn lend_to(&self, req: &actix_http::Request) {
+        if let Some(note) = &self.note {
+            req.extensions_mut().insert(note.clone());
+        }
     }
 
     pub fn span(&self) -> &Span {
