@@ -162,7 +162,7 @@ fn client_address(
 /// An address as a field value, written on the stack first: a `String`
 /// grown as the address is formatted costs several allocations.
 fn address_value(address: IpAddr) -> Option<HeaderValue> {
-    // The longest address text (an IPv4-mapped IPv6 one) is 45 bytes.
+    // An address's text is at most 45 bytes (`INET6_ADDRSTRLEN` less its NUL).
     let mut text = [0u8; 64];
     let mut cursor = std::io::Cursor::new(&mut text[..]);
     write!(cursor, "{address}").ok()?;
