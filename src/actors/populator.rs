@@ -21,7 +21,7 @@ use super::cache_store::{CacheStore, GetCacheStats, HoldsFresh};
 use super::manifest::{Manifest, ManifestError, PageHolder, PagesAfter};
 use super::{Mailbox, NotAnswering};
 use crate::cache::CacheKey;
-use crate::config::{Origin, PeerFetch, Settings};
+use crate::config::{Origin, PeerFetch};
 use crate::metrics::{ActorMeter, PopulatorMetrics, ProxyMetrics};
 use crate::reload::{LiveConfig, Snapshot};
 use crate::upstream::fetch::store_fully;
@@ -381,7 +381,7 @@ impl Runner {
         origin: &Origin,
         live: &Snapshot,
     ) -> Result<bool, OriginFailure> {
-        if self.stored_from_peer(key, origin, &live.settings).await {
+        if self.stored_from_peer(key, origin, live).await {
             return Ok(true);
         }
         let upstream = Upstream {
@@ -417,7 +417,8 @@ impl Runner {
     /// Stores the page from the node that stored it last, when that is
     /// another node offered as a peer and its copy is usable; `true` once
     /// stored. Whatever goes wrong leaves the page to the origin.
-    async fn stored_from_peer(&self, key: &CacheKey, origin: &Origin, settings: &Settings) -> bool {
+    async fn stored_from_peer(&self, key: &CacheKey, origin: &Origin, live: &Snapshot) -> bool {
+        let settings = &live.settings;
         if settings.peer_fetch == PeerFetch::Off {
             return false;
         }
@@ -436,12 +437,11 @@ impl Runner {
         let Some(url) = holder.peer_url.filter(|url| !settings.is_own_peer_url(url)) else {
             return false;
         };
-        let cdn_loop = settings.cdn_loop();
         let peer = Peer {
             url: &url,
             client: self.client.peers(),
             timeout: settings.peer_timeout,
-            cdn_loop: &cdn_loop,
+            cdn_loop: &live.cdn_loop,
             metrics: &self.origin_metrics,
         };
         let no_fields = HeaderMap::new();

@@ -205,12 +205,12 @@ fn record(
         .origin_seconds
         .with_label_values(&[label])
         .observe(elapsed.as_secs_f64());
-    let code = result.as_ref().ok().map(awc::ClientResponse::status);
-    let status = match (&code, result) {
-        (Some(code), _) => code.as_str(),
-        (None, Err(e)) if timed_out(e) => "timeout",
-        (None, Err(e)) if tls_failure(e).is_some() => "tls_error",
-        (None, _) => "error",
+    let code = result.as_ref().map(awc::ClientResponse::status);
+    let status = match &code {
+        Ok(code) => code.as_str(),
+        Err(e) if timed_out(e) => "timeout",
+        Err(e) if tls_failure(e).is_some() => "tls_error",
+        Err(_) => "error",
     };
     metrics
         .origin_requests
