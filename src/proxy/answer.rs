@@ -102,7 +102,9 @@ pub async fn relay(
     };
     let rules = x.origin.admit_rules();
     let admitted = if *x.req.method() == Method::GET {
-        admit::admit(x.key, x.seen, &answer, rules)
+        // The head boxed: it is kept across the store's answer, and the
+        // future of every miss would otherwise have room for its copies.
+        admit::admit(x.key, x.seen, &answer, rules).map(|(head, ttl)| (Box::new(head), ttl))
     } else {
         None
     };
@@ -136,7 +138,8 @@ pub async fn relay(
             if varies_on_coding {
                 encoding::vary_field(&mut passed_on);
             }
-            return compressed::store_then_compress(
+            // Boxed: only a miss stored with a compressed variant needs it.
+            let compress = compressed::store_then_compress(
                 x,
                 origin,
                 passed_on,
@@ -144,8 +147,8 @@ pub async fn relay(
                 flight,
                 what,
                 cache_status,
-            )
-            .await;
+            );
+            return Box::pin(compress).await;
         }
         (sink, _) => sink,
     };

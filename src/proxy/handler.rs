@@ -81,7 +81,9 @@ pub async fn proxy(
     let path_and_query = req.uri().path_and_query().map_or("/", |p| p.as_str());
     let key = key.unwrap_or_else(|| origin.key(path_and_query));
     if req.method().as_str() == "PURGE" {
-        return purge::purge_method(&req, &state, &auth, key).await;
+        // Rare paths are boxed: the flow's future, allocated for every
+        // request that reaches it, stays the size of a miss's.
+        return Box::pin(purge::purge_method(&req, &state, &auth, key)).await;
     }
     let seen = headers::as_origin_sees(req.headers());
     let x = Exchange {
@@ -114,7 +116,8 @@ pub async fn proxy(
                     if !request_directives.has("only-if-cached") =>
                 {
                     x.record(CacheStatus::forward(Forward::Partial).outcome());
-                    return super::partial::extend(&x, *hit, held, wanted, missing).await;
+                    let extend = super::partial::extend(&x, *hit, held, wanted, missing);
+                    return Box::pin(extend).await;
                 }
                 Some(Plan::Extend { .. } | Plan::Refetch) | None => {
                     Cached::Nothing(Forward::Partial)
@@ -191,8 +194,8 @@ pub async fn proxy(
     };
     x.record(CacheStatus::forward(reason).outcome());
     // With `peer_fetch = "all"`, the node that stored the page first.
-    if miss {
-        if let Some(answer) = peer::ask(&x).await {
+    if miss && peer::may_ask(&x) {
+        if let Some(answer) = Box::pin(peer::ask(&x)).await {
             return relay(&x, reason, answer, flight).await;
         }
     }
@@ -262,7 +265,7 @@ pub async fn proxy(
     purge::invalidate_after(&x, response.status(), response.headers()).await;
     match stale {
         Some(hit) if validators.is_some() && response.status() == StatusCode::NOT_MODIFIED => {
-            revalidated(&x, *hit, reason, response).await
+            Box::pin(revalidated(&x, *hit, reason, response)).await
         }
         _ => relay(&x, reason, response, flight).await,
     }

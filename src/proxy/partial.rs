@@ -82,7 +82,9 @@ pub async fn extend(
     };
     let mut cache_status = CacheStatus::forward(Forward::Partial);
     cache_status.fwd_status = Some(status.as_u16());
-    let admitted = admit::admit(x.key, x.seen, &answer, x.origin.admit_rules());
+    // The head boxed: it is kept across the store's answer.
+    let admitted = admit::admit(x.key, x.seen, &answer, x.origin.admit_rules())
+        .map(|(head, ttl)| (Box::new(head), ttl));
     let Hit { body, .. } = hit;
     let (sink, stored) = match (admitted, body.try_clone()) {
         (Some((head, ttl)), Ok(stored)) => {

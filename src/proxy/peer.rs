@@ -24,16 +24,18 @@ const OWN_TERMS: [HeaderName; 6] = [
     header::IF_UNMODIFIED_SINCE,
 ];
 
-/// The peer's usable stored answer to this miss, when there is one.
+/// Whether this miss may be asked of a peer at all.
+pub fn may_ask(x: &Exchange<'_>) -> bool {
+    x.live.settings.peer_fetch == PeerFetch::All
+        && *x.req.method() == Method::GET
+        && !headers::looped(x.req.headers(), CDN_LOOP_ID)
+        && !OWN_TERMS.iter().any(|name| x.seen.contains_key(name))
+}
+
+/// The peer's usable stored answer to a miss that [`may_ask`], when there
+/// is one.
 pub async fn ask(x: &Exchange<'_>) -> Option<awc::ClientResponse> {
     let settings = &x.live.settings;
-    if settings.peer_fetch != PeerFetch::All
-        || *x.req.method() != Method::GET
-        || headers::looped(x.req.headers(), CDN_LOOP_ID)
-        || OWN_TERMS.iter().any(|name| x.seen.contains_key(name))
-    {
-        return None;
-    }
     let asked = async {
         let holder = x
             .state

@@ -14,7 +14,7 @@ use crate::cache::{CacheKey, EntryHead};
 /// Starts an entry; `None` when the store cannot (it counts and logs why).
 pub async fn begin_store(
     cache: &Mailbox<CacheStore>,
-    head: EntryHead,
+    head: Box<EntryHead>,
     expected_len: Option<u64>,
 ) -> Option<StoreSink> {
     match cache.send(BeginStore { head, expected_len }).await {
@@ -47,7 +47,7 @@ pub async fn store_fully(
         return Ok(false);
     };
     let len = content_length(response.headers());
-    let Some(sink) = begin_store(cache, head, len).await else {
+    let Some(sink) = begin_store(cache, Box::new(head), len).await else {
         return Ok(false);
     };
     let mut body = std::pin::pin!(response);

@@ -84,10 +84,11 @@ fn is_named(name: &HeaderName, named: &[&str]) -> bool {
 }
 
 /// The header fields a message carries end to end: without hop-by-hop fields,
-/// those its `Connection` names, and any named in `drop`.
-fn end_to_end(headers: &HeaderMap, drop: &[HeaderName]) -> HeaderMap {
+/// those its `Connection` names, and any named in `drop`; with `room` for
+/// the fields caje adds (so adding them never grows the map).
+fn end_to_end(headers: &HeaderMap, drop: &[HeaderName], room: usize) -> HeaderMap {
     let named = connection_named(headers);
-    let mut out = HeaderMap::with_capacity(headers.len());
+    let mut out = HeaderMap::with_capacity(headers.len() + room);
     for (name, value) in headers {
         if is_hop_by_hop(name) || drop.contains(name) || is_named(name, &named) {
             continue;
@@ -189,7 +190,8 @@ pub fn origin_request_headers(client: &HeaderMap, info: &ClientInfo<'_>) -> Head
     let x_forwarded_for = HeaderName::from_static("x-forwarded-for");
     let x_forwarded_host = HeaderName::from_static("x-forwarded-host");
     let x_forwarded_proto = HeaderName::from_static("x-forwarded-proto");
-    let mut out = end_to_end(client, &[header::HOST, header::CONTENT_LENGTH]);
+    // Room for the six fields set below.
+    let mut out = end_to_end(client, &[header::HOST, header::CONTENT_LENGTH], 6);
     out.insert(header::ACCEPT_ENCODING, accept_encoding(client));
     let address = client_address(client, info.peer, info.client_ip_header);
     out.retain(|name, _| !is_rewriting(name) && Some(name) != info.client_ip_header);
@@ -212,7 +214,8 @@ pub fn origin_request_headers(client: &HeaderMap, info: &ClientInfo<'_>) -> Head
 /// upstream (a peer) are kept without their `ttl`, which is out of date as
 /// soon as the answer is stored.
 pub fn response_headers(origin: &HeaderMap) -> HeaderMap {
-    let mut out = end_to_end(origin, &[header::CONTENT_LENGTH]);
+    // Room for `Via`, `Cache-Status` and a `Vary` on the coding.
+    let mut out = end_to_end(origin, &[header::CONTENT_LENGTH], 3);
     if !out.contains_key(header::CACHE_STATUS) {
         return out;
     }

@@ -23,15 +23,21 @@ pub struct Asked {
 impl Asked {
     /// Reads a request head as written to the origin.
     pub fn from_request(head: &[u8]) -> Self {
-        let has = |needle: &[u8]| {
-            head.windows(needle.len())
-                .any(|w| w.eq_ignore_ascii_case(needle))
+        // Only the starts of lines are compared: a request head is read once
+        // per origin request.
+        let expect = memchr::memchr_iter(b'\n', head).any(|at| {
+            head.get(at + 1..at + 8)
+                .is_some_and(|name| name.eq_ignore_ascii_case(b"expect:"))
+        });
+        let continues = || {
+            head.windows(b"100-continue".len())
+                .any(|w| w.eq_ignore_ascii_case(b"100-continue"))
         };
         Self {
             head: head
                 .get(..5)
                 .is_some_and(|m| m.eq_ignore_ascii_case(b"head ")),
-            expects_continue: has(b"\nexpect:") && has(b"100-continue"),
+            expects_continue: expect && continues(),
         }
     }
 }
@@ -201,6 +207,17 @@ mod tests {
             Action::Pass { interim: true, .. }
         ));
         assert!(matches!(act("HTTP/1.1 200", asked), Action::Partial));
+    }
+
+    #[test]
+    fn a_request_head_is_read_for_its_method_and_expectation() {
+        let asked = Asked::from_request(b"head / HTTP/1.1\r\nHost: o\r\n\r\n");
+        assert!(asked.head && !asked.expects_continue);
+        let asked = Asked::from_request(b"PUT / HTTP/1.1\r\nEXPECT: 100-Continue\r\n\r\n");
+        assert!(!asked.head && asked.expects_continue);
+        // Only a field named `Expect` counts, not the text in another's value.
+        let asked = Asked::from_request(b"PUT / HTTP/1.1\r\nX-A: expect: 100-continue\r\n\r\n");
+        assert!(!asked.expects_continue);
     }
 
     #[test]

@@ -35,7 +35,8 @@ pub(crate) enum CacheStoreError {
 #[derive(Message)]
 #[rtype(result = "Result<StoreSink, CacheStoreError>")]
 pub(crate) struct BeginStore {
-    pub head: EntryHead,
+    /// Boxed: a miss's future holds the message while the store answers.
+    pub head: Box<EntryHead>,
     /// The origin's `Content-Length`: a body that ends short is not stored.
     pub expected_len: Option<u64>,
 }

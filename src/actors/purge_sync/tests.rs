@@ -91,7 +91,7 @@ async fn store(cache: &Mailbox<CacheStore>, path: &str, tags: &[&str]) {
     };
     let sink = cache
         .send(BeginStore {
-            head,
+            head: Box::new(head),
             expected_len: Some(4),
         })
         .await
