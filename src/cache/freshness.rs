@@ -11,7 +11,7 @@ use actix_web::http::header::HeaderMap;
 use http_cache_semantics::{BeforeRequest, CachePolicy};
 
 use super::directives::{self, Directives};
-use super::{http_compat, CacheKey, EntryHead, Forward};
+use super::{http_compat, EntryHead, Forward, KeyView};
 
 /// What a stored response can do for a request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,9 +27,9 @@ pub enum Verdict {
 /// Judges a stored response for a request with these (origin-visible)
 /// headers and their directives (`request`, parsed once by the caller) at
 /// `now`; `fresh_until` is the response's [`fresh_until`].
-pub fn judge(
+pub fn judge<'k>(
     (seen, request): (&HeaderMap, &Directives),
-    key: &CacheKey,
+    key: impl Into<KeyView<'k>>,
     (head, fresh_until): (&EntryHead, Option<SystemTime>),
     now: SystemTime,
 ) -> Verdict {

@@ -5,7 +5,7 @@ use actix_web::http::header::HeaderMap;
 use actix_web::http::StatusCode;
 
 use crate::cache::key::VaryValues;
-use crate::cache::CacheKey;
+use crate::cache::KeyView;
 use crate::cache::{directives, policy, status_codes};
 
 /// The request as `CachePolicy` sees it: the normalised host and URL of the
@@ -13,13 +13,14 @@ use crate::cache::{directives, policy, status_codes};
 /// `cache::directives`), `Authorization` only as a presence (its value is
 /// never stored), and the normalised `Vary` values, so the policy and caje's
 /// variant selection always agree.
-pub fn policy_request(
-    key: &CacheKey,
+pub fn policy_request<'k>(
+    key: impl Into<KeyView<'k>>,
     request_headers: &HeaderMap,
     vary: &VaryValues,
 ) -> http1::request::Parts {
+    let key = key.into();
     let mut headers = http1::HeaderMap::new();
-    if let Ok(host) = http1::HeaderValue::from_str(&key.host) {
+    if let Ok(host) = http1::HeaderValue::from_str(key.host) {
         headers.insert(http1::header::HOST, host);
     }
     let cache_control = directives::request(request_headers).to_field();
@@ -179,6 +180,7 @@ fn age_too_large(value: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cache::CacheKey;
     use actix_web::http::header::{HeaderName, HeaderValue};
 
     #[test]

@@ -14,7 +14,7 @@ use actix_web::http::header::HeaderMap;
 use bytes::Bytes;
 use lru::LruCache;
 
-use super::key::{self, CacheKey, Hash, VariantKey};
+use super::key::{self, Hash, KeyView, VariantKey};
 use super::response_fields::ResponseFields;
 use super::stored_urls::StoredUrls;
 use super::EntryHead;
@@ -106,15 +106,16 @@ impl MemoryTier {
     }
 
     /// The variant of `key` that these request headers select, if held.
-    pub fn get(
+    pub fn get<'k>(
         &self,
-        key: &CacheKey,
+        key: impl Into<KeyView<'k>>,
         primary: Hash,
         request_headers: &HeaderMap,
     ) -> Option<Arc<HotEntry>> {
         if self.max_bytes == 0 {
             return None;
         }
+        let key = key.into();
         let mut inner = self.lock();
         let url = inner.urls.get(&primary)?;
         let names = &url.vary_names;
@@ -122,7 +123,7 @@ impl MemoryTier {
             entry.head.vary.iter().map(|(name, _)| name).eq(names)
                 && key::vary_matches(&entry.head.vary, request_headers)
                 // Guards against a hash collision serving another URL.
-                && entry.head.key == *key
+                && entry.head.key.view() == key
         })?;
         let (variant, found) = (*variant, found.clone());
         inner.used.insert(VariantKey { primary, variant });
@@ -205,6 +206,8 @@ mod tests {
     use std::time::SystemTime;
 
     use http_cache_semantics::CachePolicy;
+
+    use crate::cache::CacheKey;
 
     use super::*;
     use crate::cache::{policy, test_headers};

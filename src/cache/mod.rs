@@ -29,7 +29,7 @@ pub mod status_codes;
 pub mod stored_urls;
 
 pub use entry::{EntryError, EntryHead};
-pub use key::{CacheKey, VariantKey};
+pub use key::{CacheKey, KeyView, VariantKey};
 pub use status::{CacheStatus, Forward};
 
 /// Header maps from name-value pairs, for the unit tests of this module.

@@ -11,7 +11,7 @@ use crate::cache::admit::AdmitRules;
 use crate::cache::freshness_rules::FreshnessRules;
 use crate::cache::policy::Heuristic;
 use crate::cache::query::KeyRules;
-use crate::cache::CacheKey;
+use crate::cache::{CacheKey, KeyView};
 
 /// One proxied site: requests whose `Host` is `host` go to `upstream`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -73,7 +73,17 @@ impl Origin {
     /// The cache key of a `GET` for `path_and_query` on this origin (as a
     /// request, a purge or an invalidation names it).
     pub fn key(&self, path_and_query: &str) -> CacheKey {
-        CacheKey::new("GET", &self.host, &self.key_rules.normalise(path_and_query))
+        self.key_view(&self.key_rules.normalise(path_and_query))
+            .to_key()
+    }
+
+    /// The same key borrowed, for a path and query already normalised.
+    pub fn key_view<'a>(&'a self, normalised: &'a str) -> KeyView<'a> {
+        KeyView {
+            method: "GET",
+            host: &self.host,
+            path_and_query: normalised,
+        }
     }
 }
 

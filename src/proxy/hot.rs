@@ -58,9 +58,11 @@ pub fn answer(
     if origin.freshness.bypass(path_and_query).is_some() {
         return Err(Handover::default());
     }
-    let key = origin.key(path_and_query);
+    // The key borrowed: made only for a request the flow goes on with.
+    let normalised = origin.key_rules.normalise(path_and_query);
+    let key = origin.key_view(&normalised);
     let seen = headers::as_origin_sees(req.headers());
-    let found = state.memory.get(&key, key.primary_hash(), &seen);
+    let found = state.memory.get(key, key.primary_hash(), &seen);
     let now = SystemTime::now();
     // A stored part serves ranges only: the flow plans those.
     let fresh = found.as_ref().is_some_and(|found| {
@@ -69,16 +71,17 @@ pub fn answer(
         }
         let request_directives = directives::request(&seen);
         let freshness = (&*found.head, found.fields.fresh_until);
-        let verdict = freshness::judge((&seen, &request_directives), &key, freshness, now);
+        let verdict = freshness::judge((&seen, &request_directives), key, freshness, now);
         matches!(verdict, Verdict::Fresh)
     });
     let found = match (found, fresh) {
         (Some(found), true) => found,
         (found, _) => {
+            let key = key.to_key();
             return Err(Handover {
                 taken: Some((live, key)),
                 found,
-            })
+            });
         }
     };
     // Recorded as the flow's `Exchange::record` does.
