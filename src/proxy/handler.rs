@@ -22,6 +22,7 @@ use crate::admin::auth::AdminAuth;
 use crate::cache::coalesce::{self, Outcome, Role};
 use crate::cache::directives::{self, Directives};
 use crate::cache::freshness::{self, Verdict};
+use crate::cache::key::Hash;
 use crate::cache::memory_tier::HotEntry;
 use crate::cache::partial::{self, Plan};
 use crate::cache::{range, revalidate};
@@ -62,9 +63,9 @@ pub async fn proxy(
     };
     // This request's config, to its end, whatever a reload does meanwhile
     // (the one the hot path took, when it took one).
-    let (live, key) = match handover.taken {
-        Some((live, key)) => (live, Some(key)),
-        None => (state.config.current(), None),
+    let (live, key, memory) = match handover.taken {
+        Some(taken) => (taken.live, Some(taken.key), Some(taken.memory)),
+        None => (state.config.current(), None, None),
     };
     let Some(origin) = live.settings.origin_for(raw_host) else {
         return plain(
@@ -101,7 +102,7 @@ pub async fn proxy(
     let request_directives = directives::request(x.seen);
     let bypass = origin.freshness.bypass(path_and_query);
     let cached = match (safe, bypass) {
-        (true, None) => lookup(&x, &request_directives, handover.found).await,
+        (true, None) => lookup(&x, &request_directives, memory).await,
         (true, Some(_)) => Cached::Nothing(Forward::Bypass),
         (false, _) => Cached::Nothing(Forward::Method),
     };
@@ -287,10 +288,18 @@ fn partial_plan(x: &Exchange<'_>, hit: &Hit, held: partial::Held) -> Option<Plan
 }
 
 /// What the cache holds for this request (its `request` directives);
-/// `found`: the memory tier's entry, when it was already asked.
-async fn lookup(x: &Exchange<'_>, request: &Directives, found: Option<Arc<HotEntry>>) -> Cached {
-    let primary = x.key.primary_hash();
-    let hit = match found.or_else(|| x.state.memory.get(x.key, primary, x.seen)) {
+/// `memory`: the key's hash and the memory tier's answer, when the hot
+/// path already asked it.
+async fn lookup(
+    x: &Exchange<'_>,
+    request: &Directives,
+    memory: Option<(Hash, Option<Arc<HotEntry>>)>,
+) -> Cached {
+    let (primary, found) = memory.unwrap_or_else(|| {
+        let primary = x.key.primary_hash();
+        (primary, x.state.memory.get(x.key, primary, x.seen))
+    });
+    let hit = match found {
         Some(hot) => Box::new(Hit::from_memory(&hot)),
         // Nothing stored for the URL: known without asking the store.
         None if !x.state.memory.store_may_hold(&primary) => {

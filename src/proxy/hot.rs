@@ -4,8 +4,8 @@
 //! the same checks and decisions as the handler's flow, in the same order,
 //! and hands every other request to the app, whose flow starts over with
 //! what the hot path already had: the config it took and the key it made
-//! (so one request keeps one config), and the memory tier's entry when it
-//! found one (so nothing is asked or counted twice).
+//! (so one request keeps one config), and the memory tier's answer, entry
+//! or none (so nothing is asked, hashed or counted twice).
 
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -21,6 +21,7 @@ use crate::actors::cache_store::Hit;
 use crate::admin;
 use crate::cache::directives;
 use crate::cache::freshness::{self, Verdict};
+use crate::cache::key::Hash;
 use crate::cache::memory_tier::HotEntry;
 use crate::cache::{partial, CacheKey};
 use crate::reload::Snapshot;
@@ -30,10 +31,18 @@ use crate::upstream::headers;
 /// What the hot path hands the flow of a request it did not answer.
 #[derive(Default)]
 pub struct Handover {
-    /// The config it took and the request's key under it.
-    pub taken: Option<(Arc<Snapshot>, CacheKey)>,
-    /// The memory tier's entry for the request, when it found one.
-    pub found: Option<Arc<HotEntry>>,
+    /// What it had when it got as far as the memory tier.
+    pub taken: Option<Taken>,
+}
+
+/// A request the hot path looked up in the memory tier.
+pub struct Taken {
+    /// The config it took, and the request's key under it.
+    pub live: Arc<Snapshot>,
+    pub key: CacheKey,
+    /// The memory tier's answer (the key's hash and the entry found, if
+    /// any): the flow asks neither again.
+    pub memory: (Hash, Option<Arc<HotEntry>>),
 }
 
 /// The answer to a fresh hit on the memory tier, or what the flow is
@@ -62,7 +71,8 @@ pub fn answer(
     let normalised = origin.key_rules.normalise(path_and_query);
     let key = origin.key_view(&normalised);
     let seen = headers::as_origin_sees(req.headers());
-    let found = state.memory.get(key, key.primary_hash(), &seen);
+    let primary = key.primary_hash();
+    let found = state.memory.get(key, primary, &seen);
     let now = SystemTime::now();
     // A stored part serves ranges only: the flow plans those.
     let fresh = found.as_ref().is_some_and(|found| {
@@ -79,8 +89,11 @@ pub fn answer(
         (found, _) => {
             let key = key.to_key();
             return Err(Handover {
-                taken: Some((live, key)),
-                found,
+                taken: Some(Taken {
+                    live,
+                    key,
+                    memory: (primary, found),
+                }),
             });
         }
     };
