@@ -63,10 +63,20 @@ pub fn from_cache(
         if_none_match: text(header::IF_NONE_MATCH),
         if_modified_since: text(header::IF_MODIFIED_SINCE),
     };
-    let validators = Validators {
-        etag: head.field_str("etag"),
-        last_modified: head.field_str("last-modified"),
-        date: head.field_str("date"),
+    let range = text(header::RANGE);
+    // The stored validators are looked for only when the request compares
+    // with them: most requests carry neither a precondition nor a range.
+    let compares = preconditions.if_none_match.is_some()
+        || preconditions.if_modified_since.is_some()
+        || range.is_some();
+    let validators = if compares {
+        Validators {
+            etag: head.field_str("etag"),
+            last_modified: head.field_str("last-modified"),
+            date: head.field_str("date"),
+        }
+    } else {
+        Validators::default()
     };
     let stored_status = fields.status;
     let not_modified =
@@ -92,7 +102,7 @@ pub fn from_cache(
             response.insert_header((header::ACCEPT_RANGES, HeaderValue::from_static("bytes")));
         }
         range::answer(
-            text(header::RANGE),
+            range,
             text(header::IF_RANGE),
             complete_len,
             validators.etag,

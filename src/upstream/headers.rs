@@ -58,7 +58,11 @@ const REWRITING: [&str; 32] = [
 ];
 
 fn is_rewriting(name: &HeaderName) -> bool {
-    REWRITING.contains(&name.as_str()) || name.as_str().starts_with("x-forwarded-")
+    let name = name.as_str();
+    // Every such name starts with one of these letters: most fields a
+    // request carries are passed over without a look at the list.
+    matches!(name.as_bytes().first(), Some(b'x' | b'f' | b'c' | b't'))
+        && (REWRITING.contains(&name) || name.starts_with("x-forwarded-"))
 }
 
 fn is_hop_by_hop(name: &HeaderName) -> bool {
@@ -292,6 +296,19 @@ pub fn looped(headers: &HeaderMap, id: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_rewriting_field_is_withheld() {
+        for name in REWRITING
+            .iter()
+            .chain(&["x-forwarded-for", "x-forwarded-prefix"])
+        {
+            assert!(is_rewriting(&HeaderName::from_static(name)), "{name}");
+        }
+        for name in ["host", "accept", "cookie", "user-agent", "if-none-match"] {
+            assert!(!is_rewriting(&HeaderName::from_static(name)), "{name}");
+        }
+    }
 
     #[test]
     fn an_address_becomes_its_usual_text() {
