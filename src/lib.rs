@@ -9,6 +9,7 @@ pub mod config;
 pub mod demo_origin;
 #[cfg(feature = "fuzzing")]
 pub mod fuzzing;
+pub(crate) mod ip_text;
 pub mod litefs;
 pub mod metrics;
 pub(crate) mod proxy;

@@ -9,7 +9,6 @@
 //! plain URL and served to everyone (cache poisoning).
 
 use std::borrow::Cow;
-use std::io::Write as _;
 use std::net::{IpAddr, SocketAddr};
 
 use actix_web::http::header::{self, HeaderMap, HeaderName, HeaderValue};
@@ -170,7 +169,7 @@ fn address_value(address: IpAddr) -> Option<HeaderValue> {
     // An address's text is at most 45 bytes (`INET6_ADDRSTRLEN` less its NUL).
     let mut text = [0u8; 64];
     let mut cursor = std::io::Cursor::new(&mut text[..]);
-    write!(cursor, "{address}").ok()?;
+    crate::ip_text::write(&mut cursor, address).ok()?;
     let len = usize::try_from(cursor.position()).ok()?;
     HeaderValue::from_bytes(&text[..len]).ok()
 }

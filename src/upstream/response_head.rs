@@ -5,6 +5,7 @@
 //! them) and odd transfer codings are decoded here (see `transfer_coding`).
 
 use std::io;
+use std::mem::MaybeUninit;
 
 use super::transfer_coding::{BodyDecoder, Coding};
 
@@ -68,9 +69,16 @@ pub enum Action {
 /// Decides for the head at the start of `buffer`. An error means a body
 /// caje cannot decode (an unknown transfer coding): the exchange fails.
 pub fn action(buffer: &[u8], asked: Asked) -> io::Result<Action> {
-    let mut fields = [httparse::EMPTY_HEADER; MAX_FIELDS];
-    let mut response = httparse::Response::new(&mut fields);
-    let len = match response.parse(buffer) {
+    // Left unset until parsed: setting 128 fields first cost more than
+    // reading a usual head.
+    let mut fields = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_FIELDS];
+    let mut response = httparse::Response::new(&mut []);
+    let parsed = httparse::ParserConfig::default().parse_response_with_uninit_headers(
+        &mut response,
+        buffer,
+        &mut fields,
+    );
+    let len = match parsed {
         Ok(httparse::Status::Complete(len)) => len,
         Ok(httparse::Status::Partial) => return Ok(Action::Partial),
         // Left to awc, which reports it as it always has.

@@ -108,11 +108,10 @@ where
     E: Into<Box<dyn std::error::Error>> + 'static,
 {
     let origin = upstream.origin;
-    let url = format!(
-        "{}{}",
-        connector::request_base(&origin.upstream),
-        request.path_and_query
-    );
+    let base = connector::request_base(&origin.upstream);
+    let mut url = String::with_capacity(base.len() + request.path_and_query.len());
+    url.push_str(&base);
+    url.push_str(request.path_and_query);
     let mut outgoing = upstream
         .client
         .request(request.method, url)
