@@ -32,11 +32,16 @@ pub enum Outcome {
     Uncacheable,
 }
 
+/// Keyed by client URLs: the hasher is seeded per process (no crafted
+/// URLs piling into one bucket) and faster than the standard one, which
+/// hashed every miss's key.
+type Seeded = foldhash::fast::RandomState;
+
 #[derive(Default)]
 struct Inner {
-    flights: HashMap<CacheKey, watch::Receiver<Option<Outcome>>>,
-    uncacheable: HashMap<CacheKey, Instant>,
-    refreshing: HashSet<CacheKey>,
+    flights: HashMap<CacheKey, watch::Receiver<Option<Outcome>>, Seeded>,
+    uncacheable: HashMap<CacheKey, Instant, Seeded>,
+    refreshing: HashSet<CacheKey, Seeded>,
 }
 
 #[derive(Default)]

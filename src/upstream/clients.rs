@@ -31,7 +31,7 @@ pub struct OriginTls {
 /// The TLS config of each origin by host, shared by every worker; built at
 /// start and again by each reload.
 #[derive(Clone, Default)]
-pub struct TlsConfigs(HashMap<String, Arc<OriginTls>>);
+pub struct TlsConfigs(HashMap<String, Arc<OriginTls>, foldhash::fast::FixedState>);
 
 impl TlsConfigs {
     /// Builds every origin's TLS config; an origin with `tls_verify = false`
@@ -112,7 +112,8 @@ pub struct OriginClients {
     peers: awc::Client,
     /// Each origin's client with the TLS config it was built from: built
     /// on first use, and again once a reload gave its origin another.
-    origins: Rc<RefCell<HashMap<String, BuiltClient>>>,
+    /// Keyed by configured hosts, never a client's: the fast hasher.
+    origins: Rc<RefCell<HashMap<String, BuiltClient, foldhash::fast::FixedState>>>,
 }
 
 impl Default for OriginClients {
