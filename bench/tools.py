@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Helpers for bench/run.sh: free ports, the slow origin, the coalescing client,
+"""Helpers for bench/run.sh and bench/instructions.sh: free ports, the slow origin, the coalescing client,
 the cold-start poller, wrk output parsing and the final report.
 
 Subcommands:
@@ -15,6 +15,8 @@ Subcommands:
                                     parse wrk output, print one JSON line (with the
                                     CPU microseconds per request when CPU0/CPU1 given)
   report RAW.jsonl OUT.json META.json  medians, table on stdout, JSON to OUT.json
+  sequential PORT PATH N            N GETs of PATH (Host: bench.local) one after
+                                    another over one kept-alive connection
 """
 import asyncio
 import http.client
@@ -400,6 +402,17 @@ def report(raw, out, meta):
     print("\nJSON: %s" % out)
 
 
+def sequential(port, path, n):
+    conn = http.client.HTTPConnection("127.0.0.1", int(port))
+    for _ in range(int(n)):
+        conn.request("GET", path, headers={"Host": "bench.local"})
+        response = conn.getresponse()
+        response.read()
+        if response.status != 200:
+            sys.exit("sequential: %s answered %d" % (path, response.status))
+    conn.close()
+
+
 if __name__ == "__main__":
     cmd, args = sys.argv[1], sys.argv[2:]
     {
@@ -412,4 +425,5 @@ if __name__ == "__main__":
         "coldpoll": coldpoll,
         "wrkparse": wrkparse,
         "report": report,
+        "sequential": sequential,
     }[cmd](*args)
