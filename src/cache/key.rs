@@ -83,6 +83,7 @@ impl KeyView<'_> {
         *h.finalize().as_bytes()
     }
 
+    /// The owned key, for what outlives the request's borrow.
     pub fn to_key(&self) -> CacheKey {
         CacheKey::new(self.method, self.host, self.path_and_query)
     }
