@@ -32,7 +32,8 @@ trap cleanup EXIT
 
 port() { python3 "$ROOT/bench/tools.py" freeport 1; }
 
-# The origin: nginx serving the bodies, /nostore marked no-store.
+# The origin: nginx serving the bodies, /nostore marked no-store (bench_bare
+# reads all three bodies at start, though only 1k is asked for here).
 mkdir -p "$T/www" "$T/origin"
 head -c 1024 /dev/urandom >"$T/www/1k"
 head -c 102400 /dev/urandom >"$T/www/100k"
