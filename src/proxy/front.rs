@@ -82,19 +82,25 @@ where
     actix_service::forward_ready!(app);
 
     fn call(&self, req: Request) -> Self::Future {
-        let begun = Begun::request(&req);
-        let answer = {
+        let mut begun = Begun::request(&req);
+        let hot = {
             let _entered = begun.span().enter();
-            match hot::answer(req.head(), &self.state, begun.note()) {
-                Ok(response) => Either::Left(ready(Ok(response.into()))),
-                Err(handover) => {
-                    begun.lend_to(&req);
-                    if handover.taken.is_some() {
-                        req.extensions_mut().insert(handover);
-                    }
-                    let converted: Converted = Into::into;
-                    Either::Right(self.app.call(req).map_ok(converted))
+            hot::answer(req.head(), &self.state)
+        };
+        let answer = match hot {
+            Ok(response) => {
+                let response: Response<BoxBody> = response.into();
+                begun.answered(&req, response.status().as_u16(), "hit");
+                Either::Left(ready(Ok(response)))
+            }
+            Err(handover) => {
+                begun.lend_to(&req);
+                if handover.taken.is_some() {
+                    req.extensions_mut().insert(handover);
                 }
+                let converted: Converted = Into::into;
+                let _entered = begun.span().enter();
+                Either::Right(self.app.call(req).map_ok(converted))
             }
         };
         begun.until(answer)

@@ -25,7 +25,6 @@ use crate::cache::key::Hash;
 use crate::cache::memory_tier::HotEntry;
 use crate::cache::{partial, CacheKey};
 use crate::reload::Snapshot;
-use crate::telemetry::Note;
 use crate::upstream::headers;
 
 /// What the hot path hands the flow of a request it did not answer.
@@ -47,11 +46,7 @@ pub struct Taken {
 
 /// The answer to a fresh hit on the memory tier, or what the flow is
 /// handed of any other request.
-pub fn answer(
-    req: &RequestHead,
-    state: &ProxyState,
-    note: Option<&Note>,
-) -> Result<HttpResponse, Handover> {
+pub fn answer(req: &RequestHead, state: &ProxyState) -> Result<HttpResponse, Handover> {
     let nothing = |_| Handover::default();
     if !matches!(req.method, Method::GET | Method::HEAD) || admin::claims(req.uri.path()) {
         return Err(Handover::default());
@@ -97,10 +92,7 @@ pub fn answer(
             });
         }
     };
-    // Recorded as the flow's `Exchange::record` does.
-    if let Some(note) = note {
-        note.cache_status("hit");
-    }
+    // Counted as the flow's `Exchange::record` does; `front.rs` logs it.
     state.metrics.requests_by.inc("hit");
     Ok(exchange::fresh_hit(
         req,

@@ -46,7 +46,8 @@ impl AccessLine<'_> {
         out.extend_from_slice(numbers.format(self.status).as_bytes());
         out.extend_from_slice(b" cache=");
         logfmt_value(out, self.cache);
-        let micros = self.elapsed.as_micros();
+        // Under 584,000 years: a `u64` (a `u128` divides slowly).
+        let micros = self.elapsed.as_micros() as u64;
         out.extend_from_slice(b" ms=");
         out.extend_from_slice(numbers.format(micros / 1000).as_bytes());
         out.push(b'.');
@@ -116,44 +117,59 @@ fn timestamp(now: SystemTime, out: &mut Vec<u8>) {
     out.push(b'Z');
 }
 
-/// `n` in `width` digits, zeros first.
+const ZEROS: &[u8] = b"000000";
+
+/// `n` in `width` (at most six) digits, zeros first.
 fn zero_padded(out: &mut Vec<u8>, n: u32, width: usize) {
     let mut numbers = itoa::Buffer::new();
     let digits = numbers.format(n).as_bytes();
-    out.extend(std::iter::repeat_n(
-        b'0',
-        width.saturating_sub(digits.len()),
-    ));
+    let zeros = width.saturating_sub(digits.len()).min(ZEROS.len());
+    out.extend_from_slice(&ZEROS[..zeros]);
     out.extend_from_slice(digits);
 }
 
 /// A value in double quotes, escaped as Rust escapes a string when it holds
 /// a quote, a backslash or a control character.
 fn quoted(out: &mut Vec<u8>, value: &str) {
-    if value
-        .bytes()
-        .any(|b| b == b'"' || b == b'\\' || b.is_ascii_control())
-    {
-        let _ = write!(out, "{value:?}");
-    } else {
+    if value.bytes().all(|b| QUOTED_AS_IS[usize::from(b)]) {
         out.push(b'"');
         out.extend_from_slice(value.as_bytes());
         out.push(b'"');
+    } else {
+        let _ = write!(out, "{value:?}");
     }
 }
 
 /// A logfmt value: as it is when it cannot be misread, else quoted and
 /// escaped, so no client-written value can forge a field or a line.
 fn logfmt_value(out: &mut Vec<u8>, value: &str) {
-    let plain = !value.is_empty()
-        && value
-            .bytes()
-            .all(|b| b.is_ascii_graphic() && b != b'"' && b != b'=' && b != b'\\');
-    if plain {
+    if !value.is_empty() && value.bytes().all(|b| PLAIN[usize::from(b)]) {
         out.extend_from_slice(value.as_bytes());
     } else {
         let _ = write!(out, "{value:?}");
     }
+}
+
+/// Which bytes a logfmt value holds unquoted (visible ASCII but `"`, `=`
+/// and `\`), and which a quoted value holds unescaped (all but `"`, `\`
+/// and controls). Tables, since a line checks every byte of its values.
+const PLAIN: [bool; 256] = byte_table(true);
+const QUOTED_AS_IS: [bool; 256] = byte_table(false);
+
+const fn byte_table(logfmt: bool) -> [bool; 256] {
+    let mut table = [false; 256];
+    let mut i = 0;
+    while i < 256 {
+        let b = i as u8;
+        let special = matches!(b, b'"' | b'\\');
+        table[i] = if logfmt {
+            b.is_ascii_graphic() && !special && b != b'='
+        } else {
+            !special && !b.is_ascii_control()
+        };
+        i += 1;
+    }
+    table
 }
 
 #[cfg(test)]

@@ -12,7 +12,7 @@ use std::io::IsTerminal;
 
 use tracing_subscriber::EnvFilter;
 
-pub use request_log::{note_cache_status, note_origin_ms, Begun, Logged, Note};
+pub use request_log::{note_cache_status, note_origin_ms, Begun, Logged};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum LogFormat {

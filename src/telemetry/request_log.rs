@@ -31,8 +31,8 @@ use super::access_line::AccessLine;
 use super::sink;
 
 /// What the handler learns of a request for its span and its line; made
-/// only when either is recorded, and then kept in the request's extensions
-/// for the handler to find.
+/// only when either is recorded and the request goes on to the app, and
+/// then kept in the request's extensions for the handler to find.
 pub struct Note {
     id: u64,
     span: Span,
@@ -75,12 +75,20 @@ pub fn note_origin_ms(req: &HttpRequest, ms: u64) {
     }
 }
 
-/// A request's logging from its arrival: its span, and its note when the
-/// span or the line is recorded.
+/// A request's logging from its arrival: its span, and what its line
+/// needs when the span or the line is recorded.
 pub struct Begun {
     span: Span,
+    recorded: Option<Recorded>,
+    /// Made when the request goes on to the app.
     note: Option<Rc<Note>>,
     line: bool,
+}
+
+/// A recorded request's id and arrival.
+struct Recorded {
+    id: u64,
+    started: Instant,
 }
 
 impl Begun {
@@ -88,43 +96,76 @@ impl Begun {
     pub fn request(req: &actix_http::Request) -> Self {
         let line = tracing::enabled!(target: "caje::access", tracing::Level::INFO);
         let span = request_span(req);
-        let note = (line || !span.is_disabled()).then(|| {
+        let recorded = (line || !span.is_disabled()).then(|| {
             let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
-            span.record("request_id", id);
-            Rc::new(Note {
+            if !span.is_disabled() {
+                span.record("request_id", id);
+            }
+            Recorded {
                 id,
-                span: span.clone(),
                 started: Instant::now(),
-                cache: Cell::new("-"),
-                origin_ms: Cell::new(None),
-                method: req.method().clone(),
-                uri: req.uri().clone(),
-                host: req.headers().get(header::HOST).cloned(),
-                user_agent: req.headers().get(header::USER_AGENT).cloned(),
-                client: req.peer_addr().map(|peer| peer.ip()),
-            })
+            }
         });
-        Self { span, note, line }
+        Self {
+            span,
+            recorded,
+            note: None,
+            line,
+        }
     }
 
-    /// Lends the note (if any) to the app, whose handler finds it in the
-    /// request's extensions. A request answered before the app needs no
-    /// lending, nor the allocation of its extensions.
-    pub fn lend_to(&self, req: &actix_http::Request) {
-        if let Some(note) = &self.note {
-            req.extensions_mut().insert(note.clone());
+    /// Logs `req`, answered at once (`cache` says how) with `status`. Its
+    /// line is written from the request itself: nothing is cloned for it.
+    pub fn answered(&mut self, req: &actix_http::Request, status: u16, cache: &'static str) {
+        let Some(Recorded { id, started }) = self.recorded.take() else {
+            return;
+        };
+        if !self.span.is_disabled() {
+            self.span.record("cache_status", cache);
+            self.span.record("http.status_code", status);
         }
+        if self.line {
+            let headers = req.headers();
+            let asked = Asked {
+                method: req.method(),
+                target: req.path(),
+                host: headers.get(header::HOST),
+                user_agent: headers.get(header::USER_AGENT),
+                client: req.peer_addr().map(|peer| peer.ip()),
+            };
+            asked.write_line(id, started, status, cache, None);
+        }
+    }
+
+    /// Lends a note of the request (when recorded) to the app, whose
+    /// handler finds it in the request's extensions. A request answered
+    /// before the app needs no note, nor the allocation of its extensions.
+    pub fn lend_to(&mut self, req: &actix_http::Request) {
+        let Some(Recorded { id, started }) = self.recorded.take() else {
+            return;
+        };
+        let note = Rc::new(Note {
+            id,
+            span: self.span.clone(),
+            started,
+            cache: Cell::new("-"),
+            origin_ms: Cell::new(None),
+            method: req.method().clone(),
+            uri: req.uri().clone(),
+            host: req.headers().get(header::HOST).cloned(),
+            user_agent: req.headers().get(header::USER_AGENT).cloned(),
+            client: req.peer_addr().map(|peer| peer.ip()),
+        });
+        req.extensions_mut().insert(note.clone());
+        self.note = Some(note);
     }
 
     pub fn span(&self) -> &Span {
         &self.span
     }
 
-    pub fn note(&self) -> Option<&Note> {
-        self.note.as_deref()
-    }
-
-    /// Logs the request when `future`, its answer, is ready.
+    /// Logs the request when `future`, its answer, is ready (unless it
+    /// was [`answered`](Self::answered) already).
     pub fn until<F>(self, future: F) -> Logged<F> {
         Logged {
             future,
@@ -195,30 +236,61 @@ where
             };
             note.span.record("http.status_code", status);
             if *this.line {
-                write_line(&note, status);
+                let cache = note.cache.get();
+                let origin_ms = note.origin_ms.get();
+                Asked::of(&note).write_line(note.id, note.started, status, cache, origin_ms);
             }
         }
         Poll::Ready(outcome)
     }
 }
 
-fn write_line(note: &Note, status: u16) {
-    fn text(value: &Option<HeaderValue>) -> &str {
-        value.as_ref().and_then(|v| v.to_str().ok()).unwrap_or("")
+/// A request as its access line names it, borrowed from the request or
+/// from its note.
+struct Asked<'a> {
+    method: &'a Method,
+    target: &'a str,
+    host: Option<&'a HeaderValue>,
+    user_agent: Option<&'a HeaderValue>,
+    client: Option<std::net::IpAddr>,
+}
+
+impl<'a> Asked<'a> {
+    fn of(note: &'a Note) -> Self {
+        Self {
+            method: &note.method,
+            target: note.uri.path(),
+            host: note.host.as_ref(),
+            user_agent: note.user_agent.as_ref(),
+            client: note.client,
+        }
     }
-    let line = AccessLine {
-        id: note.id,
-        method: note.method.as_str(),
-        host: text(&note.host),
-        target: note.uri.path(),
-        status,
-        cache: note.cache.get(),
-        elapsed: note.started.elapsed(),
-        origin_ms: note.origin_ms.get(),
-        client: note.client,
-        user_agent: text(&note.user_agent),
-    };
-    sink::write_access_line(&line, SystemTime::now());
+
+    fn write_line(
+        &self,
+        id: u64,
+        started: Instant,
+        status: u16,
+        cache: &str,
+        origin_ms: Option<u64>,
+    ) {
+        fn text(value: Option<&HeaderValue>) -> &str {
+            value.and_then(|v| v.to_str().ok()).unwrap_or("")
+        }
+        let line = AccessLine {
+            id,
+            method: self.method.as_str(),
+            host: text(self.host),
+            target: self.target,
+            status,
+            cache,
+            elapsed: started.elapsed(),
+            origin_ms,
+            client: self.client,
+            user_agent: text(self.user_agent),
+        };
+        sink::write_access_line(&line, SystemTime::now());
+    }
 }
 
 /// A field value written only when a subscriber formats it.
