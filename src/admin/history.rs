@@ -203,8 +203,12 @@ impl History {
 
 /// Samples `metrics` into `history` every [`SAMPLE_EVERY`] while the node runs.
 pub fn sample_every(history: Arc<History>, metrics: Arc<Metrics>) {
+    // The first reading now, not when the task first runs: requests
+    // answered before that (a busy start) would be in no sample.
+    history.sample(&metrics);
     actix_web::rt::spawn(async move {
-        let mut ticks = actix_web::rt::time::interval(SAMPLE_EVERY);
+        let start = actix_web::rt::time::Instant::now() + SAMPLE_EVERY;
+        let mut ticks = actix_web::rt::time::interval_at(start, SAMPLE_EVERY);
         loop {
             ticks.tick().await;
             history.sample(&metrics);
