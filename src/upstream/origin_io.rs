@@ -13,10 +13,12 @@
 use std::fmt;
 use std::io;
 use std::pin::Pin;
+use std::sync::LazyLock;
 use std::task::{ready, Context, Poll};
 
 use actix_web::rt::net::{ActixStream, Ready};
 use bytes::{Buf, BytesMut};
+use memchr::memmem::Finder;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use super::response_head::{self, Action, Asked};
@@ -114,7 +116,9 @@ fn fill<Io: AsyncRead + Unpin>(
 /// The length of the request head at the start of `written`, when the
 /// blank line that ends it is there.
 fn head_len(written: &[u8]) -> Option<usize> {
-    memchr::memmem::find(written, b"\r\n\r\n").map(|at| at + 4)
+    // Made once: a searcher costs more to make than a head to search.
+    static BLANK_LINE: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"\r\n\r\n"));
+    BLANK_LINE.find(written).map(|at| at + 4)
 }
 
 impl<Io: AsyncRead + Unpin> AsyncRead for OriginIo<Io> {
@@ -148,6 +152,11 @@ impl<Io: AsyncRead + Unpin> AsyncRead for OriginIo<Io> {
                         return Poll::Ready(Ok(()));
                     }
                     this.reading = Reading::Body;
+                }
+                // Nothing to parse yet: awc asks for the next response
+                // before the origin has sent it.
+                Reading::Head if this.raw.is_empty() => {
+                    ready!(fill(&mut this.io, &mut this.raw, &mut this.eof, cx))?;
                 }
                 Reading::Head => match response_head::action(&this.raw, this.asked)? {
                     Action::Partial if this.raw.len() > MAX_HEAD => this.reading = Reading::Body,

@@ -6,6 +6,9 @@
 
 use std::io;
 use std::mem::MaybeUninit;
+use std::sync::LazyLock;
+
+use memchr::memmem::Finder;
 
 use super::transfer_coding::{BodyDecoder, Coding};
 
@@ -24,12 +27,17 @@ pub struct Asked {
 impl Asked {
     /// Reads a request head as written to the origin.
     pub fn from_request(head: &[u8]) -> Self {
-        // Only the starts of lines are compared: a request head is read once
+        // Only the starts of lines are compared, and only in a head with
+        // `100-` in it (digits have no case): a request head is read once
         // per origin request.
-        let expect = memchr::memchr_iter(b'\n', head).any(|at| {
-            head.get(at + 1..at + 8)
-                .is_some_and(|name| name.eq_ignore_ascii_case(b"expect:"))
-        });
+        // Made once: a searcher costs more to make than a head to search.
+        static CONTINUE: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"100-"));
+        let maybe_continue = CONTINUE.find(head).is_some();
+        let expect = maybe_continue
+            && memchr::memchr_iter(b'\n', head).any(|at| {
+                head.get(at + 1..at + 8)
+                    .is_some_and(|name| name.eq_ignore_ascii_case(b"expect:"))
+            });
         let continues = || {
             head.windows(b"100-continue".len())
                 .any(|w| w.eq_ignore_ascii_case(b"100-continue"))
