@@ -243,11 +243,17 @@ impl Settings {
 
     /// The origin serving a request's host, if any (the port is ignored).
     pub fn origin_for(&self, host: &str) -> Option<&Origin> {
+        self.origin_at_for(host).map(|(_, origin)| origin)
+    }
+
+    /// The origin serving a request's host, with its place in `origins`.
+    pub fn origin_at_for(&self, host: &str) -> Option<(usize, &Origin)> {
         // Origin hosts are normalised: compared without making a copy.
         let host = without_port(host.trim());
         self.origins
             .iter()
-            .find(|o| o.host.eq_ignore_ascii_case(host))
+            .enumerate()
+            .find(|(_, o)| o.host.eq_ignore_ascii_case(host))
     }
 }
 

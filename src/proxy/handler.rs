@@ -27,10 +27,29 @@ use crate::cache::memory_tier::HotEntry;
 use crate::cache::partial::{self, Plan};
 use crate::cache::{range, revalidate};
 use crate::cache::{CacheStatus, Forward};
-use crate::config::normalize_host;
+use crate::config::{normalize_host, Origin};
+use crate::reload::Snapshot;
 use crate::telemetry;
 use crate::upstream::fetch::content_length;
 use crate::upstream::{self, headers, OriginClients, RequestBody};
+
+/// The origin of a request the hot path did not look up, once the
+/// request passes its checks; else the refusal (boxed: it is rare).
+fn route<'a>(req: &HttpRequest, live: &'a Snapshot) -> Result<&'a Origin, Box<HttpResponse>> {
+    let refused = |refused: request_checks::Refused| Box::new(refused.response());
+    let raw_host = request_checks::target_host(req.head()).map_err(refused)?;
+    let Some(origin) = live.settings.origin_for(raw_host) else {
+        return Err(Box::new(plain(
+            StatusCode::MISDIRECTED_REQUEST,
+            format!(
+                "caje: no origin is configured for host {:?}\n",
+                normalize_host(raw_host)
+            ),
+        )));
+    };
+    request_checks::check(req.head(), live.settings.max_request_body).map_err(refused)?;
+    Ok(origin)
+}
 
 /// What the cache can do for a request.
 enum Cached {
@@ -56,29 +75,20 @@ pub async fn proxy(
         .extensions_mut()
         .remove::<hot::Handover>()
         .unwrap_or_default();
-    // 1. Checks, and the origin for this host (never an open proxy).
-    let raw_host = match request_checks::target_host(req.head()) {
-        Ok(host) => host,
-        Err(refused) => return refused.response(),
+    // 1. Checks, and the origin for this host (never an open proxy). This
+    // request's config, to its end, whatever a reload does meanwhile: the
+    // one the hot path took, with the origin whose checks it passed there.
+    let (live, origin_at, key, memory) = match handover.taken {
+        Some(t) => (t.live, Some(t.origin_at), Some(t.key), Some(t.memory)),
+        None => (state.config.current(), None, None, None),
     };
-    // This request's config, to its end, whatever a reload does meanwhile
-    // (the one the hot path took, when it took one).
-    let (live, key, memory) = match handover.taken {
-        Some(taken) => (taken.live, Some(taken.key), Some(taken.memory)),
-        None => (state.config.current(), None, None),
+    let origin = match origin_at.and_then(|at| live.settings.origins.get(at)) {
+        Some(origin) => origin,
+        None => match route(&req, &live) {
+            Ok(origin) => origin,
+            Err(refused) => return *refused,
+        },
     };
-    let Some(origin) = live.settings.origin_for(raw_host) else {
-        return plain(
-            StatusCode::MISDIRECTED_REQUEST,
-            format!(
-                "caje: no origin is configured for host {:?}\n",
-                normalize_host(raw_host)
-            ),
-        );
-    };
-    if let Err(refused) = request_checks::check(req.head(), live.settings.max_request_body) {
-        return refused.response();
-    }
     let path_and_query = req.uri().path_and_query().map_or("/", |p| p.as_str());
     let key = key.unwrap_or_else(|| origin.key(path_and_query));
     if req.method().as_str() == "PURGE" {

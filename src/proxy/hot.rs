@@ -3,9 +3,10 @@
 //! (`front.rs`), before actix-web's `App` builds anything for it. It makes
 //! the same checks and decisions as the handler's flow, in the same order,
 //! and hands every other request to the app, whose flow starts over with
-//! what the hot path already had: the config it took and the key it made
-//! (so one request keeps one config), and the memory tier's answer, entry
-//! or none (so nothing is asked, hashed or counted twice).
+//! what the hot path already had: the config it took, the origin whose
+//! checks the request passed and the key it made (so one request keeps one
+//! config), and the memory tier's answer, entry or none (so nothing is
+//! checked, asked, hashed or counted twice).
 
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -36,8 +37,11 @@ pub struct Handover {
 
 /// A request the hot path looked up in the memory tier.
 pub struct Taken {
-    /// The config it took, and the request's key under it.
+    /// The config it took, the request's origin in it (its place in
+    /// `origins`: the request passed that origin's checks), and the
+    /// request's key under it.
     pub live: Arc<Snapshot>,
+    pub origin_at: usize,
     pub key: CacheKey,
     /// The memory tier's answer (the key's hash and the entry found, if
     /// any): the flow asks neither again.
@@ -46,6 +50,9 @@ pub struct Taken {
 
 /// The answer to a fresh hit on the memory tier, or what the flow is
 /// handed of any other request.
+// The handover is moved once, into the request's extensions (which box
+// it): boxing it here too would cost a miss a second allocation.
+#[allow(clippy::result_large_err)]
 pub fn answer(req: &RequestHead, state: &ProxyState) -> Result<HttpResponse, Handover> {
     let nothing = |_| Handover::default();
     if !matches!(req.method, Method::GET | Method::HEAD) || admin::claims(req.uri.path()) {
@@ -53,9 +60,9 @@ pub fn answer(req: &RequestHead, state: &ProxyState) -> Result<HttpResponse, Han
     }
     let raw_host = request_checks::target_host(req).map_err(nothing)?;
     let live = state.config.current();
-    let origin = live
+    let (origin_at, origin) = live
         .settings
-        .origin_for(raw_host)
+        .origin_at_for(raw_host)
         .ok_or_else(Handover::default)?;
     request_checks::check(req, live.settings.max_request_body).map_err(nothing)?;
     let path_and_query = req.uri.path_and_query().map_or("/", |p| p.as_str());
@@ -86,6 +93,7 @@ pub fn answer(req: &RequestHead, state: &ProxyState) -> Result<HttpResponse, Han
             return Err(Handover {
                 taken: Some(Taken {
                     live,
+                    origin_at,
                     key,
                     memory: (primary, found),
                 }),
