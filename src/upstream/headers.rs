@@ -87,13 +87,13 @@ fn is_named(name: &HeaderName, named: &[&str]) -> bool {
 }
 
 /// The header fields a message carries end to end: without hop-by-hop fields,
-/// those its `Connection` names, and any named in `drop`; with `room` for
+/// those its `Connection` names, and any `drop` is true of; with `room` for
 /// the fields caje adds (so adding them never grows the map).
-fn end_to_end(headers: &HeaderMap, drop: &[HeaderName], room: usize) -> HeaderMap {
+fn end_to_end(headers: &HeaderMap, drop: impl Fn(&HeaderName) -> bool, room: usize) -> HeaderMap {
     let named = connection_named(headers);
     let mut out = HeaderMap::with_capacity(headers.len() + room);
     for (name, value) in headers {
-        if is_hop_by_hop(name) || drop.contains(name) || is_named(name, &named) {
+        if is_hop_by_hop(name) || drop(name) || is_named(name, &named) {
             continue;
         }
         out.append(name.clone(), value.clone());
@@ -194,10 +194,15 @@ pub fn origin_request_headers(client: &HeaderMap, info: &ClientInfo<'_>) -> Head
     let x_forwarded_host = HeaderName::from_static("x-forwarded-host");
     let x_forwarded_proto = HeaderName::from_static("x-forwarded-proto");
     // Room for the six fields set below.
-    let mut out = end_to_end(client, &[header::HOST, header::CONTENT_LENGTH], 6);
+    let dropped = |name: &HeaderName| {
+        *name == header::HOST
+            || *name == header::CONTENT_LENGTH
+            || is_rewriting(name)
+            || Some(name) == info.client_ip_header
+    };
+    let mut out = end_to_end(client, dropped, 6);
     out.insert(header::ACCEPT_ENCODING, accept_encoding(client));
     let address = client_address(client, info.peer, info.client_ip_header);
-    out.retain(|name, _| !is_rewriting(name) && Some(name) != info.client_ip_header);
     // caje faces clients directly: a client's own `X-Forwarded-For` chain is
     // whatever it chose to write, so only the address caje saw is passed on.
     if let Some(value) = address.and_then(address_value) {
@@ -218,7 +223,7 @@ pub fn origin_request_headers(client: &HeaderMap, info: &ClientInfo<'_>) -> Head
 /// soon as the answer is stored.
 pub fn response_headers(origin: &HeaderMap) -> HeaderMap {
     // Room for `Via`, `Cache-Status` and a `Vary` on the coding.
-    let mut out = end_to_end(origin, &[header::CONTENT_LENGTH], 3);
+    let mut out = end_to_end(origin, |name| *name == header::CONTENT_LENGTH, 3);
     if !out.contains_key(header::CACHE_STATUS) {
         return out;
     }
