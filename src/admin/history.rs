@@ -268,6 +268,24 @@ mod tests {
         assert_eq!(quantile(0.5, &[(0.1, 2), (1.0, 2)], 2), 0.05);
     }
 
+    #[actix_web::test]
+    async fn a_request_answered_before_the_sampling_task_runs_is_in_the_first_sample() {
+        let metrics = Arc::new(Metrics::new().expect("metrics"));
+        let history = Arc::new(History::default());
+        sample_every(history.clone(), metrics.clone());
+        // Counted before anything yields, so before the task first runs.
+        metrics.proxy.requests_by.inc("hit");
+        let deadline = std::time::Instant::now() + 5 * SAMPLE_EVERY;
+        let first = loop {
+            if let Some(first) = history.samples().into_iter().next() {
+                break first;
+            }
+            assert!(std::time::Instant::now() < deadline, "no sample taken");
+            actix_web::rt::time::sleep(Duration::from_millis(20)).await;
+        };
+        assert_eq!(first.requests.get("hit"), Some(&1), "{:?}", first.requests);
+    }
+
     #[test]
     fn the_ring_keeps_the_last_samples_only() {
         let metrics = Metrics::new().expect("metrics");

@@ -27,11 +27,11 @@ pub struct Asked {
 impl Asked {
     /// Reads a request head as written to the origin.
     pub fn from_request(head: &[u8]) -> Self {
+        // Made once: a searcher costs more to make than a head to search.
+        static CONTINUE: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"100-"));
         // Only the starts of lines are compared, and only in a head with
         // `100-` in it (digits have no case): a request head is read once
         // per origin request.
-        // Made once: a searcher costs more to make than a head to search.
-        static CONTINUE: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"100-"));
         let maybe_continue = CONTINUE.find(head).is_some();
         let expect = maybe_continue
             && memchr::memchr_iter(b'\n', head).any(|at| {
