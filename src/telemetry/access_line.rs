@@ -13,18 +13,23 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 /// `User-Agent` and `Host` is read, and the client is the connection's.
 pub struct AccessLine<'a> {
     pub id: u64,
+    /// A token (RFC 9110 §9.1, as the request parser checked it): no
+    /// quote, `=`, backslash, space or control, so written as it is.
     pub method: &'a str,
-    pub host: &'a str,
+    /// `Host` and `User-Agent` as the request carried them: a value that is
+    /// not visible ASCII is logged empty (as `HeaderValue::to_str` reads
+    /// it). Bytes, so that a value is checked once, as it is written.
+    pub host: &'a [u8],
     pub target: &'a str,
     pub status: u16,
     /// How the cache answered (`hit`, `uri-miss`…); `-` for caje's own
-    /// endpoints and refusals.
-    pub cache: &'a str,
+    /// endpoints and refusals. caje's own words, written as they are.
+    pub cache: &'static str,
     /// From the request's arrival to its response head.
     pub elapsed: Duration,
     pub origin_ms: Option<u64>,
     pub client: Option<IpAddr>,
-    pub user_agent: &'a str,
+    pub user_agent: &'a [u8],
 }
 
 impl AccessLine<'_> {
@@ -37,15 +42,17 @@ impl AccessLine<'_> {
         out.extend_from_slice(b"  INFO caje::access: request done id=");
         out.extend_from_slice(numbers.format(self.id).as_bytes());
         out.extend_from_slice(b" method=");
-        logfmt_value(out, self.method);
+        out.extend_from_slice(self.method.as_bytes());
         out.extend_from_slice(b" host=");
-        logfmt_value(out, self.host);
+        logfmt_value(out, self.host, field_text);
         out.extend_from_slice(b" target=");
-        logfmt_value(out, self.target);
+        logfmt_value(out, self.target.as_bytes(), |target| {
+            std::str::from_utf8(target).unwrap_or_default()
+        });
         out.extend_from_slice(b" status=");
         out.extend_from_slice(numbers.format(self.status).as_bytes());
         out.extend_from_slice(b" cache=");
-        logfmt_value(out, self.cache);
+        out.extend_from_slice(self.cache.as_bytes());
         // Under 584,000 years: a `u64` (a `u128` divides slowly).
         let micros = self.elapsed.as_micros() as u64;
         out.extend_from_slice(b" ms=");
@@ -76,14 +83,14 @@ impl AccessLine<'_> {
                 "message": "request done",
                 "id": self.id,
                 "method": self.method,
-                "host": self.host,
+                "host": field_text(self.host),
                 "target": self.target,
                 "status": self.status,
                 "cache": self.cache,
                 "ms": format!("{}.{:03}", micros / 1000, micros % 1000),
                 "origin_ms": self.origin_ms,
                 "client": self.client.map(|ip| ip.to_string()),
-                "ua": self.user_agent,
+                "ua": field_text(self.user_agent),
             },
             "target": "caje::access",
         });
@@ -128,31 +135,46 @@ fn zero_padded(out: &mut Vec<u8>, n: u32, width: usize) {
     out.extend_from_slice(digits);
 }
 
+/// A header value as text: empty unless it is visible ASCII (tabs too),
+/// as `HeaderValue::to_str` reads it.
+fn field_text(value: &[u8]) -> &str {
+    let visible = value
+        .iter()
+        .all(|&b| b == b'\t' || (b' '..=b'~').contains(&b));
+    if visible {
+        std::str::from_utf8(value).unwrap_or_default()
+    } else {
+        ""
+    }
+}
+
 /// A value in double quotes, escaped as Rust escapes a string when it holds
 /// a quote, a backslash or a control character.
-fn quoted(out: &mut Vec<u8>, value: &str) {
-    if value.bytes().all(|b| QUOTED_AS_IS[usize::from(b)]) {
+fn quoted(out: &mut Vec<u8>, value: &[u8]) {
+    if value.iter().all(|&b| QUOTED_AS_IS[usize::from(b)]) {
         out.push(b'"');
-        out.extend_from_slice(value.as_bytes());
+        out.extend_from_slice(value);
         out.push(b'"');
     } else {
-        let _ = write!(out, "{value:?}");
+        let _ = write!(out, "{:?}", field_text(value));
     }
 }
 
 /// A logfmt value: as it is when it cannot be misread, else quoted and
 /// escaped, so no client-written value can forge a field or a line.
-fn logfmt_value(out: &mut Vec<u8>, value: &str) {
-    if !value.is_empty() && value.bytes().all(|b| PLAIN[usize::from(b)]) {
-        out.extend_from_slice(value.as_bytes());
+/// `as_text` reads a value that is not plain.
+fn logfmt_value(out: &mut Vec<u8>, value: &[u8], as_text: fn(&[u8]) -> &str) {
+    if !value.is_empty() && value.iter().all(|&b| PLAIN[usize::from(b)]) {
+        out.extend_from_slice(value);
     } else {
-        let _ = write!(out, "{value:?}");
+        let _ = write!(out, "{:?}", as_text(value));
     }
 }
 
 /// Which bytes a logfmt value holds unquoted (visible ASCII but `"`, `=`
-/// and `\`), and which a quoted value holds unescaped (all but `"`, `\`
-/// and controls). Tables, since a line checks every byte of its values.
+/// and `\`), and which a quoted value holds unescaped (ASCII but `"`, `\`
+/// and controls). Tables, since a line checks every byte of its values;
+/// a value with other bytes takes the slow way.
 const PLAIN: [bool; 256] = byte_table(true);
 const QUOTED_AS_IS: [bool; 256] = byte_table(false);
 
@@ -165,7 +187,7 @@ const fn byte_table(logfmt: bool) -> [bool; 256] {
         table[i] = if logfmt {
             b.is_ascii_graphic() && !special && b != b'='
         } else {
-            !special && !b.is_ascii_control()
+            b.is_ascii() && !special && !b.is_ascii_control()
         };
         i += 1;
     }
@@ -180,14 +202,14 @@ mod tests {
         AccessLine {
             id: 7,
             method: "GET",
-            host,
+            host: host.as_bytes(),
             target,
             status: 200,
             cache: "hit",
             elapsed: Duration::from_micros(1_234),
             origin_ms: Some(12),
             client: Some(IpAddr::from([127, 0, 0, 1])),
-            user_agent,
+            user_agent: user_agent.as_bytes(),
         }
     }
 
@@ -209,29 +231,51 @@ mod tests {
 
     #[test]
     fn a_client_written_value_cannot_forge_a_field_or_a_line() {
-        let forged = text(&line("a b=c", "/p\"q", "x\" status=500\nfake"));
+        let forged = text(&line("a b=c", "/p\"q", "x\" status=500 fake"));
         assert_eq!(forged.lines().count(), 1, "{forged}");
         assert!(forged.contains(r#"host="a b=c""#), "{forged}");
         assert!(forged.contains(r#"target="/p\"q""#), "{forged}");
-        assert!(forged.contains(r#"ua="x\" status=500\nfake""#), "{forged}");
+        assert!(forged.contains(r#"ua="x\" status=500 fake""#), "{forged}");
         // The forged field is inside the quoted `ua` value, not one of its own.
         let (fields, _ua) = forged.split_once(" ua=").expect("ua last");
         assert_eq!(fields.matches(" status=").count(), 1, "{forged}");
         let empty = text(&line("", "/", ""));
         assert!(empty.contains(r#"host="" "#), "{empty}");
+        // A parser lets no line break into a field; were one there, the
+        // value would be logged empty, never as a second line.
+        let broken = text(&line("a\nb", "/", "x\nfake"));
+        assert_eq!(broken.lines().count(), 1, "{broken}");
+    }
+
+    #[test]
+    fn a_header_value_that_is_not_visible_ascii_is_logged_empty() {
+        let mut odd = line("h\u{e9}te", "/caf\u{e9}", "na\u{ef}ve");
+        let logged = text(&odd);
+        assert!(logged.contains(r#" host="" "#), "{logged}");
+        assert!(logged.contains(" target=\"/caf\u{e9}\" "), "{logged}");
+        assert!(logged.ends_with(" ua=\"\"\n"), "{logged}");
+        // A tab is visible to `to_str`, and escaped here.
+        odd.user_agent = b"a\tb";
+        let tabbed = text(&odd);
+        assert!(tabbed.ends_with(" ua=\"a\\tb\"\n"), "{tabbed}");
+        let mut out = Vec::new();
+        line("h\u{e9}te", "/", "na\u{ef}ve").write_json(SystemTime::UNIX_EPOCH, &mut out);
+        let value: serde_json::Value = serde_json::from_slice(&out).expect("json");
+        assert_eq!(value["fields"]["host"], "");
+        assert_eq!(value["fields"]["ua"], "");
     }
 
     #[test]
     fn a_json_line_is_one_object_shaped_like_tracing_events() {
         let mut out = Vec::new();
-        line("a.example", "/x", "ua\n\"q\"").write_json(SystemTime::UNIX_EPOCH, &mut out);
+        line("a.example", "/x", "ua \"q\"").write_json(SystemTime::UNIX_EPOCH, &mut out);
         assert_eq!(out.iter().filter(|b| **b == b'\n').count(), 1);
         let value: serde_json::Value = serde_json::from_slice(&out).expect("json");
         assert_eq!(value["target"], "caje::access");
         assert_eq!(value["level"], "INFO");
         assert_eq!(value["fields"]["message"], "request done");
         assert_eq!(value["fields"]["status"], 200);
-        assert_eq!(value["fields"]["ua"], "ua\n\"q\"");
+        assert_eq!(value["fields"]["ua"], "ua \"q\"");
         assert_eq!(value["fields"]["client"], "127.0.0.1");
         assert_eq!(value["fields"]["ms"], "1.234");
     }

@@ -271,23 +271,23 @@ impl<'a> Asked<'a> {
         id: u64,
         started: Instant,
         status: u16,
-        cache: &str,
+        cache: &'static str,
         origin_ms: Option<u64>,
     ) {
-        fn text(value: Option<&HeaderValue>) -> &str {
-            value.and_then(|v| v.to_str().ok()).unwrap_or("")
+        fn bytes(value: Option<&HeaderValue>) -> &[u8] {
+            value.map_or(b"", HeaderValue::as_bytes)
         }
         let line = AccessLine {
             id,
             method: self.method.as_str(),
-            host: text(self.host),
+            host: bytes(self.host),
             target: self.target,
             status,
             cache,
             elapsed: started.elapsed(),
             origin_ms,
             client: self.client,
-            user_agent: text(self.user_agent),
+            user_agent: bytes(self.user_agent),
         };
         sink::write_access_line(&line, SystemTime::now());
     }
