@@ -31,14 +31,17 @@ pub struct LogGuard {
 pub fn init(format: LogFormat) -> LogGuard {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let (writer, guard) = sink::start(std::io::stderr());
-    sink::install(writer.clone(), format);
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(std::io::stderr().is_terminal())
-        .with_writer(writer);
+        .with_writer(writer.clone());
     let _ = match format {
         LogFormat::Text => builder.try_init(),
         LogFormat::Json => builder.json().with_current_span(true).try_init(),
     };
+    // Asked of the subscriber just installed (or the one a first call did).
+    if tracing::enabled!(target: "caje::access", tracing::Level::INFO) {
+        sink::install(writer, format);
+    }
     LogGuard { _writer: guard }
 }

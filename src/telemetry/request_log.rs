@@ -94,7 +94,7 @@ struct Recorded {
 impl Begun {
     /// Begins logging `req`.
     pub fn request(req: &actix_http::Request) -> Self {
-        let line = tracing::enabled!(target: "caje::access", tracing::Level::INFO);
+        let line = sink::access_lines_on();
         let span = request_span(req);
         let recorded = (line || !span.is_disabled()).then(|| {
             let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
