@@ -71,6 +71,17 @@ pub struct OriginAnswer<'a> {
     pub passed_on: &'a HeaderMap,
 }
 
+/// Why an answer is not stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// The answer itself forbids it (its status, its fields, a path rule):
+    /// no client's request could have it stored.
+    ForAnyone,
+    /// Judged with this request (its directives, its credentials): another
+    /// client's request might have it stored.
+    ForThisRequest,
+}
+
 /// The entry head to store and its time to live in seconds, when RFC 9111
 /// (as a shared cache) lets caje store this answer to a request with
 /// `request_headers` and the origin gave it freshness (or `rules` allow a
@@ -81,9 +92,20 @@ pub fn admit(
     answer: &OriginAnswer<'_>,
     rules: AdmitRules<'_>,
 ) -> Option<(EntryHead, u64)> {
+    admission(key, request_headers, answer, rules).ok()
+}
+
+/// [`admit`], saying why when the answer is not stored.
+pub fn admission(
+    key: &CacheKey,
+    request_headers: &HeaderMap,
+    answer: &OriginAnswer<'_>,
+    rules: AdmitRules<'_>,
+) -> Result<(EntryHead, u64), Refusal> {
+    use Refusal::{ForAnyone, ForThisRequest};
     // A bypassed path is never stored, whoever fetched it.
     if rules.freshness.bypass(&key.path_and_query).is_some() {
-        return None;
+        return Err(ForAnyone);
     }
     let status = answer.status.as_u16();
     let admissible = if status == 206 {
@@ -92,7 +114,7 @@ pub fn admit(
         status_codes::admissible(status, rules.cache_client_errors)
     };
     if !admissible {
-        return None;
+        return Err(ForAnyone);
     }
     let applied = rules
         .freshness
@@ -106,7 +128,7 @@ pub fn admit(
             .as_ref()
             .is_some_and(|a| a.ignores(Ignored::SetCookie));
     if with_cookie && !cookie_allowed {
-        return None;
+        return Err(ForAnyone);
     }
     let cookieless;
     let without_cookie = if with_cookie {
@@ -130,9 +152,9 @@ pub fn admit(
     let (directives, _) = directives::response(origin_headers);
     let no_store = directives.has("no-store") && !directives.has("must-understand");
     if no_store || directives.has("private") {
-        return None;
+        return Err(ForAnyone);
     }
-    let names = key::vary_names(origin_headers)?;
+    let names = key::vary_names(origin_headers).ok_or(ForAnyone)?;
     let vary: VaryValues = key::vary_values(&names, request_headers);
     let now = SystemTime::now();
     // Judged (and serialized into the entry) without the cookie it will not keep.
@@ -143,7 +165,7 @@ pub fn admit(
         policy::options_for(rules.heuristic, answer.status.as_u16(), origin_headers, now),
     );
     if !policy::is_storable(&policy, now, origin_headers) {
-        return None;
+        return Err(ForThisRequest);
     }
     let ttl = policy.time_to_live(now).as_secs();
     let stored_headers = answer
@@ -174,24 +196,28 @@ pub fn admit(
             encoding::mark_compressible(&mut head);
         }
     }
-    Some((head, ttl))
+    Ok((head, ttl))
 }
 
 /// Whether no client at all could have this answer stored: not merely the
 /// one whose request (its directives, its credentials, its preconditions
 /// or range) fetched it. Only then does a URL skip coalescing for a while
-/// (hit-for-miss).
+/// (hit-for-miss). `refused` is the request's own admission, when it was
+/// judged: refused for anyone, it is not judged again.
 pub fn storable_for_no_one(
     key: &CacheKey,
     answer: &OriginAnswer<'_>,
     rules: AdmitRules<'_>,
+    refused: Option<Refusal>,
 ) -> bool {
     // These answer one request's preconditions, range or malformation, and
     // say nothing of what the resource itself allows.
     let status = answer.status.as_u16();
     let one_request =
         matches!(status, 206 | 304 | 412 | 416) || status_codes::CLIENT_ERRORS.contains(&status);
-    !one_request && admit(key, &HeaderMap::new(), answer, rules).is_none()
+    !one_request
+        && (refused == Some(Refusal::ForAnyone)
+            || admission(key, &HeaderMap::new(), answer, rules).is_err())
 }
 
 fn without_set_cookie(headers: &HeaderMap) -> HeaderMap {
@@ -231,6 +257,10 @@ mod tests {
     use crate::cache::test_headers as map;
 
     fn ttl_given(request: &[(&str, &str)], response: &[(&str, &str)]) -> Option<u64> {
+        judged(request, response).ok()
+    }
+
+    fn judged(request: &[(&str, &str)], response: &[(&str, &str)]) -> Result<u64, Refusal> {
         let freshness = FreshnessRules {
             default_ttl: StatusTtls(vec![(200, Duration::from_secs(600))]),
             rules: vec![],
@@ -249,7 +279,41 @@ mod tests {
             passed_on: &fields,
         };
         let key = CacheKey::new("GET", "a", "/x");
-        admit(&key, &map(request), &answer, rules).map(|(_, ttl)| ttl)
+        admission(&key, &map(request), &answer, rules).map(|(_, ttl)| ttl)
+    }
+
+    #[test]
+    fn a_refusal_for_anyone_holds_for_a_request_with_no_fields_at_all() {
+        let requests: [&[(&str, &str)]; 3] = [
+            &[],
+            &[("authorization", "Bearer x")],
+            &[("cache-control", "no-store")],
+        ];
+        let responses: [&[(&str, &str)]; 6] = [
+            &[],
+            &[("cache-control", "no-store")],
+            &[("cache-control", "private")],
+            &[("vary", "*")],
+            &[("set-cookie", "s=1")],
+            &[("cache-control", "public, max-age=60")],
+        ];
+        for request in requests {
+            for response in responses {
+                if judged(request, response) == Err(Refusal::ForAnyone) {
+                    assert!(judged(&[], response).is_err(), "{request:?} {response:?}");
+                }
+            }
+        }
+        assert_eq!(
+            judged(&[], &[("cache-control", "no-store")]),
+            Err(Refusal::ForAnyone)
+        );
+        // Another client's request would have it stored.
+        assert_eq!(
+            judged(&[("cache-control", "no-store")], &[]),
+            Err(Refusal::ForThisRequest)
+        );
+        assert_eq!(judged(&[], &[]), Ok(600));
     }
 
     #[test]

@@ -39,14 +39,18 @@ impl Encoding {
     /// The coding a `Content-Encoding` or `Accept-Encoding` token names
     /// (`x-gzip` is `gzip`, RFC 9110 §8.4.1.3); `None` for any other.
     fn from_token(token: &[u8]) -> Option<Self> {
-        let lower = token.to_ascii_lowercase();
-        match lower.as_slice() {
-            b"br" => Some(Self::Brotli),
-            b"zstd" => Some(Self::Zstd),
-            b"gzip" | b"x-gzip" => Some(Self::Gzip),
-            b"identity" => Some(Self::Identity),
-            _ => None,
-        }
+        // Compared without case, not lowered into a copy: read per request.
+        const TOKENS: [(&[u8], Encoding); 5] = [
+            (b"br", Encoding::Brotli),
+            (b"zstd", Encoding::Zstd),
+            (b"gzip", Encoding::Gzip),
+            (b"x-gzip", Encoding::Gzip),
+            (b"identity", Encoding::Identity),
+        ];
+        TOKENS
+            .iter()
+            .find(|(name, _)| name.eq_ignore_ascii_case(token))
+            .map(|(_, coding)| *coding)
     }
 
     /// The coding a stored head's `Accept-Encoding` vary value names.

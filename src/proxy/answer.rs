@@ -101,12 +101,15 @@ pub async fn relay(
         passed_on: &passed_on,
     };
     let rules = x.origin.admit_rules();
-    let admitted = if *x.req.method() == Method::GET {
+    let (admitted, refused) = if *x.req.method() == Method::GET {
         // The head boxed: it is kept across the store's answer, and the
         // future of every miss would otherwise have room for its copies.
-        admit::admit(x.key, x.seen, &answer, rules).map(|(head, ttl)| (Box::new(head), ttl))
+        match admit::admission(x.key, x.seen, &answer, rules) {
+            Ok((head, ttl)) => (Some((Box::new(head), ttl)), None),
+            Err(refusal) => (None, Some(refusal)),
+        }
     } else {
-        None
+        (None, None)
     };
     if reason == Forward::Bypass {
         let rule = x.origin.freshness.bypass(x.path_and_query());
@@ -167,11 +170,13 @@ pub async fn relay(
         }
         (None, _, Some(flight)) => {
             // Hit-for-miss only when no client at all could have it stored.
-            flight.finish(if admit::storable_for_no_one(x.key, &answer, rules) {
-                Outcome::Uncacheable
-            } else {
-                Outcome::NotStored
-            });
+            flight.finish(
+                if admit::storable_for_no_one(x.key, &answer, rules, refused) {
+                    Outcome::Uncacheable
+                } else {
+                    Outcome::NotStored
+                },
+            );
             (None, None)
         }
         (sink, _, flight) => (sink, flight),
