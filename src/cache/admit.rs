@@ -67,7 +67,8 @@ pub struct OriginAnswer<'a> {
     pub status: StatusCode,
     /// The fields as the origin sent them.
     pub headers: &'a HeaderMap,
-    /// The fields as caje passes them on (hop-by-hop ones removed).
+    /// The fields as caje passes them on (hop-by-hop ones removed; a
+    /// `Content-Length` there is never stored).
     pub passed_on: &'a HeaderMap,
 }
 
@@ -171,7 +172,12 @@ pub fn admission(
     let stored_headers = answer
         .passed_on
         .iter()
-        .filter(|(name, _)| **name != header::AGE && **name != header::SET_COOKIE)
+        .filter(|(name, _)| {
+            !matches!(
+                **name,
+                header::AGE | header::SET_COOKIE | header::CONTENT_LENGTH
+            )
+        })
         .map(|(name, value)| (name.as_str().to_owned(), value.as_bytes().to_vec()))
         .collect();
     let mut head = EntryHead {

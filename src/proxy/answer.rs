@@ -4,7 +4,7 @@
 
 use std::time::SystemTime;
 
-use actix_web::http::header;
+use actix_web::http::header::{self, HeaderMap};
 use actix_web::http::{Method, StatusCode};
 use actix_web::HttpResponse;
 use futures_util::StreamExt;
@@ -85,20 +85,26 @@ pub async fn relay(
     flight: Option<Flight>,
 ) -> HttpResponse {
     let status = origin.status();
-    let passed_on = headers::response_headers(origin.headers());
+    // The origin's fields become the response's: taken, not copied.
+    let mut taken = HeaderMap::new();
+    let origin = origin.map_body(|head, body| {
+        taken = std::mem::take(&mut head.headers);
+        body
+    });
+    let fields = headers::ResponseFields::take(&mut taken);
     // A 204's body is never read: its entry is complete with its head.
     let content_length = if respond::never_has_content(status) {
         Some(0)
     } else {
-        content_length(origin.headers())
+        content_length(fields.sent())
     };
     let mut cache_status = CacheStatus::forward(reason);
     cache_status.fwd_status = Some(status.as_u16());
 
     let answer = OriginAnswer {
         status,
-        headers: origin.headers(),
-        passed_on: &passed_on,
+        headers: fields.sent(),
+        passed_on: fields.with_length(),
     };
     let rules = x.origin.admit_rules();
     let (admitted, refused) = if *x.req.method() == Method::GET {
@@ -137,7 +143,7 @@ pub async fn relay(
     cache_status.stored = sink.is_some();
     let sink = match (sink, to_compress) {
         (Some(sink), Some(what)) => {
-            let mut passed_on = passed_on;
+            let mut passed_on = fields.into_passed_on();
             if varies_on_coding {
                 encoding::vary_field(&mut passed_on);
             }
@@ -182,7 +188,7 @@ pub async fn relay(
         (sink, _, flight) => (sink, flight),
     };
 
-    let mut passed_on = passed_on;
+    let mut passed_on = fields.into_passed_on();
     if varies_on_coding {
         encoding::vary_field(&mut passed_on);
     }

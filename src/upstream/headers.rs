@@ -73,8 +73,12 @@ fn is_hop_by_hop(name: &HeaderName) -> bool {
 
 /// The field names a message's `Connection` nominates as hop-by-hop.
 fn connection_named(headers: &HeaderMap) -> SmallVec<[&str; 4]> {
-    headers
-        .get_all(header::CONNECTION)
+    named_in(headers.get_all(header::CONNECTION))
+}
+
+/// The field names `Connection` values nominate.
+fn named_in<'a>(connection: impl Iterator<Item = &'a HeaderValue>) -> SmallVec<[&'a str; 4]> {
+    connection
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
         .map(str::trim)
@@ -224,21 +228,76 @@ pub fn origin_request_headers(client: &HeaderMap, info: &ClientInfo<'_>) -> Head
 pub fn response_headers(origin: &HeaderMap) -> HeaderMap {
     // Room for `Via`, `Cache-Status` and a `Vary` on the coding.
     let mut out = end_to_end(origin, |name| *name == header::CONTENT_LENGTH, 3);
-    if !out.contains_key(header::CACHE_STATUS) {
-        return out;
+    without_upstream_ttls(&mut out);
+    out
+}
+
+/// An origin response's fields taken from the response, not copied (a
+/// relayed miss has no other use for them): those caje passes on, and
+/// those the origin sent where they differ in a field admission may read.
+pub struct ResponseFields {
+    /// As [`response_headers`] has them, but with `Content-Length`, which
+    /// admission reads: [`ResponseFields::into_passed_on`] removes it.
+    with_length: HeaderMap,
+    /// The fields as sent, kept only when the origin's `Connection` named
+    /// an end-to-end field: admission reads it, clients never get it.
+    sent: Option<HeaderMap>,
+}
+
+impl ResponseFields {
+    /// Takes the fields of an origin response (leaving it none).
+    pub fn take(origin: &mut HeaderMap) -> Self {
+        let connection: SmallVec<[HeaderValue; 2]> =
+            origin.get_all(header::CONNECTION).cloned().collect();
+        let named = named_in(connection.iter());
+        // Most name only `keep-alive` (or `close`, no field): what passing
+        // on removes is then hop-by-hop anyway, read by no caching decision.
+        let names_more = named.iter().any(|n| {
+            !(n.eq_ignore_ascii_case("close")
+                || HeaderName::from_bytes(n.as_bytes()).is_ok_and(|name| is_hop_by_hop(&name)))
+        });
+        let sent = names_more.then(|| origin.clone());
+        let mut with_length = std::mem::take(origin);
+        with_length.retain(|name, _| !is_hop_by_hop(name) && !is_named(name, &named));
+        without_upstream_ttls(&mut with_length);
+        Self { with_length, sent }
     }
-    let upstream: Vec<String> = out
+
+    /// The fields as the origin sent them, as far as admission reads them.
+    pub fn sent(&self) -> &HeaderMap {
+        self.sent.as_ref().unwrap_or(&self.with_length)
+    }
+
+    /// The fields as caje passes them on, with `Content-Length` (admission
+    /// never stores it).
+    pub fn with_length(&self) -> &HeaderMap {
+        &self.with_length
+    }
+
+    /// The fields as caje passes them on: [`response_headers`]'s.
+    pub fn into_passed_on(self) -> HeaderMap {
+        let mut passed_on = self.with_length;
+        passed_on.remove(header::CONTENT_LENGTH);
+        passed_on
+    }
+}
+
+/// Upstream `Cache-Status` members without their `ttl`.
+fn without_upstream_ttls(fields: &mut HeaderMap) {
+    if !fields.contains_key(header::CACHE_STATUS) {
+        return;
+    }
+    let upstream: Vec<String> = fields
         .get_all(header::CACHE_STATUS)
         .filter_map(|v| v.to_str().ok())
         .map(without_ttl)
         .collect();
-    out.remove(header::CACHE_STATUS);
+    fields.remove(header::CACHE_STATUS);
     if let Ok(value) = HeaderValue::from_str(&upstream.join(", ")) {
         if !upstream.is_empty() {
-            out.insert(header::CACHE_STATUS, value);
+            fields.insert(header::CACHE_STATUS, value);
         }
     }
-    out
 }
 
 /// A `Cache-Status` value without the `ttl` parameter of its members (a
@@ -300,6 +359,60 @@ pub fn looped(headers: &HeaderMap, id: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cache::test_headers as map;
+
+    fn pairs(fields: &HeaderMap) -> Vec<(String, Vec<u8>)> {
+        let mut pairs: Vec<_> = fields
+            .iter()
+            .map(|(n, v)| (n.to_string(), v.as_bytes().to_vec()))
+            .collect();
+        pairs.sort();
+        pairs
+    }
+
+    #[test]
+    fn fields_taken_from_a_response_are_those_a_copy_passes_on() {
+        let sent = [
+            vec![
+                ("connection", "keep-alive"),
+                ("keep-alive", "timeout=5"),
+                ("content-length", "3"),
+                ("cache-control", "no-store"),
+            ],
+            vec![
+                ("connection", "close, X-Secret"),
+                ("x-secret", "1"),
+                ("transfer-encoding", "chunked"),
+                ("proxy-authenticate", "Basic"),
+                ("cache-status", "peer; hit; ttl=30, other; fwd=miss"),
+                ("etag", "\"a\""),
+            ],
+        ];
+        for sent in sent {
+            let original = map(&sent);
+            let fields = ResponseFields::take(&mut original.clone());
+            // Admission reads every end-to-end field as the origin sent it.
+            for (name, _) in &original {
+                if !is_hop_by_hop(name) && *name != header::CACHE_STATUS {
+                    let values =
+                        |fields: &HeaderMap| fields.get_all(name).cloned().collect::<Vec<_>>();
+                    assert_eq!(values(fields.sent()), values(&original), "{name}");
+                }
+            }
+            assert_eq!(
+                fields.with_length().get(header::CONTENT_LENGTH),
+                original.get(header::CONTENT_LENGTH)
+            );
+            assert_eq!(
+                pairs(&fields.into_passed_on()),
+                pairs(&response_headers(&original))
+            );
+        }
+        // Naming only hop-by-hop fields, the origin's fields are not kept
+        // twice: admission reads the passed-on ones.
+        let fields = ResponseFields::take(&mut map(&[("connection", "keep-alive, Upgrade")]));
+        assert!(std::ptr::eq(fields.sent(), fields.with_length()));
+    }
 
     #[test]
     fn every_rewriting_field_is_withheld() {
