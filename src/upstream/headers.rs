@@ -253,7 +253,8 @@ impl ResponseFields {
         // Most name only `keep-alive` (or `close`, no field): what passing
         // on removes is then hop-by-hop anyway, read by no caching decision.
         let names_more = named.iter().any(|n| {
-            !(n.eq_ignore_ascii_case("close")
+            !(n.eq_ignore_ascii_case("keep-alive")
+                || n.eq_ignore_ascii_case("close")
                 || HeaderName::from_bytes(n.as_bytes()).is_ok_and(|name| is_hop_by_hop(&name)))
         });
         let sent = names_more.then(|| origin.clone());
