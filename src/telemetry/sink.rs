@@ -1,7 +1,8 @@
 //! Where log lines go: appended to one buffer in memory, which a thread of
 //! its own writes to stderr. Access lines wait there up to [`FLUSH_EVERY`]
 //! (less once it holds [`FLUSH_AT`] bytes): a request never waits for a
-//! write and never wakes a thread for its line. `tracing-appender`, used
+//! write, and wakes the thread at most once a full buffer (an idle node's
+//! first line aside). `tracing-appender`, used
 //! before, sent each line through a channel to a writer thread it woke
 //! each time, which cost a logged 1 KiB hit more than the line's
 //! formatting (BENCHMARKS.md). Other events (few: warnings, starts,
