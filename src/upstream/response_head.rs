@@ -77,6 +77,18 @@ pub enum Action {
 /// Decides for the head at the start of `buffer`. An error means a body
 /// caje cannot decode (an unknown transfer coding): the exchange fails.
 pub fn action(buffer: &[u8], asked: Asked) -> io::Result<Action> {
+    if let Some(len) = usual_head_len(buffer) {
+        return Ok(Action::Pass {
+            len,
+            interim: false,
+            chunked: false,
+        });
+    }
+    parsed_action(buffer, asked)
+}
+
+/// [`action`] for a head that is parsed.
+fn parsed_action(buffer: &[u8], asked: Asked) -> io::Result<Action> {
     // Left unset until parsed: setting 128 fields first cost more than
     // reading a usual head.
     let mut fields = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_FIELDS];
@@ -155,6 +167,44 @@ pub fn action(buffer: &[u8], asked: Asked) -> io::Result<Action> {
     }
     head.extend_from_slice(b"\r\n");
     Ok(Action::Rewrite { len, head, body })
+}
+
+/// The length of a usual head, found without parsing it: complete, with a
+/// final status, and with no line that could name `Transfer-Encoding` or
+/// continue the one before. Such a head is handed on as it is, which the
+/// full parse would decide too (a malformed one is then awc's to refuse,
+/// as after the parse). `None`: the full parse decides.
+fn usual_head_len(buffer: &[u8]) -> Option<usize> {
+    // `HTTP/1.x NNN`, NNN not 1xx (an interim response).
+    let status = buffer.get(..13)?;
+    let usual = status.starts_with(b"HTTP/1.")
+        && matches!(status[7], b'0' | b'1')
+        && status[8] == b' '
+        && status[9..12].iter().all(u8::is_ascii_digit)
+        && status[9] != b'1'
+        && matches!(status[12], b' ' | b'\r' | b'\n');
+    if !usual {
+        return None;
+    }
+    const TRANSFER_ENCODING: &[u8] = b"transfer-encoding";
+    let mut at = memchr::memchr(b'\n', buffer)? + 1;
+    loop {
+        let line = &buffer[at..];
+        match line.first()? {
+            b'\n' => return Some(at + 1),
+            b'\r' => return (line.get(1) == Some(&b'\n')).then_some(at + 2),
+            b' ' | b'\t' => return None,
+            b't' | b'T'
+                if line
+                    .get(..TRANSFER_ENCODING.len())
+                    .is_none_or(|name| name.eq_ignore_ascii_case(TRANSFER_ENCODING)) =>
+            {
+                return None
+            }
+            _ => {}
+        }
+        at += memchr::memchr(b'\n', line)? + 1;
+    }
 }
 
 /// The decoder for a body with these `Transfer-Encoding` values: `chunked`
@@ -283,12 +333,74 @@ mod tests {
         assert!(action(twice.as_bytes(), Asked::default()).is_err());
     }
 
+    /// What the full parse makes of a head the usual-head check passed:
+    /// handed on as it is, from the same length (or, when malformed, from
+    /// its start: awc reads the same bytes either way and refuses them).
+    fn parse_agrees(head: &[u8]) -> bool {
+        let Some(len) = usual_head_len(head) else {
+            return true;
+        };
+        match parsed_action(head, Asked::default()) {
+            Ok(Action::Pass {
+                len: parsed,
+                interim: false,
+                chunked: false,
+            }) => parsed == len || parsed == 0,
+            _ => false,
+        }
+    }
+
+    #[test]
+    fn a_usual_head_is_passed_without_a_parse_as_the_parse_would() {
+        let usual = "HTTP/1.1 200 OK\r\nServer: nginx\r\nContent-Length: 3\r\n\r\nabc";
+        assert_eq!(usual_head_len(usual.as_bytes()), Some(usual.len() - 3));
+        assert_eq!(usual_head_len(b"HTTP/1.0 404 Not Found\n\n"), Some(24));
+        for unusual in [
+            "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n",
+            "HTTP/1.1 200 OK\r\nX-A: b\r\nTRANSFER-encoding: chunked\r\n\r\n",
+            "HTTP/1.1 103 Early Hints\r\n\r\n",
+            "HTTP/1.1 200 OK\r\nX-A: b\r\n folded\r\n\r\n",
+            "HTTP/1.1 200 OK\r\nX-A: b\r\n",
+            "HTTP/1.1 200 OK\r\nTransf",
+            "HTTP/2.0 200 OK\r\n\r\n",
+            "HTTP/1.1 20x OK\r\n\r\n",
+        ] {
+            assert_eq!(usual_head_len(unusual.as_bytes()), None, "{unusual:?}");
+        }
+        assert!(parse_agrees(usual.as_bytes()));
+    }
+
     proptest::proptest! {
         #![proptest_config(proptest::test_runner::Config {
             cases: 256,
             failure_persistence: None,
             ..Default::default()
         })]
+
+        /// A head the usual-head check passes is one the parse passes too.
+        #[test]
+        fn the_usual_head_check_agrees_with_the_parse(
+            status in "HTTP/1\\.[01] [0-9]{3}( [A-Za-z ]{0,8})?",
+            lines in proptest::collection::vec(
+                "([A-Za-z-]{1,20}|transfer-encoding|Transfer-Encoding|te)(:|: | :)[ -~]{0,12}|[ \t][ -~]{0,8}|[ -~]{0,10}",
+                0..6,
+            ),
+            crlf in proptest::prelude::any::<bool>(),
+            cut in proptest::prelude::any::<proptest::sample::Index>(),
+        ) {
+            let end = if crlf { "\r\n" } else { "\n" };
+            let mut head = format!("{status}{end}");
+            for line in &lines {
+                head.push_str(line);
+                head.push_str(end);
+            }
+            head.push_str(end);
+            head.push_str("body");
+            proptest::prop_assert!(parse_agrees(head.as_bytes()));
+            // And any part of it, as a read may bring.
+            let part = &head.as_bytes()[..cut.index(head.len() + 1)];
+            proptest::prop_assert!(parse_agrees(part));
+        }
 
         /// Whatever an origin sends as a response head: no panic; a head
         /// that is rewritten is a valid head whose only transfer coding is
