@@ -384,9 +384,11 @@ impl Runner {
         if self.stored_from_peer(key, origin, live).await {
             return Ok(true);
         }
+        let (client, target) = self.client.origin(origin, &live.links);
         let upstream = Upstream {
             origin,
-            client: self.client.origin(origin, &live.tls),
+            client,
+            target,
             client_ip_header: None,
             metrics: &self.origin_metrics,
             cdn_loop: live.cdn_loop.clone(),

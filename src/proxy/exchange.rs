@@ -67,9 +67,11 @@ impl Exchange<'_> {
 
     /// Where this request's origin requests go.
     pub fn upstream(&self) -> Upstream<'_> {
+        let (client, target) = self.client.origin(self.origin, &self.live.links);
         Upstream {
             origin: self.origin,
-            client: self.client.origin(self.origin, &self.live.tls),
+            client,
+            target,
             client_ip_header: self.live.settings.client_ip_header.as_ref(),
             metrics: &self.state.metrics,
             cdn_loop: self.live.cdn_loop.clone(),

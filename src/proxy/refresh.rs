@@ -32,9 +32,11 @@ pub fn spawn(
     };
     let (req, origin, live) = (x.req.clone(), x.origin.clone(), x.live.clone());
     actix_web::rt::spawn(async move {
+        let (client, target) = client.origin(&origin, &live.links);
         let upstream = Upstream {
             origin: &origin,
-            client: client.origin(&origin, &live.tls),
+            client,
+            target,
             client_ip_header: live.settings.client_ip_header.as_ref(),
             metrics: &state.metrics,
             cdn_loop: live.cdn_loop.clone(),

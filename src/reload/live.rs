@@ -8,23 +8,23 @@ use actix_web::http::header::HeaderValue;
 use arc_swap::ArcSwap;
 
 use crate::config::Settings;
-use crate::upstream::TlsConfigs;
+use crate::upstream::OriginLinks;
 
-/// One config: the settings, the TLS config of each of their origins, and
+/// One config: the settings, how each of their origins is reached, and
 /// what every origin request carries, made once rather than per request.
 pub struct Snapshot {
     pub settings: Arc<Settings>,
-    pub tls: TlsConfigs,
+    pub links: OriginLinks,
     /// This node's `CDN-Loop` member (`Settings::cdn_loop`).
     pub cdn_loop: HeaderValue,
 }
 
 impl Snapshot {
-    fn new(settings: Arc<Settings>, tls: TlsConfigs) -> Self {
+    fn new(settings: Arc<Settings>, links: OriginLinks) -> Self {
         Self {
             cdn_loop: settings.cdn_loop(),
             settings,
-            tls,
+            links,
         }
     }
 }
@@ -40,9 +40,9 @@ pub struct LiveConfig {
 
 impl LiveConfig {
     pub fn new(settings: Arc<Settings>) -> Self {
-        let tls = TlsConfigs::new(&settings);
+        let links = OriginLinks::new(&settings);
         Self {
-            current: Arc::new(ArcSwap::from_pointee(Snapshot::new(settings, tls))),
+            current: Arc::new(ArcSwap::from_pointee(Snapshot::new(settings, links))),
             replacing: Arc::default(),
         }
     }
@@ -67,9 +67,9 @@ impl LiveConfig {
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         let running = self.current.load_full();
         let (settings, answer) = change(&running.settings);
-        let tls = running.tls.rebuilt(&settings);
+        let links = running.links.rebuilt(&settings);
         self.current
-            .store(Arc::new(Snapshot::new(Arc::new(settings), tls)));
+            .store(Arc::new(Snapshot::new(Arc::new(settings), links)));
         answer
     }
 }

@@ -1,7 +1,7 @@
 //! The HTTP clients of one worker: one per origin, each with its own pool
 //! (`max_connections`) and TLS config (`ca_file`, `tls_verify`), and one for
 //! peers. `awc::Client` is `!Send`, so every worker builds its own from the
-//! shared [`TlsConfigs`] of the config in force, and builds an origin's
+//! shared [`OriginLinks`] of the config in force, and builds an origin's
 //! again when a reload changed how that origin is connected to.
 
 use std::cell::RefCell;
@@ -15,44 +15,49 @@ use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{ClientConfig, DigitallySignedStruct, SignatureScheme};
 
 use super::connector::{no_delay, origin_connector};
+use super::target::RequestTarget;
 use crate::config::{Origin, Settings, Transport};
 
 /// How long establishing a connection (TCP, then TLS) may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// One origin's TLS config and the transport it was built for.
-pub struct OriginTls {
+/// How one origin is reached: its TLS config and the transport it was
+/// built for, and its request target.
+pub struct OriginLink {
     transport: Transport,
+    /// The `upstream` it was built for.
+    upstream: String,
     /// Whether the upstream is `https://` (the config is used only then).
     https: bool,
     config: Arc<ClientConfig>,
+    target: Arc<RequestTarget>,
 }
 
-/// The TLS config of each origin by host, shared by every worker; built at
-/// start and again by each reload.
+/// Each origin's link by host, shared by every worker; built at start and
+/// again by each reload.
 #[derive(Clone, Default)]
-pub struct TlsConfigs(HashMap<String, Arc<OriginTls>, foldhash::fast::FixedState>);
+pub struct OriginLinks(HashMap<String, Arc<OriginLink>, foldhash::fast::FixedState>);
 
-impl TlsConfigs {
-    /// Builds every origin's TLS config; an origin with `tls_verify = false`
-    /// is warned about here, once, at start.
+impl OriginLinks {
+    /// Builds every origin's link; an origin with `tls_verify = false` is
+    /// warned about here, once, at start.
     pub fn new(settings: &Settings) -> Self {
         Self::default().rebuilt(settings)
     }
 
-    /// The configs for `settings`: an origin connected to as before keeps
-    /// its config (and so every worker keeps its pool); a new or changed
-    /// one gets a new config, warned about if `tls_verify = false`.
+    /// The links for `settings`: an origin reached as before keeps its link
+    /// (and so every worker keeps its pool); a new or changed one gets a
+    /// new one, warned about if `tls_verify = false`.
     pub fn rebuilt(&self, settings: &Settings) -> Self {
         let configs = settings
             .origins
             .iter()
             .map(|origin| {
-                let kept = self.0.get(&origin.host).filter(|tls| {
-                    tls.transport == origin.transport && tls.https == is_https(origin)
+                let kept = self.0.get(&origin.host).filter(|link| {
+                    link.transport == origin.transport && link.upstream == origin.upstream
                 });
-                let tls = match kept {
-                    Some(tls) => tls.clone(),
+                let link = match kept {
+                    Some(link) => link.clone(),
                     None => {
                         if !origin.transport.tls_verify {
                             tracing::warn!(
@@ -62,14 +67,16 @@ impl TlsConfigs {
                                  anyone on the path can impersonate it"
                             );
                         }
-                        Arc::new(OriginTls {
+                        Arc::new(OriginLink {
                             transport: origin.transport.clone(),
+                            upstream: origin.upstream.clone(),
                             https: is_https(origin),
                             config: Arc::new(tls_config(origin)),
+                            target: Arc::new(RequestTarget::new(origin)),
                         })
                     }
                 };
-                (origin.host.clone(), tls)
+                (origin.host.clone(), link)
             })
             .collect();
         Self(configs)
@@ -103,15 +110,15 @@ fn tls_config(origin: &Origin) -> ClientConfig {
     config
 }
 
-/// An origin's client and the TLS config it was built from.
-type BuiltClient = (Arc<OriginTls>, awc::Client);
+/// An origin's client and the link it was built from.
+type BuiltClient = (Arc<OriginLink>, awc::Client);
 
 /// One worker's clients (clones share them).
 #[derive(Clone)]
 pub struct OriginClients {
     peers: awc::Client,
-    /// Each origin's client with the TLS config it was built from: built
-    /// on first use, and again once a reload gave its origin another.
+    /// Each origin's client with the link it was built from: built on
+    /// first use, and again once a reload gave its origin another.
     /// Keyed by configured hosts, never a client's: the fast hasher.
     origins: Rc<RefCell<HashMap<String, BuiltClient, foldhash::fast::FixedState>>>,
 }
@@ -131,25 +138,30 @@ impl OriginClients {
         }
     }
 
-    /// The client for `origin`'s requests, as `tls` (of the same config
-    /// as `origin`) says to connect to it.
-    pub fn origin(&self, origin: &Origin, tls: &TlsConfigs) -> awc::Client {
-        let Some(wanted) = tls.0.get(&origin.host) else {
-            return self.peers.clone();
+    /// The client for `origin`'s requests, as `links` (of the same config
+    /// as `origin`) says to connect to it, and where they go.
+    pub fn origin(
+        &self,
+        origin: &Origin,
+        links: &OriginLinks,
+    ) -> (awc::Client, Arc<RequestTarget>) {
+        let Some(wanted) = links.0.get(&origin.host) else {
+            return (self.peers.clone(), Arc::new(RequestTarget::new(origin)));
         };
+        let target = wanted.target.clone();
         let mut built = self.origins.borrow_mut();
         if let Some((made_for, client)) = built.get(&origin.host) {
             if Arc::ptr_eq(made_for, wanted) {
-                return client.clone();
+                return (client.clone(), target);
             }
         }
         let config = wanted.https.then(|| wanted.config.clone());
         let connector = awc::Connector::new().connector(origin_connector(config));
         let made = client(connector, wanted.transport.max_connections);
         // Origins a reload removed go, with their pools.
-        built.retain(|host, _| tls.0.contains_key(host));
+        built.retain(|host, _| links.0.contains_key(host));
         built.insert(origin.host.clone(), (wanted.clone(), made.clone()));
-        made
+        (made, target)
     }
 
     /// The client for requests to peer nodes.

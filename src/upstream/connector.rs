@@ -3,9 +3,8 @@
 //! reads is the plain HTTP/1.1 it can parse. caje makes the TLS connection
 //! itself rather than letting awc do it, because awc would put its TLS
 //! above any reader it is given; awc is then asked in `http://` terms
-//! ([`request_base`]) on a connection that is TLS underneath.
+//! (see `target`) on a connection that is TLS underneath.
 
-use std::borrow::Cow;
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -23,25 +22,6 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use super::origin_io::OriginIo;
 
 type TcpConnection = Connection<Uri, TcpStream>;
-
-/// The URL base awc is asked with for an origin's `upstream`: an
-/// `https://` one as `http://` with its port (443 unless given), since
-/// the connection it gets is TLS already.
-pub fn request_base(upstream: &str) -> Cow<'_, str> {
-    let Some(authority) = upstream.strip_prefix("https://") else {
-        return Cow::Borrowed(upstream);
-    };
-    // A port follows the last ':' outside an IPv6 literal's brackets.
-    let has_port = authority
-        .rsplit_once(']')
-        .map_or(authority, |(_, rest)| rest)
-        .contains(':');
-    Cow::Owned(if has_port {
-        format!("http://{authority}")
-    } else {
-        format!("http://{authority}:443")
-    })
-}
 
 /// An origin connection under [`OriginIo`].
 #[derive(Debug)]
@@ -150,19 +130,5 @@ impl ActixStream for Transport {
             Self::Plain(s) => ActixStream::poll_write_ready(s, cx),
             Self::Tls(s) => ActixStream::poll_write_ready(s.get_ref().0, cx),
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::request_base;
-
-    #[test]
-    fn an_https_upstream_is_asked_as_http_with_its_port() {
-        assert_eq!(request_base("http://a:8080"), "http://a:8080");
-        assert_eq!(request_base("https://a"), "http://a:443");
-        assert_eq!(request_base("https://a:8443"), "http://a:8443");
-        assert_eq!(request_base("https://[::1]"), "http://[::1]:443");
-        assert_eq!(request_base("https://[::1]:9"), "http://[::1]:9");
     }
 }

@@ -185,7 +185,7 @@ pub struct ClientInfo<'a> {
     pub client_ip_header: Option<&'a HeaderName>,
     /// The public host the response is keyed under: the configured name,
     /// never the client's spelling of it (case, port, absolute-form target).
-    pub host: &'a str,
+    pub host: Option<&'a HeaderValue>,
     pub version: Version,
     /// This node's `CDN-Loop` member, appended after the client's.
     pub cdn_loop: &'a HeaderValue,
@@ -212,8 +212,8 @@ pub fn origin_request_headers(client: &HeaderMap, info: &ClientInfo<'_>) -> Head
     if let Some(value) = address.and_then(address_value) {
         out.insert(x_forwarded_for, value);
     }
-    if let Ok(host) = HeaderValue::from_str(info.host) {
-        out.insert(x_forwarded_host, host);
+    if let Some(host) = info.host {
+        out.insert(x_forwarded_host, host.clone());
     }
     out.insert(x_forwarded_proto, HeaderValue::from_static("http"));
     append_via(&mut out, info.version);

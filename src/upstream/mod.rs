@@ -13,7 +13,8 @@ pub mod origin_io;
 pub mod peer;
 pub mod response_head;
 pub mod send;
+pub mod target;
 pub mod transfer_coding;
 
-pub use clients::{OriginClients, TlsConfigs};
+pub use clients::{OriginClients, OriginLinks};
 pub use send::{send, OriginRequest, RequestBody, Upstream};

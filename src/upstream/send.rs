@@ -3,17 +3,18 @@
 //! representation), timed and counted in the origin metrics.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix_web::body::SizedStream;
 use actix_web::http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use actix_web::http::{Method, Version};
-use awc::error::{ConnectError, SendRequestError};
+use awc::error::{ConnectError, InvalidUrl, SendRequestError};
 use bytes::Bytes;
 use futures_util::Stream;
 
-use super::connector;
 use super::headers::{self, ClientInfo};
+use super::target::RequestTarget;
 use crate::cache::revalidate::StoredValidators;
 use crate::config::{HostHeader, Origin};
 use crate::metrics::ProxyMetrics;
@@ -41,6 +42,8 @@ const RANGE_FIELDS: [HeaderName; 2] = [header::RANGE, header::IF_RANGE];
 pub struct Upstream<'a> {
     pub origin: &'a Origin,
     pub client: awc::Client,
+    /// Where its requests go, parsed once for the origin.
+    pub target: Arc<RequestTarget>,
     pub client_ip_header: Option<&'a HeaderName>,
     pub metrics: &'a ProxyMetrics,
     /// This node's `CDN-Loop` member (`Settings::cdn_loop`).
@@ -108,13 +111,24 @@ where
     E: Into<Box<dyn std::error::Error>> + 'static,
 {
     let origin = upstream.origin;
-    let base = connector::request_base(&origin.upstream);
-    let mut url = String::with_capacity(base.len() + request.path_and_query.len());
-    url.push_str(&base);
-    url.push_str(request.path_and_query);
+    let target = &upstream.target;
+    let uri = match target.uri(request.path_and_query) {
+        Ok(uri) => uri,
+        Err(e) => {
+            let result = Err(SendRequestError::Url(InvalidUrl::HttpError(e)));
+            record(upstream.metrics, origin, Duration::ZERO, &result);
+            return Sent {
+                result,
+                elapsed: Duration::ZERO,
+            };
+        }
+    };
+    // Decompression off: caje names the codings it accepts itself, and
+    // awc would otherwise make a field for them it then does not set.
     let mut outgoing = upstream
         .client
-        .request(request.method, url)
+        .request(request.method, uri)
+        .no_decompress()
         .timeout(origin.timeout);
     let fields = outgoing.headers_mut();
     *fields = headers::origin_request_headers(
@@ -122,16 +136,19 @@ where
         &ClientInfo {
             peer: request.peer,
             client_ip_header: upstream.client_ip_header,
-            host: &origin.host,
+            host: target.public_host(),
             version: request.version,
             cdn_loop: &upstream.cdn_loop,
         },
     );
-    if origin.transport.host_header == HostHeader::Client {
-        // The configured public name, never the client's spelling of it.
-        if let Ok(host) = HeaderValue::from_str(&origin.host) {
-            fields.insert(header::HOST, host);
-        }
+    // `Host`: the configured public name (never the client's spelling of
+    // it), or the upstream's as awc would write it.
+    let host = match origin.transport.host_header {
+        HostHeader::Client => target.public_host(),
+        HostHeader::Upstream => target.upstream_host(),
+    };
+    if let Some(host) = host {
+        fields.insert(header::HOST, host.clone());
     }
     if request.whole {
         for name in RANGE_FIELDS {
