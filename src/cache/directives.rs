@@ -6,7 +6,7 @@
 
 use std::borrow::Cow;
 
-use actix_web::http::header::{self, AsHeaderName, HeaderMap};
+use actix_web::http::header::{self, AsHeaderName, HeaderMap, HeaderName};
 use smallvec::SmallVec;
 
 /// Directives of one message, names lower-cased, in order. A name caje
@@ -188,7 +188,8 @@ pub fn targeted(values: &[&str]) -> Option<Directives> {
 /// The response's cache directives for caje, and whether they came from
 /// `CDN-Cache-Control` (then `Cache-Control` and `Expires` are ignored).
 pub fn response(headers: &HeaderMap) -> (Directives, bool) {
-    if let Some(directives) = targeted(&field_values(headers, "cdn-cache-control")) {
+    const CDN_CACHE_CONTROL: HeaderName = HeaderName::from_static("cdn-cache-control");
+    if let Some(directives) = targeted(&field_values(headers, CDN_CACHE_CONTROL)) {
         return (directives, true);
     }
     (

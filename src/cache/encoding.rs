@@ -169,7 +169,7 @@ pub fn for_request(request_headers: &HeaderMap) -> Encoding {
     }
     preferred(
         request_headers
-            .get_all(VARY_NAME)
+            .get_all(header::ACCEPT_ENCODING)
             .map(HeaderValue::as_bytes),
     )
 }

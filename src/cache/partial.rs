@@ -6,7 +6,7 @@
 //! representation (the same strong `ETag`, or the same `Last-Modified`).
 //! Pure decisions; the proxy does the fetching and joining.
 
-use actix_web::http::header::HeaderMap;
+use actix_web::http::header::{self, HeaderMap};
 
 use super::conditional::EntityTag;
 use super::range::{self, ByteRange, RangeAnswer};
@@ -51,11 +51,11 @@ pub fn parse_content_range(value: &str) -> Option<Held> {
 /// strong `ETag`, else `Last-Modified`).
 pub fn storable_part(response_headers: &HeaderMap) -> Option<Held> {
     let text = |name| response_headers.get(name).and_then(|v| v.to_str().ok());
-    let held = parse_content_range(text("content-range")?)?;
-    let strong_etag = text("etag")
+    let held = parse_content_range(text(header::CONTENT_RANGE)?)?;
+    let strong_etag = text(header::ETAG)
         .and_then(EntityTag::parse)
         .is_some_and(|tag| !tag.weak);
-    (strong_etag || text("last-modified").is_some()).then_some(held)
+    (strong_etag || text(header::LAST_MODIFIED).is_some()).then_some(held)
 }
 
 /// The part a stored entry holds, when it is a partial entry.

@@ -194,28 +194,31 @@ pub struct ClientInfo<'a> {
 /// Headers for the origin request. `Host` and `Content-Length` are left to
 /// the client library, which sets them for the upstream and the body it sends.
 pub fn origin_request_headers(client: &HeaderMap, info: &ClientInfo<'_>) -> HeaderMap {
-    let x_forwarded_for = HeaderName::from_static("x-forwarded-for");
-    let x_forwarded_host = HeaderName::from_static("x-forwarded-host");
-    let x_forwarded_proto = HeaderName::from_static("x-forwarded-proto");
-    // Room for the six fields set below.
+    const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+    const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+    const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+    // Every field set below is dropped from the client's first, so each
+    // is appended (a map's insert would look for values to replace).
     let dropped = |name: &HeaderName| {
         *name == header::HOST
             || *name == header::CONTENT_LENGTH
+            || *name == header::ACCEPT_ENCODING
             || is_rewriting(name)
             || Some(name) == info.client_ip_header
     };
-    let mut out = end_to_end(client, dropped, 6);
-    out.insert(header::ACCEPT_ENCODING, accept_encoding(client));
+    // Room for the six fields set below and a `Host`.
+    let mut out = end_to_end(client, dropped, 7);
+    out.append(header::ACCEPT_ENCODING, accept_encoding(client));
     let address = client_address(client, info.peer, info.client_ip_header);
     // caje faces clients directly: a client's own `X-Forwarded-For` chain is
     // whatever it chose to write, so only the address caje saw is passed on.
     if let Some(value) = address.and_then(address_value) {
-        out.insert(x_forwarded_for, value);
+        out.append(X_FORWARDED_FOR, value);
     }
     if let Some(host) = info.host {
-        out.insert(x_forwarded_host, host.clone());
+        out.append(X_FORWARDED_HOST, host.clone());
     }
-    out.insert(x_forwarded_proto, HeaderValue::from_static("http"));
+    out.append(X_FORWARDED_PROTO, HeaderValue::from_static("http"));
     append_via(&mut out, info.version);
     append_cdn_loop(&mut out, info.cdn_loop);
     out
@@ -328,22 +331,27 @@ fn without_ttl(value: &str) -> String {
 /// cache nearest the client last).
 pub fn mark_response(headers: &mut HeaderMap, version: Version, cache_status: String) {
     append_via(headers, version);
-    let value = match headers
-        .get(header::CACHE_STATUS)
-        .and_then(|v| v.to_str().ok())
-    {
+    let before = headers.get(header::CACHE_STATUS);
+    let value = match before.and_then(|v| v.to_str().ok()) {
         Some(before) if !before.trim().is_empty() => format!("{before}, {cache_status}"),
         // The common case: the member becomes the value without a copy.
         _ => cache_status,
     };
-    if let Ok(status) = HeaderValue::from_maybe_shared(bytes::Bytes::from(value)) {
+    let Ok(status) = HeaderValue::from_maybe_shared(bytes::Bytes::from(value)) else {
+        return;
+    };
+    if before.is_some() {
         headers.insert(header::CACHE_STATUS, status);
+    } else {
+        // Nothing to replace (the usual case): appended.
+        headers.append(header::CACHE_STATUS, status);
     }
 }
 
 /// Appends this node's `CDN-Loop` member (RFC 8586) after the request's own.
 pub fn append_cdn_loop(headers: &mut HeaderMap, member: &HeaderValue) {
-    headers.append(HeaderName::from_static("cdn-loop"), member.clone());
+    const CDN_LOOP: HeaderName = HeaderName::from_static("cdn-loop");
+    headers.append(CDN_LOOP, member.clone());
 }
 
 /// Whether a request already passed through a caje node: its `CDN-Loop`

@@ -148,7 +148,8 @@ where
         HostHeader::Upstream => target.upstream_host(),
     };
     if let Some(host) = host {
-        fields.insert(header::HOST, host.clone());
+        // Never among the client's fields passed on: appended.
+        fields.append(header::HOST, host.clone());
     }
     if request.whole {
         for name in RANGE_FIELDS {
