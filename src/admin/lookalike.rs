@@ -30,7 +30,12 @@ pub fn classify(path: &str) -> AdminPath {
 /// `(MAX_DECODE_ROUNDS + 1) * path.len()` plus the quick check.
 fn scan(path: &[u8]) -> (AdminPath, usize) {
     let mut scanned = path.len();
-    if !path.contains(&b'%') && !path.windows(5).any(|w| w.eq_ignore_ascii_case(b"_caje")) {
+    // Only where a `_` is can `_caje` start: most paths have none.
+    let maybe_admin = memchr::memchr_iter(b'_', path).any(|at| {
+        path.get(at..at + 5)
+            .is_some_and(|w| w.eq_ignore_ascii_case(b"_caje"))
+    });
+    if !maybe_admin && memchr::memchr(b'%', path).is_none() {
         return (AdminPath::Plain, scanned);
     }
     let mut text = path.to_vec();
