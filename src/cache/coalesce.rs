@@ -18,6 +18,10 @@ use super::CacheKey;
 
 /// How long a URL whose response could not be stored skips coalescing.
 const HIT_FOR_MISS: Duration = Duration::from_secs(10);
+/// How often expired hit-for-miss marks are swept out. A lookup checks its
+/// own mark's time, so the sweep only bounds the map: done on every miss,
+/// it cost each one a pass over every mark.
+const SWEEP_EVERY: Duration = Duration::from_secs(1);
 
 /// How a leader's fetch ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,6 +45,8 @@ type Seeded = foldhash::fast::RandomState;
 struct Inner {
     flights: HashMap<CacheKey, watch::Receiver<Option<Outcome>>, Seeded>,
     uncacheable: HashMap<CacheKey, Instant, Seeded>,
+    /// When `uncacheable` is next swept; `None`: at the next miss.
+    next_sweep: Option<Instant>,
     refreshing: HashSet<CacheKey, Seeded>,
 }
 
@@ -68,8 +74,11 @@ impl Coalescer {
             return Role::Alone;
         };
         let now = Instant::now();
-        inner.uncacheable.retain(|_, until| *until > now);
-        if inner.uncacheable.contains_key(key) {
+        if inner.next_sweep.is_none_or(|at| at <= now) {
+            inner.uncacheable.retain(|_, until| *until > now);
+            inner.next_sweep = Some(now + SWEEP_EVERY);
+        }
+        if inner.uncacheable.get(key).is_some_and(|until| *until > now) {
             return Role::Alone;
         }
         if let Some(rx) = inner.flights.get(key) {
@@ -223,6 +232,29 @@ mod tests {
             matches!(coalescer.join(&key(), true), Role::Alone),
             "hit-for-miss"
         );
+    }
+
+    #[test]
+    fn an_expired_hit_for_miss_mark_is_ignored_then_swept() {
+        let coalescer = Arc::new(Coalescer::default());
+        let other = CacheKey::new("GET", "a", "/other");
+        {
+            let mut inner = coalescer.inner.lock().expect("lock");
+            inner.uncacheable.insert(key(), Instant::now());
+            inner
+                .uncacheable
+                .insert(other.clone(), Instant::now() + HIT_FOR_MISS);
+            // Not swept before the next lookup: that lookup checks the time.
+            inner.next_sweep = Some(Instant::now() + HIT_FOR_MISS);
+        }
+        assert!(matches!(coalescer.join(&key(), true), Role::Leader(_)));
+        assert!(matches!(coalescer.join(&other, true), Role::Alone));
+        assert_eq!(coalescer.inner.lock().expect("lock").uncacheable.len(), 2);
+        coalescer.inner.lock().expect("lock").next_sweep = None;
+        assert!(matches!(coalescer.join(&other, true), Role::Alone));
+        let inner = coalescer.inner.lock().expect("lock");
+        assert_eq!(inner.uncacheable.len(), 1, "the expired mark is swept");
+        assert!(inner.uncacheable.contains_key(&other));
     }
 
     #[actix_web::test]
