@@ -3,6 +3,9 @@
 use std::borrow::Cow;
 use std::fmt;
 
+use actix_web::http::header::HeaderValue;
+use smallvec::SmallVec;
+
 /// Name caje reports itself under in `Cache-Status`.
 pub const CACHE_NAME: &str = "caje";
 
@@ -92,44 +95,51 @@ impl CacheStatus {
     /// The member under the cache name `name` (`caje-<node_name>` when a
     /// node name is set; `Display` uses [`CACHE_NAME`]).
     pub fn render(&self, name: &str) -> String {
-        let mut out = String::with_capacity(name.len() + 64);
-        out.push_str(name);
-        self.push_params(&mut out);
-        out
+        String::from_utf8_lossy(&self.member(name)).into_owned()
     }
 
-    /// The member's parameters, after its cache name (every hit makes one:
-    /// pushed, not formatted).
-    fn push_params(&self, out: &mut String) {
+    /// The member as a field value; `None` if a detail is no field text.
+    /// Made on the stack and copied once: every response carries one.
+    pub fn field_value(&self, name: &str) -> Option<HeaderValue> {
+        HeaderValue::from_bytes(&self.member(name)).ok()
+    }
+
+    /// The member's bytes: its cache name, then its parameters (pushed,
+    /// not formatted).
+    fn member(&self, name: &str) -> SmallVec<[u8; 128]> {
+        let mut out = SmallVec::new();
+        let mut push = |text: &str| out.extend_from_slice(text.as_bytes());
         let mut number = itoa::Buffer::new();
+        push(name);
         if self.hit {
-            out.push_str("; hit");
+            push("; hit");
         }
         if let Some(fwd) = self.fwd {
-            out.push_str("; fwd=");
-            out.push_str(fwd.as_str());
+            push("; fwd=");
+            push(fwd.as_str());
         }
         if let Some(status) = self.fwd_status {
-            out.push_str("; fwd-status=");
-            out.push_str(number.format(status));
+            push("; fwd-status=");
+            push(number.format(status));
         }
         if self.stored {
-            out.push_str("; stored");
+            push("; stored");
         }
         if self.collapsed {
-            out.push_str("; collapsed");
+            push("; collapsed");
         }
         if let Some(ttl) = self.ttl {
             // A Structured Field integer has at most 15 digits (RFC 8941
             // §3.3.1); an origin can ask for a longer max-age.
             let ttl = ttl.clamp(-MAX_SF_INTEGER, MAX_SF_INTEGER);
-            out.push_str("; ttl=");
-            out.push_str(number.format(ttl));
+            push("; ttl=");
+            push(number.format(ttl));
         }
         if let Some(detail) = &self.detail {
-            out.push_str("; detail=");
-            out.push_str(detail);
+            push("; detail=");
+            push(detail);
         }
+        out
     }
 }
 
@@ -153,6 +163,16 @@ mod tests {
             CacheStatus::hit(7).render(CACHE_NAME),
             CacheStatus::hit(7).to_string()
         );
+        let value = CacheStatus::hit(7).field_value("caje-ams");
+        assert_eq!(
+            value,
+            Some(HeaderValue::from_static("caje-ams; hit; ttl=7"))
+        );
+        let odd = CacheStatus {
+            detail: Some("a\nb".into()),
+            ..CacheStatus::default()
+        };
+        assert_eq!(odd.field_value(CACHE_NAME), None);
     }
 
     #[test]

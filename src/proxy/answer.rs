@@ -209,7 +209,7 @@ pub async fn relay(
     headers::mark_response(
         response.headers_mut(),
         x.req.version(),
-        cache_status.render(&x.state.cache_name),
+        cache_status.field_value(&x.state.cache_name),
     );
     response
 }

@@ -123,7 +123,7 @@ pub async fn store_then_compress(
     headers::mark_response(
         response.headers_mut(),
         x.req.version(),
-        status.render(&x.state.cache_name),
+        status.field_value(&x.state.cache_name),
     );
     response
 }

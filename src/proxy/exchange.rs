@@ -137,7 +137,7 @@ fn answer(
     now: SystemTime,
 ) -> HttpResponse {
     let Hit { head, fields, body } = hit;
-    let status = status.render(&state.cache_name);
+    let status = status.field_value(&state.cache_name);
     respond::from_cache(req, (&head, &fields), body, now, status, &state.metrics)
 }
 

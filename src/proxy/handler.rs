@@ -167,7 +167,7 @@ pub async fn proxy(
                 detail: Some("only-if-cached".into()),
                 ..CacheStatus::default()
             };
-            let status = status.render(&state.cache_name);
+            let status = status.field_value(&state.cache_name);
             headers::mark_response(response.headers_mut(), req.version(), status);
             return response;
         }

@@ -150,7 +150,7 @@ pub async fn extend(
     headers::mark_response(
         reply.headers_mut(),
         x.req.version(),
-        cache_status.render(&x.state.cache_name),
+        cache_status.field_value(&x.state.cache_name),
     );
     reply
 }

@@ -51,7 +51,7 @@ pub fn from_cache(
     (head, fields): (&EntryHead, &ResponseFields),
     body: EntryBody,
     now: SystemTime,
-    status: String,
+    status: Option<HeaderValue>,
     metrics: &ProxyMetrics,
 ) -> HttpResponse {
     let text = |name| {

@@ -329,23 +329,24 @@ fn without_ttl(value: &str) -> String {
 /// Marks that the response passed through caje: `Via`, and its
 /// `Cache-Status` member after those of caches before it (RFC 9211: the
 /// cache nearest the client last).
-pub fn mark_response(headers: &mut HeaderMap, version: Version, cache_status: String) {
+pub fn mark_response(headers: &mut HeaderMap, version: Version, member: Option<HeaderValue>) {
     append_via(headers, version);
-    let before = headers.get(header::CACHE_STATUS);
-    let value = match before.and_then(|v| v.to_str().ok()) {
-        Some(before) if !before.trim().is_empty() => format!("{before}, {cache_status}"),
-        // The common case: the member becomes the value without a copy.
-        _ => cache_status,
-    };
-    let Ok(status) = HeaderValue::from_maybe_shared(bytes::Bytes::from(value)) else {
+    let Some(member) = member else {
         return;
     };
-    if before.is_some() {
-        headers.insert(header::CACHE_STATUS, status);
-    } else {
-        // Nothing to replace (the usual case): appended.
-        headers.append(header::CACHE_STATUS, status);
-    }
+    let Some(before) = headers.get(header::CACHE_STATUS) else {
+        // The usual case: nothing to join or replace.
+        headers.append(header::CACHE_STATUS, member);
+        return;
+    };
+    let value = match before.to_str() {
+        Ok(text) if !text.trim().is_empty() => {
+            let joined = [before.as_bytes(), b", ", member.as_bytes()].concat();
+            HeaderValue::from_bytes(&joined).unwrap_or(member)
+        }
+        _ => member,
+    };
+    headers.insert(header::CACHE_STATUS, value);
 }
 
 /// Appends this node's `CDN-Loop` member (RFC 8586) after the request's own.
