@@ -14,7 +14,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use caje::cache::entry::{decode_head, encode_head, BODY_LEN_OFFSET};
-use caje::cache::VariantKey;
+use caje::cache::{CacheKey, VariantKey};
 
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -32,7 +32,7 @@ fn main() -> anyhow::Result<()> {
         fs::create_dir_all(dir.join(format!("{shard:02x}")))?;
     }
     for i in 0..n {
-        head.key.path_and_query = format!("{prefix}{i}");
+        head.key = CacheKey::new(head.key.method(), head.key.host(), &format!("{prefix}{i}"));
         let mut out = encode_head(&head)?;
         let at = usize::try_from(BODY_LEN_OFFSET)?;
         out[at..at + 8].copy_from_slice(&decoded.body_len.to_le_bytes());

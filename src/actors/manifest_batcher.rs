@@ -98,7 +98,7 @@ impl Handler<RecordPage> for ManifestBatcher {
 
     fn handle(&mut self, msg: RecordPage, ctx: &mut Self::Context) {
         let _handling = self.meter.handling("record_page");
-        let _span = tracing::debug_span!("manifest_batcher.record", host = %msg.key.host, path = %msg.key.path_and_query).entered();
+        let _span = tracing::debug_span!("manifest_batcher.record", host = %msg.key.host(), path = %msg.key.path_and_query()).entered();
         merge_visits(
             &mut self.pending,
             vec![PageVisit::now(msg.key).by(&self.holder)],

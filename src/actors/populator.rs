@@ -275,7 +275,7 @@ impl Runner {
         let report = PopulateReport {
             queued: queue
                 .iter()
-                .map(|k| format!("http://{}{}", k.host, k.path_and_query))
+                .map(|k| format!("http://{}{}", k.host(), k.path_and_query()))
                 .collect(),
             already_in_flight,
             cache_full,
@@ -290,7 +290,7 @@ impl Runner {
         Ok(report)
     }
 
-    #[tracing::instrument(name = "populator.fetch", skip_all, fields(host = %key.host, path = %key.path_and_query))]
+    #[tracing::instrument(name = "populator.fetch", skip_all, fields(host = %key.host(), path = %key.path_and_query()))]
     async fn populate(self, key: CacheKey) {
         // Taken before the origin's rate slot is reserved, so slots are
         // reserved only by fetches about to be made. The semaphore is
@@ -311,15 +311,15 @@ impl Runner {
             FetchResult::Deferred => self.metrics.deferred.inc(),
             FetchResult::Failed(reason) => {
                 self.metrics.failed.inc();
-                tracing::warn!(host = %key.host, path = %key.path_and_query, %reason, "populator could not store a page");
+                tracing::warn!(host = %key.host(), path = %key.path_and_query(), %reason, "populator could not store a page");
             }
         }
     }
 
     async fn fetch(&self, key: &CacheKey) -> FetchResult {
         let live = self.config.current();
-        let Some(origin) = live.settings.origin_for(&key.host) else {
-            return FetchResult::Failed(format!("no origin is configured for {}", key.host));
+        let Some(origin) = live.settings.origin_for(key.host()) else {
+            return FetchResult::Failed(format!("no origin is configured for {}", key.host()));
         };
         let Some(wait) = self.reserve_slot(origin, live.settings.populate_rate) else {
             return FetchResult::Deferred;
@@ -393,7 +393,7 @@ impl Runner {
             metrics: &self.origin_metrics,
             cdn_loop: live.cdn_loop.clone(),
         };
-        let request = OriginRequest::own_get(&key.path_and_query);
+        let request = OriginRequest::own_get(key.path_and_query());
         let response = upstream::send(&upstream, request, None::<RequestBody<NoBody>>)
             .await
             .result

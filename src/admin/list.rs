@@ -173,8 +173,8 @@ async fn gather(
                     ttl: e.fresh_until_ms.saturating_sub(now_ms) / 1000,
                     stored_at: http_date(e.stored_at_ms),
                     size: e.size,
-                    host: e.key.host,
-                    path: e.key.path_and_query,
+                    host: e.key.host().to_owned(),
+                    path: e.key.path_and_query().to_owned(),
                 })
                 .collect(),
         },

@@ -41,7 +41,10 @@ impl AdmitRules<'_> {
         status: u16,
         headers: &'h HeaderMap,
     ) -> Cow<'h, HeaderMap> {
-        match self.freshness.applied(&key.path_and_query, status, headers) {
+        match self
+            .freshness
+            .applied(key.path_and_query(), status, headers)
+        {
             Some(applied) => Cow::Owned(applied.judged_fields(headers)),
             None => Cow::Borrowed(headers),
         }
@@ -55,7 +58,10 @@ impl AdmitRules<'_> {
         status: u16,
         headers: &HeaderMap,
     ) -> Option<Cow<'static, str>> {
-        if let Some(applied) = self.freshness.applied(&key.path_and_query, status, headers) {
+        if let Some(applied) = self
+            .freshness
+            .applied(key.path_and_query(), status, headers)
+        {
             return Some(applied.source.detail());
         }
         policy::freshness_detail(headers).map(Cow::Borrowed)
@@ -105,7 +111,7 @@ pub fn admission(
 ) -> Result<(EntryHead, u64), Refusal> {
     use Refusal::{ForAnyone, ForThisRequest};
     // A bypassed path is never stored, whoever fetched it.
-    if rules.freshness.bypass(&key.path_and_query).is_some() {
+    if rules.freshness.bypass(key.path_and_query()).is_some() {
         return Err(ForAnyone);
     }
     let status = answer.status.as_u16();
@@ -119,7 +125,7 @@ pub fn admission(
     }
     let applied = rules
         .freshness
-        .applied(&key.path_and_query, status, answer.headers);
+        .applied(key.path_and_query(), status, answer.headers);
     // Cookies belong to one user: such a response is shared only when the
     // site allows it and the origin marks it public, or a path rule says
     // so in so many words, and then without them.

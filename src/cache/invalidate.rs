@@ -33,7 +33,7 @@ pub fn targets(
             continue;
         };
         if let Some(path) = same_host_path(target, reference.trim()) {
-            let key = CacheKey::new(&target.method, &target.host, &key_rules.normalise(&path));
+            let key = CacheKey::new(target.method(), target.host(), &key_rules.normalise(&path));
             if !keys.contains(&key) {
                 keys.push(key);
             }
@@ -51,7 +51,7 @@ fn same_host_path(target: &CacheKey, reference: &str) -> Option<String> {
             reference.parse().ok()?
         };
         let authority = uri.authority()?;
-        if normalize_host(authority.as_str()) != target.host {
+        if normalize_host(authority.as_str()) != target.host() {
             return None;
         }
         return Some(uri.path_and_query().map_or("/", |p| p.as_str()).to_owned());
@@ -60,7 +60,7 @@ fn same_host_path(target: &CacheKey, reference: &str) -> Option<String> {
         return Some(reference.to_owned());
     }
     // A relative path: resolved against the target's directory.
-    let path = target.path_and_query.split('?').next().unwrap_or("/");
+    let path = target.path_and_query().split('?').next().unwrap_or("/");
     let dir = &path[..path.rfind('/').map_or(0, |i| i + 1)];
     Some(format!("{dir}{reference}"))
 }
@@ -103,7 +103,7 @@ mod tests {
         let paths = |h: HeaderMap| -> Vec<String> {
             targets(&target, &KeyRules::default(), &h)
                 .into_iter()
-                .map(|k| k.path_and_query)
+                .map(|k| k.path_and_query().to_owned())
                 .collect()
         };
         assert_eq!(paths(HeaderMap::new()), ["/items/1?x=1"]);
@@ -142,7 +142,7 @@ mod tests {
         let location = headers(&[(header::LOCATION, "/items/2?utm_source=x&b=1&a=2")]);
         let paths: Vec<String> = targets(&target, &rules, &location)
             .into_iter()
-            .map(|k| k.path_and_query)
+            .map(|k| k.path_and_query().to_owned())
             .collect();
         assert_eq!(paths, ["/items/1", "/items/2?a=2&b=1"]);
     }

@@ -279,7 +279,7 @@ mod tests {
         let o = origin("").expect("valid");
         assert!(o.freshness.is_empty());
         assert_eq!(o.key_rules, Default::default());
-        assert_eq!(o.key("/a?utm_source=x").path_and_query, "/a?utm_source=x");
+        assert_eq!(o.key("/a?utm_source=x").path_and_query(), "/a?utm_source=x");
     }
 
     #[test]
@@ -325,7 +325,7 @@ mod tests {
         let o =
             origin("ignore_query = [\"utm_*\", \"fbclid\"]\nsort_query = true\n").expect("valid");
         assert_eq!(
-            o.key("/p?utm_source=x&id=1&fbclid=2&a=3").path_and_query,
+            o.key("/p?utm_source=x&id=1&fbclid=2&a=3").path_and_query(),
             "/p?a=3&id=1"
         );
     }

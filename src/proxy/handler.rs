@@ -254,7 +254,7 @@ pub async fn proxy(
             if reason == Forward::Stale
                 && freshness::within_if_error(&hit.head, live.settings.stale_if_error, now) =>
         {
-            tracing::warn!(host = %key.host, path = %key.path_and_query, failed, "origin failed; served a stale copy");
+            tracing::warn!(host = %key.host(), path = %key.path_and_query(), failed, "origin failed; served a stale copy");
             let status = CacheStatus {
                 // 0: the origin could not be reached at all.
                 fwd_status: (failed != 0).then_some(failed),

@@ -59,7 +59,7 @@ pub fn spawn(
     });
 }
 
-#[tracing::instrument(name = "proxy.refresh", skip_all, fields(host = %head.key.host, path = %head.key.path_and_query))]
+#[tracing::instrument(name = "proxy.refresh", skip_all, fields(host = %head.key.host(), path = %head.key.path_and_query()))]
 async fn refresh_once(
     state: &ProxyState,
     upstream: &Upstream<'_>,

@@ -68,7 +68,7 @@ pub async fn ask(
         .with_label_values(&[outcome])
         .inc();
     if let Err(miss) = &result {
-        tracing::info!(host = %key.host, path = %key.path_and_query, %miss, "peer not used; asking the origin");
+        tracing::info!(host = %key.host(), path = %key.path_and_query(), %miss, "peer not used; asking the origin");
     }
     result
 }
@@ -79,7 +79,7 @@ async fn ask_unmetered(
     fields: &HeaderMap,
     rules: AdmitRules<'_>,
 ) -> Result<awc::ClientResponse, PeerMiss> {
-    let url = format!("{}{}", peer.url, key.path_and_query);
+    let url = format!("{}{}", peer.url, key.path_and_query());
     let failed = |reason: String| PeerMiss::Failed {
         url: peer.url.to_owned(),
         reason,
@@ -88,7 +88,7 @@ async fn ask_unmetered(
         url: peer.url.to_owned(),
         reason,
     };
-    let host = HeaderValue::from_str(&key.host).map_err(|e| failed(e.to_string()))?;
+    let host = HeaderValue::from_str(key.host()).map_err(|e| failed(e.to_string()))?;
     let mut request = peer.client.get(&url).timeout(peer.timeout);
     let out = request.headers_mut();
     for (name, value) in fields {

@@ -44,7 +44,7 @@ impl Handler<Compress> for CacheStore {
 
     fn handle(&mut self, msg: Compress, ctx: &mut Self::Context) -> Self::Result {
         let _handling = self.meter.handling("compress");
-        let _span = tracing::debug_span!("cache_store.compress", host = %msg.key.host, path = %msg.key.path_and_query, coding = msg.coding.token()).entered();
+        let _span = tracing::debug_span!("cache_store.compress", host = %msg.key.host(), path = %msg.key.path_and_query(), coding = msg.coding.token()).entered();
         let (target, vary) = encoding::sibling(&msg.key, &msg.identity, msg.coding);
         if self.index.contains(&target) {
             let found = self.hit(target, &msg.key, &vary);

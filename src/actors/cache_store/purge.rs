@@ -55,7 +55,7 @@ impl Handler<Purge> for CacheStore {
 
     fn handle(&mut self, msg: Purge, ctx: &mut Self::Context) -> usize {
         let _handling = self.meter.handling("purge");
-        let _span = tracing::info_span!("cache_store.purge", host = %msg.0.host, path = %msg.0.path_and_query).entered();
+        let _span = tracing::info_span!("cache_store.purge", host = %msg.0.host(), path = %msg.0.path_and_query()).entered();
         let keys = self.index.variants_of(&msg.0);
         self.purge_variants(&keys, false, ctx);
         keys.len() + self.in_flight.cancel_url(&msg.0.primary_hash())
@@ -74,7 +74,7 @@ impl Handler<SoftPurge> for CacheStore {
 
     fn handle(&mut self, msg: SoftPurge, ctx: &mut Self::Context) -> usize {
         let _handling = self.meter.handling("soft_purge");
-        let _span = tracing::info_span!("cache_store.soft_purge", host = %msg.0.host, path = %msg.0.path_and_query).entered();
+        let _span = tracing::info_span!("cache_store.soft_purge", host = %msg.0.host(), path = %msg.0.path_and_query()).entered();
         let keys = self.index.variants_of(&msg.0);
         self.purge_variants(&keys, true, ctx);
         keys.len() + self.in_flight.cancel_url(&msg.0.primary_hash())

@@ -194,7 +194,7 @@ impl Handler<Lookup> for CacheStore {
 
     fn handle(&mut self, msg: Lookup, _ctx: &mut Self::Context) -> LookupResult {
         let _handling = self.meter.handling("lookup");
-        let _span = tracing::debug_span!("cache_store.lookup", host = %msg.key.host, path = %msg.key.path_and_query).entered();
+        let _span = tracing::debug_span!("cache_store.lookup", host = %msg.key.host(), path = %msg.key.path_and_query()).entered();
         self.metrics.lookups.inc();
         let primary = msg.key.primary_hash();
         let Some(names) = self.vary_names_of(primary) else {

@@ -27,7 +27,7 @@ impl Handler<UpdateHead> for CacheStore {
 
     fn handle(&mut self, msg: UpdateHead, ctx: &mut Self::Context) {
         let _handling = self.meter.handling("update_head");
-        let _span = tracing::debug_span!("cache_store.update_head", host = %msg.0.key.host, path = %msg.0.key.path_and_query).entered();
+        let _span = tracing::debug_span!("cache_store.update_head", host = %msg.0.key.host(), path = %msg.0.key.path_and_query()).entered();
         let head = msg.0;
         let vk = VariantKey::new(&head.key, &head.vary);
         // This 304 is the newest: a refresh from an older one still under

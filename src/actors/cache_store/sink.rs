@@ -46,7 +46,7 @@ impl Handler<BeginStore> for CacheStore {
 
     fn handle(&mut self, msg: BeginStore, ctx: &mut Self::Context) -> Self::Result {
         let _handling = self.meter.handling("begin_store");
-        let _span = tracing::debug_span!("cache_store.begin_store", host = %msg.head.key.host, path = %msg.head.key.path_and_query).entered();
+        let _span = tracing::debug_span!("cache_store.begin_store", host = %msg.head.key.host(), path = %msg.head.key.path_and_query()).entered();
         self.begin_store(msg, ctx).inspect_err(|e| {
             self.metrics.io_errors.inc();
             self.meter.error("begin_store");

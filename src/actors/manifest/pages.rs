@@ -28,9 +28,9 @@ pub(crate) fn upsert(conn: &mut SqliteConnection, rows: &[PageVisit]) -> QueryRe
     for row in rows {
         diesel::insert_into(pages::table)
             .values((
-                pages::method.eq(&row.key.method),
-                pages::host.eq(&row.key.host),
-                pages::path_and_query.eq(&row.key.path_and_query),
+                pages::method.eq(&row.key.method()),
+                pages::host.eq(&row.key.host()),
+                pages::path_and_query.eq(&row.key.path_and_query()),
                 pages::first_seen.eq(row.first_seen),
                 pages::last_seen.eq(row.last_seen),
                 pages::times_stored.eq(row.times),
@@ -216,9 +216,9 @@ impl Handler<PageHolder> for Manifest {
         let key = msg.0;
         let result = self.conn().and_then(|conn| {
             let found = pages::table
-                .filter(pages::method.eq(&key.method))
-                .filter(pages::host.eq(&key.host))
-                .filter(pages::path_and_query.eq(&key.path_and_query))
+                .filter(pages::method.eq(&key.method()))
+                .filter(pages::host.eq(&key.host()))
+                .filter(pages::path_and_query.eq(&key.path_and_query()))
                 .select((pages::stored_by, pages::peer_url))
                 .first::<(Option<String>, Option<String>)>(conn)
                 .optional()?;

@@ -48,7 +48,7 @@ impl Handler<LogPurge> for Manifest {
             tracing::info_span!("manifest.log_purge", target = ?msg.target, soft = msg.soft)
                 .entered();
         let (kind, host, target) = match &msg.target {
-            PurgeTarget::Url(key) => ("url", key.host.as_str(), key.path_and_query.as_str()),
+            PurgeTarget::Url(key) => ("url", key.host(), key.path_and_query()),
             PurgeTarget::Tag(tag) => ("tag", "", tag.as_str()),
         };
         let now = now_ms();
