@@ -4,7 +4,6 @@ use std::borrow::Cow;
 use std::fmt;
 
 use actix_web::http::header::HeaderValue;
-use smallvec::SmallVec;
 
 /// Name caje reports itself under in `Cache-Status`.
 pub const CACHE_NAME: &str = "caje";
@@ -95,22 +94,39 @@ impl CacheStatus {
     /// The member under the cache name `name` (`caje-<node_name>` when a
     /// node name is set; `Display` uses [`CACHE_NAME`]).
     pub fn render(&self, name: &str) -> String {
-        String::from_utf8_lossy(&self.member(name)).into_owned()
+        let mut out = String::with_capacity(name.len() + 64);
+        out.push_str(name);
+        self.push_params(|text| out.push_str(text));
+        out
     }
 
     /// The member as a field value; `None` if a detail is no field text.
-    /// Made on the stack and copied once: every response carries one.
+    /// Made on the stack and copied once (every response carries one): a
+    /// `String` made into a value costs a second allocation for its room.
     pub fn field_value(&self, name: &str) -> Option<HeaderValue> {
-        HeaderValue::from_bytes(&self.member(name)).ok()
+        let mut buffer = [0u8; 192];
+        let mut len = 0;
+        let mut fits = true;
+        let mut push = |text: &str| match buffer.get_mut(len..len + text.len()) {
+            Some(room) => {
+                room.copy_from_slice(text.as_bytes());
+                len += text.len();
+            }
+            None => fits = false,
+        };
+        push(name);
+        self.push_params(&mut push);
+        if fits {
+            HeaderValue::from_bytes(&buffer[..len]).ok()
+        } else {
+            HeaderValue::from_str(&self.render(name)).ok()
+        }
     }
 
-    /// The member's bytes: its cache name, then its parameters (pushed,
-    /// not formatted).
-    fn member(&self, name: &str) -> SmallVec<[u8; 128]> {
-        let mut out = SmallVec::new();
-        let mut push = |text: &str| out.extend_from_slice(text.as_bytes());
+    /// The member's parameters, after its cache name (every response has
+    /// one: pushed, not formatted).
+    fn push_params(&self, mut push: impl FnMut(&str)) {
         let mut number = itoa::Buffer::new();
-        push(name);
         if self.hit {
             push("; hit");
         }
@@ -139,7 +155,6 @@ impl CacheStatus {
             push("; detail=");
             push(detail);
         }
-        out
     }
 }
 
@@ -173,6 +188,13 @@ mod tests {
             ..CacheStatus::default()
         };
         assert_eq!(odd.field_value(CACHE_NAME), None);
+        // A member longer than the stack's room is made all the same.
+        let long = CacheStatus {
+            detail: Some("x".repeat(300).into()),
+            ..CacheStatus::hit(1)
+        };
+        let value = long.field_value(CACHE_NAME).expect("a value");
+        assert_eq!(value.to_str().ok(), Some(long.render(CACHE_NAME).as_str()));
     }
 
     #[test]
