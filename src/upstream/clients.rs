@@ -27,8 +27,7 @@ pub struct OriginLink {
     transport: Transport,
     /// The `upstream` it was built for.
     upstream: String,
-    /// Whether the upstream is `https://` (the config is used only then).
-    https: bool,
+    /// Used only when `upstream` is `https://`.
     config: Arc<ClientConfig>,
     target: Arc<RequestTarget>,
 }
@@ -70,7 +69,6 @@ impl OriginLinks {
                         Arc::new(OriginLink {
                             transport: origin.transport.clone(),
                             upstream: origin.upstream.clone(),
-                            https: is_https(origin),
                             config: Arc::new(tls_config(origin)),
                             target: Arc::new(RequestTarget::new(origin)),
                         })
@@ -81,10 +79,6 @@ impl OriginLinks {
             .collect();
         Self(configs)
     }
-}
-
-fn is_https(origin: &Origin) -> bool {
-    origin.upstream.starts_with("https://")
 }
 
 fn tls_config(origin: &Origin) -> ClientConfig {
@@ -155,7 +149,8 @@ impl OriginClients {
                 return (client.clone(), target);
             }
         }
-        let config = wanted.https.then(|| wanted.config.clone());
+        let https = wanted.upstream.starts_with("https://");
+        let config = https.then(|| wanted.config.clone());
         let connector = awc::Connector::new().connector(origin_connector(config));
         let made = client(connector, wanted.transport.max_connections);
         // Origins a reload removed go, with their pools.
