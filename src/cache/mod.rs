@@ -22,6 +22,7 @@ pub mod partial;
 pub mod policy;
 pub mod query;
 pub mod range;
+pub mod recent_hashes;
 pub mod response_fields;
 pub mod revalidate;
 pub mod status;
