@@ -55,8 +55,16 @@ impl HotEntry {
 struct HotUrl {
     /// The `Vary` names its variants were selected by.
     vary_names: Vec<String>,
-    variants: Vec<(Hash, Arc<HotEntry>)>,
+    variants: Vec<HotVariant>,
     bytes: u64,
+}
+
+struct HotVariant {
+    variant: Hash,
+    entry: Arc<HotEntry>,
+    /// Whether it is in `Inner::used`: a hit after the first since the
+    /// store last asked adds nothing there, and skips hashing its key.
+    in_used: bool,
 }
 
 struct Inner {
@@ -116,18 +124,26 @@ impl MemoryTier {
             return None;
         }
         let key = key.into();
-        let mut inner = self.lock();
-        let url = inner.urls.get(&primary)?;
+        let mut guard = self.lock();
+        let inner = &mut *guard;
+        let url = inner.urls.get_mut(&primary)?;
         let names = &url.vary_names;
-        let (variant, found) = url.variants.iter().find(|(_, entry)| {
-            entry.head.vary.iter().map(|(name, _)| name).eq(names)
-                && key::vary_matches(&entry.head.vary, request_headers)
+        let hot = url.variants.iter_mut().find(|hot| {
+            let head = &hot.entry.head;
+            head.vary.iter().map(|(name, _)| name).eq(names)
+                && key::vary_matches(&head.vary, request_headers)
                 // Guards against a hash collision serving another URL.
-                && entry.head.key.view() == key
+                && head.key.view() == key
         })?;
-        let (variant, found) = (*variant, found.clone());
-        inner.used.insert(VariantKey { primary, variant });
-        drop(inner);
+        let found = hot.entry.clone();
+        if !hot.in_used {
+            hot.in_used = true;
+            inner.used.insert(VariantKey {
+                primary,
+                variant: hot.variant,
+            });
+        }
+        drop(guard);
         self.metrics.lookups.inc();
         self.metrics.hits.inc();
         self.metrics.memory_hits.inc();
@@ -167,13 +183,20 @@ impl MemoryTier {
             variants: Vec::new(),
             bytes: 0,
         });
-        if let Some(i) = url.variants.iter().position(|(v, _)| *v == vk.variant) {
-            let (_, old) = url.variants.swap_remove(i);
-            let old_size = old.footprint();
+        // A replaced variant may be in `used` already: it stays there.
+        let mut in_used = false;
+        if let Some(i) = url.variants.iter().position(|v| v.variant == vk.variant) {
+            let old = url.variants.swap_remove(i);
+            in_used = old.in_used;
+            let old_size = old.entry.footprint();
             url.bytes -= old_size;
             inner.bytes -= old_size;
         }
-        url.variants.push((vk.variant, Arc::new(entry)));
+        url.variants.push(HotVariant {
+            variant: vk.variant,
+            entry: Arc::new(entry),
+            in_used,
+        });
         url.bytes += size;
         inner.bytes += size;
         while inner.bytes > self.max_bytes {
@@ -197,7 +220,18 @@ impl MemoryTier {
 
     /// The variants hit from memory since the last call.
     pub fn take_used(&self) -> Vec<VariantKey> {
-        self.lock().used.drain().collect()
+        let mut inner = self.lock();
+        let inner = &mut *inner;
+        let used: Vec<VariantKey> = inner.used.drain().collect();
+        for vk in &used {
+            let Some(url) = inner.urls.peek_mut(&vk.primary) else {
+                continue;
+            };
+            if let Some(hot) = url.variants.iter_mut().find(|v| v.variant == vk.variant) {
+                hot.in_used = false;
+            }
+        }
+        used
     }
 }
 
@@ -300,6 +334,10 @@ mod tests {
         assert!(holds(&tier, "/r", &[]));
         assert_eq!(tier.take_used(), vec![vk]);
         assert!(tier.take_used().is_empty());
+        // Used again after the store asked: reported again, once.
+        assert!(holds(&tier, "/r", &[]) && holds(&tier, "/r", &[]));
+        assert_eq!(tier.take_used(), vec![vk]);
+        assert!(holds(&tier, "/r", &[]));
         tier.remove(&vk.primary);
         assert!(!holds(&tier, "/r", &[]));
         assert_eq!(tier.metrics.memory_bytes.get(), 0);
