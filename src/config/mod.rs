@@ -248,12 +248,16 @@ impl Settings {
 
     /// The origin serving a request's host, with its place in `origins`.
     pub fn origin_at_for(&self, host: &str) -> Option<(usize, &Origin)> {
+        self.origin_at_named(without_port(host.trim()))
+    }
+
+    /// [`Settings::origin_at_for`] a host name without its port.
+    pub fn origin_at_named(&self, name: &str) -> Option<(usize, &Origin)> {
         // Origin hosts are normalised: compared without making a copy.
-        let host = without_port(host.trim());
         self.origins
             .iter()
             .enumerate()
-            .find(|(_, o)| o.host.eq_ignore_ascii_case(host))
+            .find(|(_, o)| o.host.eq_ignore_ascii_case(name))
     }
 }
 

@@ -27,7 +27,7 @@ use crate::cache::memory_tier::HotEntry;
 use crate::cache::partial::{self, Plan};
 use crate::cache::{range, revalidate};
 use crate::cache::{CacheStatus, Forward};
-use crate::config::{normalize_host, Origin};
+use crate::config::Origin;
 use crate::reload::Snapshot;
 use crate::telemetry;
 use crate::upstream::fetch::content_length;
@@ -37,13 +37,13 @@ use crate::upstream::{self, headers, OriginClients, RequestBody};
 /// request passes its checks; else the refusal (boxed: it is rare).
 fn route<'a>(req: &HttpRequest, live: &'a Snapshot) -> Result<&'a Origin, Box<HttpResponse>> {
     let refused = |refused: request_checks::Refused| Box::new(refused.response());
-    let raw_host = request_checks::target_host(req.head()).map_err(refused)?;
-    let Some(origin) = live.settings.origin_for(raw_host) else {
+    let host = request_checks::target_host(req.head()).map_err(refused)?;
+    let Some((_, origin)) = live.settings.origin_at_named(host) else {
         return Err(Box::new(plain(
             StatusCode::MISDIRECTED_REQUEST,
             format!(
                 "caje: no origin is configured for host {:?}\n",
-                normalize_host(raw_host)
+                host.to_ascii_lowercase()
             ),
         )));
     };

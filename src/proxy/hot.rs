@@ -58,11 +58,11 @@ pub fn answer(req: &RequestHead, state: &ProxyState) -> Result<HttpResponse, Han
     if !matches!(req.method, Method::GET | Method::HEAD) || admin::claims(req.uri.path()) {
         return Err(Handover::default());
     }
-    let raw_host = request_checks::target_host(req).map_err(nothing)?;
+    let host = request_checks::target_host(req).map_err(nothing)?;
     let live = state.config.current();
     let (origin_at, origin) = live
         .settings
-        .origin_at_for(raw_host)
+        .origin_at_named(host)
         .ok_or_else(Handover::default)?;
     request_checks::check(req, live.settings.max_request_body).map_err(nothing)?;
     let path_and_query = req.uri.path_and_query().map_or("/", |p| p.as_str());
