@@ -201,15 +201,18 @@ pub fn response(headers: &HeaderMap) -> (Directives, bool) {
 /// The request's cache directives, with `Pragma: no-cache` standing for
 /// `Cache-Control: no-cache` when there is no `Cache-Control`.
 pub fn request(headers: &HeaderMap) -> Directives {
-    let directives = Directives::parse(field_values(headers, header::CACHE_CONTROL));
-    if !headers.contains_key(header::CACHE_CONTROL)
-        && field_values(headers, header::PRAGMA)
-            .iter()
-            .any(|p| p.to_ascii_lowercase().contains("no-cache"))
-    {
+    if headers.contains_key(header::CACHE_CONTROL) {
+        return Directives::parse(field_values(headers, header::CACHE_CONTROL));
+    }
+    // Most requests have neither field: nothing is collected for them.
+    let pragma_no_cache = headers.get_all(header::PRAGMA).any(|p| {
+        p.to_str()
+            .is_ok_and(|p| p.to_ascii_lowercase().contains("no-cache"))
+    });
+    if pragma_no_cache {
         return Directives::parse(["no-cache"]);
     }
-    directives
+    Directives::default()
 }
 
 #[cfg(test)]
