@@ -118,6 +118,33 @@ pub fn fresh_until(policy: &CachePolicy, now: SystemTime) -> Option<SystemTime> 
     (!ttl.is_zero()).then(|| now + ttl)
 }
 
+/// A stored response's age as its policy gave it at one moment: it grows
+/// with the clock from there, so a hit adds the time since instead of
+/// asking the policy (which looks its `Age` field up by name each time).
+#[derive(Debug, Clone, Copy)]
+pub struct AgeAt {
+    at: SystemTime,
+    age: Duration,
+}
+
+impl AgeAt {
+    pub fn new(policy: &CachePolicy, now: SystemTime) -> Self {
+        Self {
+            at: now,
+            age: policy.age(now),
+        }
+    }
+
+    /// [`CachePolicy::age`] at `now`; the policy is asked again only if
+    /// the clock went back.
+    pub fn age(&self, policy: &CachePolicy, now: SystemTime) -> Duration {
+        match now.duration_since(self.at) {
+            Ok(since) => self.age + since,
+            Err(_) => policy.age(now),
+        }
+    }
+}
+
 /// How far past its freshness lifetime a stored response is at `now`
 /// (zero while fresh).
 pub fn staleness(policy: &CachePolicy, stored_at_ms: u64, now: SystemTime) -> Duration {
@@ -163,6 +190,28 @@ mod tests {
             tags: vec![],
             invalidated: false,
         }
+    }
+
+    #[test]
+    fn an_age_read_once_grows_as_the_policy_says() {
+        let received = SystemTime::now();
+        let req = http1::Request::get("/x").body(()).expect("request");
+        let res = http1::Response::builder()
+            .header("cache-control", "max-age=600")
+            .header("age", "100")
+            .body(())
+            .expect("response");
+        let policy = CachePolicy::new_options(&req, &res, received, policy::options());
+        let read = received + Duration::from_millis(1500);
+        let age_at = AgeAt::new(&policy, read);
+        for later in [0, 1, 999, 61_000] {
+            let now = read + Duration::from_millis(later);
+            assert_eq!(age_at.age(&policy, now), policy.age(now), "{later}");
+        }
+        assert_eq!(age_at.age(&policy, read).as_secs(), 101);
+        // The clock went back: the policy is asked.
+        let before = received + Duration::from_millis(500);
+        assert_eq!(age_at.age(&policy, before), policy.age(before));
     }
 
     #[test]

@@ -8,7 +8,8 @@ use std::time::SystemTime;
 use actix_web::http::header::{self, HeaderName, HeaderValue};
 use actix_web::http::StatusCode;
 
-use super::{freshness, policy, EntryHead};
+use super::freshness::{self, AgeAt};
+use super::{policy, EntryHead};
 
 pub struct ResponseFields {
     pub status: StatusCode,
@@ -21,10 +22,13 @@ pub struct ResponseFields {
     pub freshness_detail: Option<&'static str>,
     /// When the response stops being fresh (`freshness::fresh_until`).
     pub fresh_until: Option<SystemTime>,
+    /// Its age when these fields were read, for its `Age` on a hit.
+    pub age_at: AgeAt,
 }
 
 impl ResponseFields {
     pub fn new(head: &EntryHead) -> Self {
+        let now = SystemTime::now();
         let fields: Vec<(HeaderName, HeaderValue)> = head
             .headers
             .iter()
@@ -39,7 +43,8 @@ impl ResponseFields {
             status: StatusCode::from_u16(head.status).unwrap_or(StatusCode::OK),
             freshness_detail: policy::freshness_detail(&head.header_map()),
             has_accept_ranges: fields.iter().any(|(n, _)| n == header::ACCEPT_RANGES),
-            fresh_until: freshness::fresh_until(&head.policy, SystemTime::now()),
+            fresh_until: freshness::fresh_until(&head.policy, now),
+            age_at: AgeAt::new(&head.policy, now),
             fields,
         }
     }

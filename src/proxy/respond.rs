@@ -91,7 +91,13 @@ pub fn from_cache(
             response.append_header((name.clone(), value.clone()));
         }
     }
-    response.insert_header((header::AGE, head.policy.age(now).as_secs()));
+    // Digits written on the stack and copied once: through `Display` (or
+    // `From<u64>`'s growing buffer) they cost a hit more.
+    let mut digits = itoa::Buffer::new();
+    let age = digits.format(fields.age_at.age(&head.policy, now).as_secs());
+    if let Ok(age) = HeaderValue::from_str(age) {
+        response.insert_header((header::AGE, age));
+    }
     // A partial entry holds `held` of a longer representation: ranges are
     // answered against its complete length, from its body shifted.
     let held = partial::held(head);
