@@ -14,7 +14,8 @@ use actix_web::{HttpRequest, HttpResponse};
 
 use super::respond;
 use super::state::ProxyState;
-use crate::actors::cache_store::Hit;
+use crate::actors::cache_store::{EntryBody, Hit};
+use crate::cache::response_fields::ResponseFields;
 use crate::cache::{freshness, CacheKey, CacheStatus, EntryHead};
 use crate::config::Origin;
 use crate::reload::Snapshot;
@@ -57,12 +58,22 @@ impl Exchange<'_> {
     /// Answers with a fresh stored response, as a hit.
     pub fn fresh_hit(&self, hit: Hit, now: SystemTime) -> HttpResponse {
         self.record("hit");
-        fresh_hit(self.req.head(), self.state, self.origin, hit, now)
+        let Hit { head, fields, body } = hit;
+        let stored = (&*head, &*fields);
+        fresh_hit(self.req.head(), self.state, self.origin, stored, body, now)
     }
 
     /// Answers from a stored response, reported with `status`.
     pub fn answer(&self, hit: Hit, status: &CacheStatus, now: SystemTime) -> HttpResponse {
-        answer(self.req.head(), self.state, hit, status, now)
+        let Hit { head, fields, body } = hit;
+        answer(
+            self.req.head(),
+            self.state,
+            (&head, &fields),
+            body,
+            status,
+            now,
+        )
     }
 
     /// Where this request's origin requests go.
@@ -105,40 +116,46 @@ fn freshness_detail(origin: &Origin, head: &EntryHead) -> Option<Cow<'static, st
     rules.freshness_detail(&head.key, head.status, &head.header_map())
 }
 
+/// A stored response's head and the fields it is answered with, borrowed
+/// where they are kept: a hit on the memory tier clones neither.
+pub type Stored<'a> = (&'a EntryHead, &'a ResponseFields);
+
 /// The answer of a fresh stored response to `req`, as a hit (which the
 /// caller records).
 pub fn fresh_hit(
     req: &RequestHead,
     state: &ProxyState,
     origin: &Origin,
-    hit: Hit,
+    stored: Stored<'_>,
+    body: EntryBody,
     now: SystemTime,
 ) -> HttpResponse {
+    let (head, fields) = stored;
     // For an origin without rules, the entry's own detail (heuristic or
     // none), found once when it was read.
     let detail = if origin.freshness.is_empty() {
-        hit.fields.freshness_detail.map(Cow::Borrowed)
+        fields.freshness_detail.map(Cow::Borrowed)
     } else {
-        freshness_detail(origin, &hit.head)
+        freshness_detail(origin, head)
     };
     let status = CacheStatus {
         detail,
-        ..CacheStatus::hit(hit_ttl(&hit, now))
+        ..CacheStatus::hit(hit_ttl(stored, now))
     };
-    answer(req, state, hit, &status, now)
+    answer(req, state, stored, body, &status, now)
 }
 
 /// The answer to `req` from a stored response, reported with `status`.
 fn answer(
     req: &RequestHead,
     state: &ProxyState,
-    hit: Hit,
+    stored: Stored<'_>,
+    body: EntryBody,
     status: &CacheStatus,
     now: SystemTime,
 ) -> HttpResponse {
-    let Hit { head, fields, body } = hit;
     let status = status.field_value(&state.cache_name);
-    respond::from_cache(req, (&head, &fields), body, now, status, &state.metrics)
+    respond::from_cache(req, stored, body, now, status, &state.metrics)
 }
 
 /// Remaining freshness of a stored response, negative once stale.
@@ -147,13 +164,9 @@ pub fn ttl(head: &EntryHead, now: SystemTime) -> i64 {
 }
 
 /// [`ttl`] of a hit, from when it stops being fresh while it is.
-pub fn hit_ttl(hit: &Hit, now: SystemTime) -> i64 {
-    match hit
-        .fields
-        .fresh_until
-        .map(|until| until.duration_since(now))
-    {
+pub fn hit_ttl((head, fields): Stored<'_>, now: SystemTime) -> i64 {
+    match fields.fresh_until.map(|until| until.duration_since(now)) {
         Some(Ok(left)) if !left.is_zero() => i64::try_from(left.as_secs()).unwrap_or(i64::MAX),
-        _ => ttl(&hit.head, now),
+        _ => ttl(head, now),
     }
 }

@@ -152,7 +152,7 @@ pub async fn proxy(
             refresh::spawn(&x, state.clone(), client.clone(), hit.head.clone());
             let status = CacheStatus {
                 detail: Some("stale-while-revalidate".into()),
-                ..CacheStatus::hit(hit_ttl(&hit, now))
+                ..CacheStatus::hit(hit_ttl((&hit.head, &hit.fields), now))
             };
             return x.answer(*hit, &status, now);
         }

@@ -18,7 +18,7 @@ use actix_web::HttpResponse;
 use super::exchange;
 use super::request_checks;
 use super::state::ProxyState;
-use crate::actors::cache_store::Hit;
+use crate::actors::cache_store::EntryBody;
 use crate::admin;
 use crate::cache::directives;
 use crate::cache::freshness::{self, Verdict};
@@ -106,7 +106,8 @@ pub fn answer(req: &RequestHead, state: &ProxyState) -> Result<HttpResponse, Han
         req,
         state,
         origin,
-        Hit::from_memory(&found),
+        (&found.head, &found.fields),
+        EntryBody::Memory(found.body.clone()),
         now,
     ))
 }
