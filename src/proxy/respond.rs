@@ -109,7 +109,8 @@ pub fn from_cache(
         }
         range::answer(
             range,
-            text(header::IF_RANGE),
+            // If-Range means nothing without Range: not looked up then.
+            range.and_then(|_| text(header::IF_RANGE)),
             complete_len,
             validators.etag,
             validators.last_modified,
