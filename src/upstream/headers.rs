@@ -118,8 +118,11 @@ fn end_to_end(headers: &HeaderMap, drop: impl Fn(&HeaderName) -> bool, room: usi
 /// something is withheld.
 pub fn as_origin_sees(client: &HeaderMap) -> Cow<'_, HeaderMap> {
     let named = connection_named(client);
-    let withheld =
-        |name: &HeaderName| is_rewriting(name) || (!is_hop_by_hop(name) && is_named(name, &named));
+    // Most requests have no `Connection` naming a field: only the names
+    // caje rewrites are then looked at.
+    let withheld = |name: &HeaderName| {
+        is_rewriting(name) || (!named.is_empty() && !is_hop_by_hop(name) && is_named(name, &named))
+    };
     if !client.keys().any(withheld) {
         return Cow::Borrowed(client);
     }
@@ -378,6 +381,38 @@ mod tests {
             .collect();
         pairs.sort();
         pairs
+    }
+
+    #[test]
+    fn the_cache_sees_a_request_without_what_the_origin_never_gets() {
+        let names = |fields: &[(&str, &str)]| -> Vec<String> {
+            let client = map(fields);
+            let mut names: Vec<String> = as_origin_sees(&client)
+                .keys()
+                .map(|n| n.to_string())
+                .collect();
+            names.sort();
+            names
+        };
+        // Nothing withheld: the client's own map, borrowed.
+        let plain = map(&[("accept", "a"), ("x-hop", "1")]);
+        assert!(matches!(as_origin_sees(&plain), Cow::Borrowed(_)));
+        assert_eq!(
+            names(&[("accept", "a"), ("x-forwarded-host", "evil.test")]),
+            ["accept"]
+        );
+        // A field `Connection` names is the client's hop only; `Connection`
+        // itself and other hop-by-hop fields stay (the origin request
+        // drops them, and no decision reads them).
+        assert_eq!(
+            names(&[
+                ("connection", "X-Hop"),
+                ("x-hop", "1"),
+                ("keep-alive", "5"),
+                ("accept", "a")
+            ]),
+            ["accept", "connection", "keep-alive"]
+        );
     }
 
     #[test]
