@@ -59,8 +59,14 @@ impl Exchange<'_> {
     pub fn fresh_hit(&self, hit: Hit, now: SystemTime) -> HttpResponse {
         self.record("hit");
         let Hit { head, fields, body } = hit;
-        let stored = (&*head, &*fields);
-        fresh_hit(self.req.head(), self.state, self.origin, stored, body, now)
+        fresh_hit(
+            self.req.head(),
+            self.state,
+            self.origin,
+            (&head, &fields),
+            body,
+            now,
+        )
     }
 
     /// Answers from a stored response, reported with `status`.
