@@ -338,6 +338,30 @@ print("  %-13s %-9s r%d  %9.0f req/s  p50 %7.2f ms  p99 %7.2f ms  %8.1f MiB/s  %
   sleep 1
 }
 
+# logging: caje (no line) and caje-info (a line per request) loaded at once,
+# each by its own wrk with half the connections and a browser's User-Agent
+# (logged), both servers on core 0. The scheduler shares the core between
+# them, so a slow spell of the VM slows both sides of the ratio of their
+# CPU a request; run one after the other that ratio swung by ±10%.
+UA="Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36"
+log_pair() { # round
+  local c cpu0=() cpu1=() i=0 wrks=()
+  for c in caje caje-info; do cpu0+=("$(python3 "$TOOLS" cputime "${PID_OF[$c]}")"); done
+  for c in caje caje-info; do
+    taskset -c 1 wrk -t1 -c$((CONNS / 2)) -d"${DUR}s" --timeout 10s --latency -H "Host: $HOST" -H "User-Agent: $UA" \
+      "http://127.0.0.1:$(port_of "$c")/1k" >"$T/wrk-pair-$c.out" 2>&1 &
+    wrks+=($!)
+  done
+  wait "${wrks[@]}" || true
+  for c in caje caje-info; do cpu1+=("$(python3 "$TOOLS" cputime "${PID_OF[$c]}")"); done
+  for c in caje caje-info; do
+    python3 "$TOOLS" wrkparse "$T/wrk-pair-$c.out" log-pair "$c" "$1" "${cpu0[$i]}" "${cpu1[$i]}" >>"$RAW"
+    i=$((i + 1))
+  done
+  log "  log-pair r$1: $(python3 "$TOOLS" pairline "$RAW" "$1")"
+  sleep 1
+}
+
 # cold crawl: every request a URL never asked before (storable), over
 # kept-alive connections; the origin row asks it the same URLs directly
 crawl_script() { # contender round -> script path
@@ -369,6 +393,7 @@ for r in $(seq 1 "$ROUNDS"); do
   [[ $COLD_ONLY == 1 ]] && break
   log "round $r/$ROUNDS"
   for c in caje bare caje-info nginx varnish ceiling; do run_wrk hit-1k "$c" /1k "$r"; done
+  log_pair "$r"
   for c in caje bare nginx varnish; do run_wrk hit-100k "$c" /100k "$r"; done
   for c in caje caje-mem bare nginx varnish; do run_wrk hit-10m "$c" /10m "$r"; done
   for c in caje bare nginx varnish origin; do run_wrk nostore-miss "$c" /nostore "$r"; done

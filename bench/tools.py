@@ -15,6 +15,7 @@ Subcommands:
                                     parse wrk output, print one JSON line (with the
                                     CPU microseconds per request when CPU0/CPU1 given)
   report RAW.jsonl OUT.json META.json  medians, table on stdout, JSON to OUT.json
+  pairline RAW.jsonl ROUND          the log-pair scenario's round ROUND, in words
   sequential PORT PATH N            N GETs of PATH (Host: bench.local) one after
                                     another over one kept-alive connection
 """
@@ -289,6 +290,22 @@ def fmt(x, nd=0):
     return ("%." + str(nd) + "f") % x
 
 
+def pair_ratio(rows, rnd, key):
+    """caje-info over caje in the log-pair scenario's round `rnd`."""
+    got = {r["contender"]: r.get(key) for r in rows if r["scenario"] == "log-pair" and r["round"] == rnd}
+    a, b = got.get("caje"), got.get("caje-info")
+    return (b / a) if (a and b) else None
+
+
+def pairline(raw, rnd):
+    rows = [json.loads(l) for l in open(raw) if l.strip()]
+    cpu = {r["contender"]: r.get("cpu_us") for r in rows if r["scenario"] == "log-pair" and r["round"] == int(rnd)}
+    print(
+        "caje %s, caje-info %s us cpu/req: %sx"
+        % (fmt(cpu.get("caje"), 2), fmt(cpu.get("caje-info"), 2), fmt(pair_ratio(rows, int(rnd), "cpu_us"), 3))
+    )
+
+
 def report(raw, out, meta):
     rows = [json.loads(l) for l in open(raw) if l.strip()]
     meta = json.load(open(meta))
@@ -347,6 +364,16 @@ def report(raw, out, meta):
                    fmt(m.get("p50"), 2), fmt(m.get("p99"), 2), fmt(m.get("mib_s"), 1), fmt(m.get("cpu_us"), 1), fmt(errs))
             )
     print("(vs bare: median of per-round ratios to bare actix-web; marked o: to the origin direct)")
+    rounds = sorted(set(r["round"] for r in rows if r["scenario"] == "log-pair"))
+    pair_cpu = [pair_ratio(rows, rnd, "cpu_us") for rnd in rounds]
+    pair_rps = [pair_ratio(rows, rnd, "rps") for rnd in rounds]
+    if rounds:
+        print()
+        print("logging, caje and caje-info loaded at once (a browser's User-Agent, %d connections each):" % (meta.get("connections", 64) // 2))
+        for c in ["caje", "caje-info"]:
+            m = summary["log-pair"].get(c, {})
+            print("  %-10s %10s req/s  p99 %s ms  %s us cpu/req" % (c, fmt(m.get("rps")), fmt(m.get("p99"), 2), fmt(m.get("cpu_us"), 2)))
+        print("  cpu/req caje-info/caje by round: %s" % ", ".join(fmt(x, 3) for x in pair_cpu))
     print()
     print("%-22s %-14s %10s %10s %10s %9s" % ("scenario", "contender", "origin req", "all done s", "first s", "ok/100"))
     print("-" * 80)
@@ -376,6 +403,8 @@ def report(raw, out, meta):
         "hit-1k rps caje-info/caje": ratio(g("hit-1k", "caje-info", "rps"), g("hit-1k", "caje", "rps")),
         "hit-1k cpu/req caje/bare": ratio(g("hit-1k", "caje", "cpu_us"), g("hit-1k", "bare", "cpu_us")),
         "hit-1k cpu/req caje-info/caje": ratio(g("hit-1k", "caje-info", "cpu_us"), g("hit-1k", "caje", "cpu_us")),
+        "log-pair cpu/req caje-info/caje": med(pair_cpu),
+        "log-pair rps caje-info/caje": med(pair_rps),
         "hit-100k rps caje/bare": g("hit-100k", "caje", "vs_bare"),
         "hit-10m rps caje/bare": g("hit-10m", "caje", "vs_bare"),
         "hit-10m rps caje-mem/bare": g("hit-10m", "caje-mem", "vs_bare"),
@@ -424,6 +453,7 @@ if __name__ == "__main__":
         "coalesce": coalesce,
         "coldpoll": coldpoll,
         "wrkparse": wrkparse,
+        "pairline": pairline,
         "report": report,
         "sequential": sequential,
     }[cmd](*args)

@@ -151,7 +151,7 @@ fn field_text(value: &[u8]) -> &str {
 /// A value in double quotes, escaped as Rust escapes a string when it holds
 /// a quote, a backslash or a control character.
 fn quoted(out: &mut Vec<u8>, value: &[u8]) {
-    if value.iter().all(|&b| QUOTED_AS_IS[usize::from(b)]) {
+    if quoted_as_is(value) {
         out.push(b'"');
         out.extend_from_slice(value);
         out.push(b'"');
@@ -164,34 +164,35 @@ fn quoted(out: &mut Vec<u8>, value: &[u8]) {
 /// escaped, so no client-written value can forge a field or a line.
 /// `as_text` reads a value that is not plain.
 fn logfmt_value(out: &mut Vec<u8>, value: &[u8], as_text: fn(&[u8]) -> &str) {
-    if !value.is_empty() && value.iter().all(|&b| PLAIN[usize::from(b)]) {
+    if !value.is_empty() && plain(value) {
         out.extend_from_slice(value);
     } else {
         let _ = write!(out, "{:?}", as_text(value));
     }
 }
 
-/// Which bytes a logfmt value holds unquoted (visible ASCII but `"`, `=`
-/// and `\`), and which a quoted value holds unescaped (ASCII but `"`, `\`
-/// and controls). Tables, since a line checks every byte of its values;
-/// a value with other bytes takes the slow way.
-const PLAIN: [bool; 256] = byte_table(true);
-const QUOTED_AS_IS: [bool; 256] = byte_table(false);
+/// Whether a logfmt value holds only bytes it may hold unquoted: visible
+/// ASCII but `"`, `=` and `\`.
+fn plain(value: &[u8]) -> bool {
+    all_bytes(value, |b| {
+        b.is_ascii_graphic() & (b != b'"') & (b != b'=') & (b != b'\\')
+    })
+}
 
-const fn byte_table(logfmt: bool) -> [bool; 256] {
-    let mut table = [false; 256];
-    let mut i = 0;
-    while i < 256 {
-        let b = i as u8;
-        let special = matches!(b, b'"' | b'\\');
-        table[i] = if logfmt {
-            b.is_ascii_graphic() && !special && b != b'='
-        } else {
-            b.is_ascii() && !special && !b.is_ascii_control()
-        };
-        i += 1;
-    }
-    table
+/// Whether a quoted value holds only bytes it may hold unescaped: ASCII
+/// but `"`, `\` and controls.
+fn quoted_as_is(value: &[u8]) -> bool {
+    all_bytes(value, |b| {
+        (b' '..=b'~').contains(&b) & (b != b'"') & (b != b'\\')
+    })
+}
+
+/// Whether `ok` holds for every byte. Without the early exit of
+/// `Iterator::all` the compiler checks 16 or 32 bytes an instruction: a
+/// browser's `User-Agent` is over 100 bytes, and every line checks it.
+#[inline(always)]
+fn all_bytes(value: &[u8], ok: impl Fn(u8) -> bool) -> bool {
+    value.iter().fold(true, |all, &b| all & ok(b))
 }
 
 #[cfg(test)]
@@ -263,6 +264,29 @@ mod tests {
         let value: serde_json::Value = serde_json::from_slice(&out).expect("json");
         assert_eq!(value["fields"]["host"], "");
         assert_eq!(value["fields"]["ua"], "");
+    }
+
+    #[test]
+    fn values_are_checked_byte_by_byte_at_every_length_and_place() {
+        let unquoted = |b: u8| b.is_ascii_graphic() && !matches!(b, b'"' | b'=' | b'\\');
+        let unescaped = |b: u8| b.is_ascii() && !b.is_ascii_control() && !matches!(b, b'"' | b'\\');
+        // Lengths either side of the 16- and 32-byte steps, the odd byte
+        // first, in the middle and last.
+        for len in [1, 7, 15, 16, 17, 31, 32, 33, 64, 120] {
+            for at in [0, len / 2, len - 1] {
+                for b in 0..=u8::MAX {
+                    let mut value = vec![b'a'; len];
+                    value[at] = b;
+                    assert_eq!(plain(&value), unquoted(b), "{b:#x} at {at} of {len}");
+                    assert_eq!(
+                        quoted_as_is(&value),
+                        unescaped(b),
+                        "{b:#x} at {at} of {len}"
+                    );
+                }
+            }
+        }
+        assert!(plain(b"") && quoted_as_is(b""));
     }
 
     #[test]
