@@ -346,7 +346,7 @@ def report(raw, out, meta):
                 xs.append(r["rps"] / b["rps"])
         return med(xs)
 
-    wrk_scen = ["hit-1k", "hit-100k", "hit-10m", "nostore-miss", "cold-crawl"]
+    wrk_scen = ["hit-1k", "hit-1k-paced", "hit-100k", "hit-10m", "nostore-miss", "cold-crawl"]
     print()
     print("%-13s %-10s %10s %8s %9s %9s %10s %10s %7s" % ("scenario", "contender", "req/s", "vs bare", "p50 ms", "p99 ms", "MiB/s", "cpu us/req", "errors"))
     print("-" * 94)
@@ -412,6 +412,8 @@ def report(raw, out, meta):
         "cold-crawl rps caje/origin": g("cold-crawl", "caje", "vs_origin"),
         "hit-1k p99 caje/nginx": ratio(g("hit-1k", "caje", "p99"), g("hit-1k", "nginx", "p99")),
         "hit-1k p99 caje/varnish": ratio(g("hit-1k", "caje", "p99"), g("hit-1k", "varnish", "p99")),
+        "hit-1k-paced p99 caje/nginx": ratio(g("hit-1k-paced", "caje", "p99"), g("hit-1k-paced", "nginx", "p99")),
+        "hit-1k-paced p99 caje/bare": ratio(g("hit-1k-paced", "caje", "p99"), g("hit-1k-paced", "bare", "p99")),
         "hit-100k MiB/s caje/nginx": ratio(g("hit-100k", "caje", "mib_s"), g("hit-100k", "nginx", "mib_s")),
         "hit-100k MiB/s caje/varnish": ratio(g("hit-100k", "caje", "mib_s"), g("hit-100k", "varnish", "mib_s")),
         "hit-10m MiB/s caje/nginx": ratio(g("hit-10m", "caje", "mib_s"), g("hit-10m", "nginx", "mib_s")),
