@@ -344,9 +344,9 @@ print("  %-13s %-9s r%d  %9.0f req/s  p50 %7.2f ms  p99 %7.2f ms  %8.1f MiB/s  %
 # paced: the 1 KiB hit at the same load for every contender, each
 # connection waiting 2 ms between an answer and its next request (about
 # 20,000 req/s in all, within every contender's reach). At full speed a
-# faster server's p99 grows with its load and wrk's own queueing (the
-# nginx ceiling's p99 is often behind nginx proxy_cache's there); here
-# the contenders' tails compare at one load.
+# faster server's p99 grows with its load, wrk's own queueing and the
+# VM's stalls (the nginx ceiling's p99 is at times behind nginx
+# proxy_cache's there); here the contenders' tails compare at one load.
 printf 'function delay()\n  return 2\nend\n' >"$T/paced.lua"
 
 # logging: caje (no line) and caje-info (a line per request) loaded at once,
