@@ -188,7 +188,7 @@ fn quoted_as_is(value: &[u8]) -> bool {
 }
 
 /// Whether `ok` holds for every byte. Without the early exit of
-/// `Iterator::all` the compiler checks 16 or 32 bytes an instruction: a
+/// `Iterator::all` the compiler checks 16 or 32 bytes at a time: a
 /// browser's `User-Agent` is over 100 bytes, and every line checks it.
 #[inline(always)]
 fn all_bytes(value: &[u8], ok: impl Fn(u8) -> bool) -> bool {
