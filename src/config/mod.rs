@@ -243,15 +243,12 @@ impl Settings {
 
     /// The origin serving a request's host, if any (the port is ignored).
     pub fn origin_for(&self, host: &str) -> Option<&Origin> {
-        self.origin_at_for(host).map(|(_, origin)| origin)
-    }
-
-    /// The origin serving a request's host, with its place in `origins`.
-    pub fn origin_at_for(&self, host: &str) -> Option<(usize, &Origin)> {
         self.origin_at_named(without_port(host.trim()))
+            .map(|(_, origin)| origin)
     }
 
-    /// [`Settings::origin_at_for`] a host name without its port.
+    /// The origin serving a host name (without its port), with its place
+    /// in `origins`.
     pub fn origin_at_named(&self, name: &str) -> Option<(usize, &Origin)> {
         // Origin hosts are normalised (lower case): most clients write them
         // so, and bytes compare faster than letters without case.
