@@ -9,7 +9,7 @@ use clap::{Parser, Subcommand};
 
 use caje::admin_cli::{self, AdminArgs};
 use caje::config::{Origin, Settings, ADMIN_TOKEN_ENV};
-use caje::startup::Application;
+use caje::startup::{Application, Stopped};
 use caje::telemetry::{self, LogFormat};
 
 /// A caching CDN node.
@@ -156,9 +156,11 @@ async fn serve_demo(demo_origin: &str) -> anyhow::Result<()> {
     let (served, origin_stopped) = futures_util::future::join(
         async {
             let served = app.run_until_stopped().await;
-            // The origin stops once caje has, however caje stopped.
-            stop_origin.stop(true).await;
-            served
+            // The origin stops once caje has, as caje did: Ctrl-C drops
+            // its answers in flight too (`/slow` would hold the exit 5 s).
+            let graceful = matches!(served, Ok(Stopped::Gracefully));
+            stop_origin.stop(graceful).await;
+            served.map(|_| ())
         },
         origin,
     )

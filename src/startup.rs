@@ -1,7 +1,9 @@
 //! Builds a caje node: prepares the manifest database, starts the actors and
 //! binds the HTTP server. Tests build one on port 0 exactly as `main` does.
 
+use std::cell::Cell;
 use std::net::TcpListener;
+use std::rc::Rc;
 use std::sync::Arc;
 
 use actix::{Actor, Arbiter, SyncArbiter};
@@ -332,17 +334,23 @@ impl Application {
     /// Serves until SIGTERM (requests in flight finish, up to
     /// `shutdown_timeout`) or SIGINT / SIGQUIT (they are dropped), then
     /// writes the manifest rows still gathering and the cache's index
-    /// snapshot: the process exits without stopping its actors.
+    /// snapshot: the process exits without stopping its actors. Says which
+    /// of the two stops it was, for servers that stop with it.
     /// The private metrics listener serves until the main server has stopped.
-    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+    pub async fn run_until_stopped(self) -> std::io::Result<Stopped> {
         let metrics = self.metrics_server.map(|server| {
             let handle = server.handle();
             (handle, actix_web::rt::spawn(server))
         });
         let handle = self.server.handle();
         let stop = self.stop_signals;
+        let stopped = Rc::new(Cell::new(Stopped::Gracefully));
+        let stopped_by_signal = stopped.clone();
         actix_web::rt::spawn(async move {
             let graceful = stop.received().await;
+            if !graceful {
+                stopped_by_signal.set(Stopped::Now);
+            }
             handle.stop(graceful).await;
         });
         let served = self.server.await;
@@ -367,8 +375,17 @@ impl Application {
             tracing::warn!(%error, "no index snapshot: the next start walks every shard");
         }
         tracing::info!("shut down");
-        served
+        served.map(|()| stopped.get())
     }
+}
+
+/// How a node stopped serving.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stopped {
+    /// On SIGTERM (or not by a signal): requests in flight were let finish.
+    Gracefully,
+    /// On SIGINT or SIGQUIT: requests in flight were dropped.
+    Now,
 }
 
 /// SIGTERM, SIGINT and SIGQUIT, listened for from the start.

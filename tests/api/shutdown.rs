@@ -142,6 +142,56 @@ async fn the_demo_stops_on_sigint_and_on_sigterm_and_frees_both_ports() {
     }
 }
 
+/// Sends `GET path` on a new connection and leaves the answer unread.
+async fn asked(port: u16, path: &str) -> TcpStream {
+    let mut conn = TcpStream::connect(("127.0.0.1", port))
+        .await
+        .expect("connect");
+    let request = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n");
+    conn.write_all(request.as_bytes()).await.expect("write");
+    conn
+}
+
+/// Everything `conn` receives until its peer closes it.
+async fn rest_of(mut conn: TcpStream) -> String {
+    let mut got = Vec::new();
+    // A reset is a close too.
+    let _ = actix_web::rt::time::timeout(EXIT_WITHIN, conn.read_to_end(&mut got)).await;
+    String::from_utf8_lossy(&got).into_owned()
+}
+
+#[actix_web::test]
+async fn ctrl_c_drops_the_demos_answers_in_flight_and_its_origins_too() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (cache, db) = (dir.path().join("cache"), dir.path().join("manifest.db"));
+    let env = HashMap::from([
+        ("CAJE_DEMO_ORIGIN", "127.0.0.1:0".to_owned()),
+        ("CAJE_LISTEN", "127.0.0.1:0".to_owned()),
+        ("CAJE_CACHE_DIR", cache.display().to_string()),
+        ("CAJE_DATABASE", db.display().to_string()),
+        ("CAJE_LITEFS", "off".to_owned()),
+    ]);
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let mut demo = Running::start(&[], &env);
+    let origin_port = demo.announced("demo origin listening on port ").await;
+    let caje_port = demo.announced("caje listening on port ").await;
+    // `/slow` answers after 5 s: one asked through caje, one of the origin
+    // itself, both still waiting when Ctrl-C comes.
+    let through_caje = asked(caje_port, "/slow").await;
+    let of_origin = asked(origin_port, "/slow").await;
+
+    demo.signal(libc::SIGINT);
+    let status = demo.exited("the demo after SIGINT").await;
+    assert_eq!(status.code(), Some(0), "the demo after SIGINT: {status}");
+    for (what, conn) in [("caje", through_caje), ("the demo origin", of_origin)] {
+        let answer = rest_of(conn).await;
+        assert!(
+            !answer.contains("HTTP/1.1"),
+            "{what} answered after Ctrl-C instead of dropping the request: {answer}"
+        );
+    }
+}
+
 #[actix_web::test]
 async fn a_node_stops_on_sigint_and_on_sigterm_with_a_client_connected() {
     let origin = spawn_origin().await;
