@@ -113,24 +113,31 @@ fn assert_free(port: u16, what: &str) {
     }
 }
 
+/// The demo (`caje` without a config) with its files in `dir`, and the
+/// ports of its slow server and of caje.
+async fn start_demo(dir: &std::path::Path) -> (Running, u16, u16) {
+    let (cache, db) = (dir.join("cache"), dir.join("manifest.db"));
+    let env = HashMap::from([
+        ("CAJE_DEMO_ORIGIN", "127.0.0.1:0".to_owned()),
+        ("CAJE_LISTEN", "127.0.0.1:0".to_owned()),
+        ("CAJE_CACHE_DIR", cache.display().to_string()),
+        ("CAJE_DATABASE", db.display().to_string()),
+        ("CAJE_LITEFS", "off".to_owned()),
+    ]);
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let demo = Running::start(&[], &env);
+    let origin_port = demo.announced("demo origin listening on port ").await;
+    let caje_port = demo.announced("caje listening on port ").await;
+    (demo, origin_port, caje_port)
+}
+
 const SIGNALS: [(libc::c_int, &str); 2] = [(libc::SIGINT, "SIGINT"), (libc::SIGTERM, "SIGTERM")];
 
 #[actix_web::test]
 async fn the_demo_stops_on_sigint_and_on_sigterm_and_frees_both_ports() {
     for (signal, name) in SIGNALS {
         let dir = tempfile::tempdir().expect("temp dir");
-        let (cache, db) = (dir.path().join("cache"), dir.path().join("manifest.db"));
-        let env = HashMap::from([
-            ("CAJE_DEMO_ORIGIN", "127.0.0.1:0".to_owned()),
-            ("CAJE_LISTEN", "127.0.0.1:0".to_owned()),
-            ("CAJE_CACHE_DIR", cache.display().to_string()),
-            ("CAJE_DATABASE", db.display().to_string()),
-            ("CAJE_LITEFS", "off".to_owned()),
-        ]);
-        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-        let mut demo = Running::start(&[], &env);
-        let origin_port = demo.announced("demo origin listening on port ").await;
-        let caje_port = demo.announced("caje listening on port ").await;
+        let (mut demo, origin_port, caje_port) = start_demo(dir.path()).await;
         // Through caje, so caje holds a pooled connection to the origin too.
         let _browser = kept_alive(caje_port, "localhost", "/").await;
 
@@ -163,18 +170,7 @@ async fn rest_of(mut conn: TcpStream) -> String {
 #[actix_web::test]
 async fn ctrl_c_drops_the_demos_answers_in_flight_and_its_origins_too() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let (cache, db) = (dir.path().join("cache"), dir.path().join("manifest.db"));
-    let env = HashMap::from([
-        ("CAJE_DEMO_ORIGIN", "127.0.0.1:0".to_owned()),
-        ("CAJE_LISTEN", "127.0.0.1:0".to_owned()),
-        ("CAJE_CACHE_DIR", cache.display().to_string()),
-        ("CAJE_DATABASE", db.display().to_string()),
-        ("CAJE_LITEFS", "off".to_owned()),
-    ]);
-    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let mut demo = Running::start(&[], &env);
-    let origin_port = demo.announced("demo origin listening on port ").await;
-    let caje_port = demo.announced("caje listening on port ").await;
+    let (mut demo, origin_port, caje_port) = start_demo(dir.path()).await;
     // `/slow` answers after 5 s: one asked through caje, one of the origin
     // itself, both still waiting when Ctrl-C comes.
     let through_caje = asked(caje_port, "/slow").await;
