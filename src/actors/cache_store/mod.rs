@@ -14,7 +14,8 @@
 //! One file per job: `actor.rs` (the actor and its bookkeeping), `index.rs`,
 //! `rebuild.rs` (the index at start), `snapshot.rs` (the format of the
 //! index snapshot a graceful stop writes, `write_snapshot.rs`),
-//! `sink.rs` (storing), `reads.rs` (lookups and bodies), `compress.rs`
+//! `sink.rs` (storing), `tail.rs` (a body read back as it is
+//! stored), `reads.rs` (lookups and bodies), `compress.rs`
 //! (compressed variants made from stored ones), `rewrite.rs` (head
 //! rewrites), `purge.rs`, `list.rs`, `stats.rs`, `in_flight.rs` (writes a
 //! purge cancels). What other modules name is re-exported here.
@@ -31,6 +32,7 @@ mod rewrite;
 mod sink;
 mod snapshot;
 mod stats;
+mod tail;
 mod write_snapshot;
 
 pub use self::actor::CacheStore;
@@ -43,4 +45,5 @@ pub use self::rewrite::UpdateHead;
 pub(crate) use self::sink::BeginStore;
 pub use self::sink::StoreSink;
 pub use self::stats::{CacheStats, GetCacheStats};
+pub use self::tail::{BodyTail, TailError, Written};
 pub use self::write_snapshot::{WriteSnapshot, WriteSnapshotError};

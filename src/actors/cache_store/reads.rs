@@ -3,6 +3,7 @@
 //! reading from the page cache in place and only a chunk that would wait
 //! for the disk on the blocking pool.
 
+use std::borrow::Borrow;
 use std::fs::File;
 use std::io::{self, Read};
 use std::os::fd::AsRawFd;
@@ -285,20 +286,31 @@ fn file_stream(
             return Ok(None);
         }
         let want = left.min(READ_CHUNK as u64) as usize;
-        let (file, chunk) = match read_cached(&file, offset, want) {
-            Some(read) => (file, read?),
-            None => tokio::task::spawn_blocking(move || {
-                read_at(&file, offset, want).map(|chunk| (file, chunk))
-            })
-            .await
-            .map_err(io::Error::other)??,
-        };
-        if chunk.is_empty() {
-            return Err(io::ErrorKind::UnexpectedEof.into());
-        }
+        let (file, chunk) = read_chunk(file, offset, want).await?;
         let n = chunk.len() as u64;
-        Ok(Some((Bytes::from(chunk), (file, offset + n, left - n))))
+        Ok(Some((chunk, (file, offset + n, left - n))))
     })
+}
+
+/// Up to `want` bytes at `offset`, at least one: from the page cache in
+/// place, or on the blocking pool when the read would wait for the disk.
+/// `file` is handed back for the next chunk.
+pub(super) async fn read_chunk<F>(file: F, offset: u64, want: usize) -> io::Result<(F, Bytes)>
+where
+    F: Borrow<File> + Send + 'static,
+{
+    let (file, chunk) = match read_cached(file.borrow(), offset, want) {
+        Some(read) => (file, read?),
+        None => tokio::task::spawn_blocking(move || {
+            read_at(file.borrow(), offset, want).map(|chunk| (file, chunk))
+        })
+        .await
+        .map_err(io::Error::other)??,
+    };
+    if chunk.is_empty() {
+        return Err(io::ErrorKind::UnexpectedEof.into());
+    }
+    Ok((file, Bytes::from(chunk)))
 }
 
 /// Up to `want` bytes at `offset`, waiting for the disk if need be.

@@ -3,18 +3,20 @@
 //! pool, and the store renames the file into place once it is whole, unless
 //! a purge came meanwhile.
 
-use std::fs::{self, File};
+use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufWriter, Seek, SeekFrom, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use actix::prelude::*;
 use bytes::Bytes;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 
 use super::actor::CacheStore;
 use super::in_flight::{WriteId, WriteKind};
 use super::index::EntryInfo;
 use super::reads::READ_CHUNK;
+use super::tail::{BodyTail, Publisher, Written};
 use crate::actors::manifest_batcher::RecordPage;
 use crate::cache::encoding;
 use crate::cache::entry::{self, EntryError, EntryHead, BODY_LEN_OFFSET};
@@ -64,22 +66,34 @@ impl CacheStore {
         let vk = VariantKey::new(&msg.head.key, &msg.head.vary);
         let head_bytes = entry::encode_head(&msg.head)?;
         let tmp = self.next_tmp_path();
-        let mut file = match File::create(&tmp) {
+        let file = match create_readable(&tmp) {
             // `tmp/` could not be made at start (the directory was read-only
             // then) or was removed since: storing resumes once it can be made.
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 fs::create_dir_all(&self.tmp_dir)?;
-                File::create(&tmp)?
+                create_readable(&tmp)?
             }
             created => created?,
         };
-        if let Err(e) = file.write_all(&head_bytes) {
+        if let Err(e) = (&file).write_all(&head_bytes) {
             let _ = fs::remove_file(&tmp);
             return Err(e.into());
         }
+        let file = Arc::new(file);
+        let progress = Arc::new(watch::Sender::new(Written::Partly(0)));
+        let tail = BodyTail {
+            file: file.clone(),
+            body_offset: head_bytes.len() as u64,
+            progress: progress.clone(),
+        };
         let (tx, rx) = mpsc::channel(SINK_CHUNKS);
         let expected = msg.expected_len;
-        let writer = tokio::task::spawn_blocking(move || write_body(file, rx, expected));
+        let writer = tokio::task::spawn_blocking(move || {
+            let mut publisher = Publisher::new(progress);
+            let written = write_body(&file, rx, expected, &mut publisher);
+            publisher.end(written.as_ref().ok().copied());
+            written
+        });
         let write = self
             .in_flight
             .begin(vk, WriteKind::Store, msg.head.tags.clone());
@@ -99,7 +113,11 @@ impl CacheStore {
                 let _ = committed_tx.send(act.finish_store(pending, written));
             }),
         );
-        Ok(StoreSink { tx, committed })
+        Ok(StoreSink {
+            tx,
+            committed,
+            tail,
+        })
     }
 
     /// Commits a written entry; `true` when it is in place.
@@ -206,9 +224,19 @@ enum SinkMessage {
 pub struct StoreSink {
     tx: mpsc::Sender<SinkMessage>,
     committed: oneshot::Receiver<bool>,
+    tail: BodyTail,
 }
 
 impl StoreSink {
+    /// The body read back from the file as it is written.
+    pub fn tail(&self) -> BodyTail {
+        BodyTail {
+            file: self.tail.file.clone(),
+            body_offset: self.tail.body_offset,
+            progress: self.tail.progress.clone(),
+        }
+    }
+
     /// Queues a chunk; `false` when the writer has given up.
     pub async fn write(&self, chunk: Bytes) -> bool {
         self.tx.send(SinkMessage::Chunk(chunk)).await.is_ok()
@@ -241,12 +269,24 @@ enum WriteError {
     Io(#[from] io::Error),
 }
 
+/// A new file under `tmp/`, readable too: a [`BodyTail`] reads it back.
+fn create_readable(path: &Path) -> io::Result<File> {
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(path)
+}
+
 /// Runs on the blocking pool: copies chunks to the file after its head and
-/// fills in the body length once the last one arrived.
+/// fills in the body length once the last one arrived. While a
+/// [`BodyTail`] reads along, each chunk is flushed and published.
 fn write_body(
-    file: File,
+    file: &File,
     mut rx: mpsc::Receiver<SinkMessage>,
     expected: Option<u64>,
+    publisher: &mut Publisher,
 ) -> Result<u64, WriteError> {
     let mut out = BufWriter::with_capacity(READ_CHUNK, file);
     let mut written = 0u64;
@@ -255,6 +295,10 @@ fn write_body(
             Some(SinkMessage::Chunk(chunk)) => {
                 out.write_all(&chunk)?;
                 written += chunk.len() as u64;
+                if publisher.followed() {
+                    out.flush()?;
+                    publisher.partly(written);
+                }
             }
             Some(SinkMessage::Finish) => break,
             None => return Err(WriteError::Aborted),
