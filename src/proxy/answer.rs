@@ -12,6 +12,7 @@ use futures_util::StreamExt;
 use super::body::tee;
 use super::compressed;
 use super::exchange::{ttl, Exchange};
+use super::fill;
 use super::respond::{self, with_body};
 use crate::actors::cache_store::{Hit, Purge, UpdateHead};
 use crate::cache::admit::{self, OriginAnswer};
@@ -193,13 +194,24 @@ pub async fn relay(
         encoding::vary_field(&mut passed_on);
     }
     let sent = x.state.metrics.origin_body_bytes.clone();
-    let stream = tee(origin, sink, content_length, flight).inspect(move |chunk| {
+    let origin = origin.inspect(move |chunk| {
         if let Ok(chunk) = chunk {
             sent.inc_by(chunk.len() as u64);
         }
     });
     let response = HttpResponse::build(status);
-    let mut response = with_body(response, status, x.req.method(), content_length, stream);
+    let method = x.req.method();
+    let mut response = match sink {
+        // Stored at the origin's pace, not this client's.
+        Some(sink) if content_length.is_none_or(|len| len > fill::DECOUPLE_ABOVE) => {
+            let body = fill::decoupled(origin, sink, content_length, flight);
+            with_body(response, status, method, content_length, body)
+        }
+        sink => {
+            let body = tee(origin, sink, content_length, flight);
+            with_body(response, status, method, content_length, body)
+        }
+    };
     // The origin's fields become the response's own, not copied; what
     // `with_body` set (a 304's length) follows them.
     let set = std::mem::replace(response.headers_mut(), passed_on);

@@ -8,6 +8,7 @@ mod answer;
 mod body;
 mod compressed;
 mod exchange;
+mod fill;
 mod front;
 mod handler;
 mod hot;

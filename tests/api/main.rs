@@ -41,6 +41,7 @@ mod rfc9111_status;
 mod rfc9111_wire;
 mod security;
 mod shutdown;
+mod slow_clients;
 mod soak;
 mod stale;
 mod storage;

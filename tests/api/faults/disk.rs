@@ -1,5 +1,5 @@
-//! A full or read-only cache disk: responses are still proxied whole and
-//! nothing partial is kept.
+//! A full or read-only cache disk: responses are still proxied whole (to
+//! a client that fell behind the store too) and nothing partial is kept.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -8,7 +8,8 @@ use std::sync::Arc;
 use caje::actors::cache_store::GetCacheStats;
 
 use super::{assert_nothing_stored, cache_files, metric};
-use crate::helpers::{eventually, spawn_app_in, spawn_origin, TestApp, HOST};
+use crate::helpers::{deterministic_body, eventually, spawn_app_in, spawn_origin, TestApp, HOST};
+use crate::slow_clients::{answer, ask, narrow_connection};
 
 /// A tmpfs mounted for one test, unmounted when dropped.
 struct Tmpfs {
@@ -123,6 +124,29 @@ async fn a_full_disk_still_proxies_whole_bodies_and_keeps_nothing_partial() {
     let hit = app.get("/cache/small").await;
     assert!(hit.cache_status().contains("hit"), "{}", hit.cache_status());
     assert_eq!(hit.body, "/cache/small #1");
+}
+
+#[actix_web::test]
+async fn a_client_behind_when_the_disk_fills_still_gets_the_whole_body() {
+    let dir = Arc::new(tempfile::tempdir().expect("temp dir"));
+    let Some(_disk) = Tmpfs::mount(&dir.path().join("cache"), "size=1m") else {
+        return;
+    };
+    let origin = spawn_origin().await;
+    let app = spawn_app_in(&origin, dir.clone(), |_| {}).await;
+    let path = "/det/4096/0/full-disk";
+    let expected = deterministic_body(path).expect("a /det/ path");
+
+    // The client reads nothing while the store fills the disk and gives
+    // up: it is behind, reading on from a file that stops at 1 MiB.
+    let mut behind = narrow_connection(app.port).await;
+    ask(&mut behind, path, true).await;
+    assert_nothing_stored(&app).await;
+
+    let (head, body) = answer(&mut behind).await;
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert!(body == expected, "the body differs from the origin's");
+    assert_eq!(origin.counter.get(path), 1);
 }
 
 #[actix_web::test]
