@@ -5,7 +5,8 @@
 //! the file does not hold yet: if the store fails, the client gets the rest
 //! from them and from the origin, at its own pace again. So one client that
 //! reads slowly, or not at all, or goes away, holds neither the entry nor
-//! the requests coalesced behind it.
+//! the requests coalesced behind it. (A body of no announced length is let
+//! go with its client: it might never end.)
 
 use std::cell::Cell;
 use std::collections::VecDeque;
@@ -56,6 +57,7 @@ where
     let fell_behind_at = Rc::new(Cell::new(None));
     let fill = Fill {
         to_client,
+        length_known: expected_len.is_some(),
         handed: 0,
         fell_behind_at: fell_behind_at.clone(),
         pace: Pace::Ahead,
@@ -91,6 +93,8 @@ enum Pace {
 
 struct Fill {
     to_client: mpsc::Sender<Item>,
+    /// The origin announced a length: the body ends.
+    length_known: bool,
     /// Bytes handed to the client while it kept up.
     handed: u64,
     fell_behind_at: Rc<Cell<Option<u64>>>,
@@ -105,16 +109,20 @@ impl Fill {
         let mut body = pin!(body);
         while let Some(item) = body.next().await {
             self.follow_store(false).await;
+            if self.to_client.is_closed() {
+                // Gone. The entry is still worth storing, but a body of no
+                // announced length might never end: it is let go.
+                if !self.length_known {
+                    return;
+                }
+                self.pace = Pace::Done;
+            }
             self.pass(item).await;
         }
         self.follow_store(true).await;
     }
 
     async fn pass(&mut self, item: Item) {
-        if self.to_client.is_closed() {
-            // Gone; the entry is still worth storing.
-            self.pace = Pace::Done;
-        }
         match &mut self.pace {
             Pace::Ahead => {
                 let len = item.as_ref().map_or(0, |chunk| chunk.len() as u64);

@@ -118,3 +118,19 @@ async fn a_client_that_goes_away_mid_body_leaves_the_entry_stored() {
     assert!(body == expected, "the stored body differs: {head}");
     assert_eq!(origin.counter.get(path), 1);
 }
+
+#[actix_web::test]
+async fn a_body_of_unknown_length_is_not_fetched_on_for_a_client_gone() {
+    let origin = spawn_origin().await;
+    let app = spawn_app(&origin).await;
+
+    let mut leaving = narrow_connection(app.port).await;
+    ask(&mut leaving, "/endless", true).await;
+    let mut some = [0u8; 1024];
+    let n = leaving.read(&mut some).await.expect("read");
+    assert!(some[..n].starts_with(b"HTTP/1.1 200"));
+    drop(leaving);
+
+    // It might never end: caje lets the origin go with its client.
+    eventually(|| async { (origin.counter.get("ended /endless") == 1).then_some(()) }).await;
+}

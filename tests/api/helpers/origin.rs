@@ -72,6 +72,7 @@ static CHUNK: [u8; 64 * 1024] = [b'x'; 64 * 1024];
 /// | `/sleep/{ms}` | `max-age=60`, after `ms` milliseconds |
 /// | `/big/{mib}` | `max-age=60`, `mib` MiB (1 if not a number) of `x` with `Content-Length`, streamed in 64 KiB chunks |
 /// | `/chunked/{kib}` | `max-age=60`, `kib` KiB (1 if not a number) of `x` in 1 KiB chunks, no `Content-Length` |
+/// | `/endless` | `max-age=60`, 1 KiB of `x` every millisecond, no `Content-Length`, never ending; when caje stops reading it (the stream is dropped) the counter gets `ended /endless` |
 /// | `/echo` | not cacheable; the body is the request line (`METHOD uri`), its `name: value` header lines, an empty line, then the request body |
 /// | `/headers/...?name=value&…` | every query pair appended as a response field, after `x-delay-ms` milliseconds when that is one of them (it is sent too); status 200, or `x-status` when that is one of them and a valid code (it is sent too) |
 /// | `/flaky/...?cc=…` | the first request: 200 with `Cache-Control: {cc}` (empty without `cc`); every later one: 500 |
@@ -182,6 +183,24 @@ async fn origin_handler(
             let stream = futures_util::stream::iter(
                 (0..kib).map(|_| Ok::<_, std::io::Error>(Bytes::from_static(&CHUNK[..1024]))),
             );
+            HttpResponse::Ok()
+                .insert_header(("cache-control", "max-age=60"))
+                .streaming(stream)
+        }
+        ["endless"] => {
+            /// Counts the stream's end, which only a reader going away brings.
+            struct Ended(Counter);
+            impl Drop for Ended {
+                fn drop(&mut self) {
+                    self.0.hit("ended /endless");
+                }
+            }
+            let ended = Ended(counter.get_ref().clone());
+            let stream = futures_util::stream::unfold(ended, |ended| async move {
+                actix_web::rt::time::sleep(Duration::from_millis(1)).await;
+                let chunk = Bytes::from_static(&CHUNK[..1024]);
+                Some((Ok::<_, std::io::Error>(chunk), ended))
+            });
             HttpResponse::Ok()
                 .insert_header(("cache-control", "max-age=60"))
                 .streaming(stream)
