@@ -12,7 +12,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use tokio::sync::watch;
+use tokio::sync::{watch, Notify};
 
 use super::CacheKey;
 
@@ -43,7 +43,7 @@ type Seeded = foldhash::fast::RandomState;
 
 #[derive(Default)]
 struct Inner {
-    flights: HashMap<CacheKey, watch::Receiver<Option<Outcome>>, Seeded>,
+    flights: HashMap<CacheKey, Followed, Seeded>,
     uncacheable: HashMap<CacheKey, Instant, Seeded>,
     /// When `uncacheable` is next swept; `None`: at the next miss.
     next_sweep: Option<Instant>,
@@ -81,17 +81,24 @@ impl Coalescer {
         if inner.uncacheable.get(key).is_some_and(|until| *until > now) {
             return Role::Alone;
         }
-        if let Some(rx) = inner.flights.get(key) {
-            return Role::Follower(rx.clone());
+        if let Some(flight) = inner.flights.get(key) {
+            flight.joined.notify_one();
+            return Role::Follower(flight.outcome.clone());
         }
         if !may_lead {
             return Role::Alone;
         }
         let (tx, rx) = watch::channel(None);
-        inner.flights.insert(key.clone(), rx);
+        let joined = Arc::new(Notify::new());
+        let followed = Followed {
+            outcome: rx,
+            joined: joined.clone(),
+        };
+        inner.flights.insert(key.clone(), followed);
         Role::Leader(Flight {
             key: key.clone(),
             tx,
+            joined,
             coalescer: Arc::clone(self),
         })
     }
@@ -122,15 +129,29 @@ impl Drop for Refresh {
     }
 }
 
+/// A flight as its followers find it.
+struct Followed {
+    outcome: watch::Receiver<Option<Outcome>>,
+    /// Signalled as each follower joins.
+    joined: Arc<Notify>,
+}
+
 /// A leader's fetch in progress. Dropped without an outcome (the fetch
 /// failed or the client went away), it releases its followers to fetch.
 pub struct Flight {
     key: CacheKey,
     tx: watch::Sender<Option<Outcome>>,
+    joined: Arc<Notify>,
     coalescer: Arc<Coalescer>,
 }
 
 impl Flight {
+    /// Signalled when a request joins as a follower (remembered until
+    /// awaited, so one that joined already counts).
+    pub fn joined(&self) -> Arc<Notify> {
+        self.joined.clone()
+    }
+
     pub fn finish(self, outcome: Outcome) {
         if outcome == Outcome::Uncacheable {
             if let Ok(mut inner) = self.coalescer.inner.lock() {

@@ -1,17 +1,19 @@
 //! A stored miss's body fetched at the origin's pace, whatever the client's.
 //! The fill (origin to cache, [`tee`]) runs as a task of its own and hands
-//! the client a few chunks ahead. A client that falls further behind reads
-//! on from the cache file as it is written, and the fill keeps the chunks
-//! the file does not hold yet: if the store fails, the client gets the rest
-//! from them and from the origin, at its own pace again. So one client that
-//! reads slowly, or not at all, or goes away, holds neither the entry nor
-//! the requests coalesced behind it. (A body of no announced length is let
-//! go with its client: it might never end.)
+//! the client a few chunks ahead. Once the client is further behind and
+//! another request waits for the entry (a follower joined the flight), it
+//! reads on from the cache file as it is written, and the fill keeps the
+//! chunks the file does not hold yet: if the store fails, the client gets
+//! the rest from them and from the origin, at its own pace again. So one
+//! client that reads slowly, or not at all, or goes away, holds neither the
+//! entry nor the requests coalesced behind it. (A body of no announced
+//! length is let go with its client: it might never end.)
 
 use std::cell::Cell;
 use std::collections::VecDeque;
 use std::pin::{pin, Pin};
 use std::rc::Rc;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use awc::error::PayloadError;
@@ -19,7 +21,7 @@ use bytes::Bytes;
 use futures_util::stream::LocalBoxStream;
 use futures_util::{Stream, StreamExt};
 use tokio::sync::mpsc::{self, error::TrySendError};
-use tokio::sync::watch;
+use tokio::sync::{watch, Notify};
 
 use super::body::tee;
 use crate::actors::cache_store::{BodyTail, StoreSink, TailError, Written};
@@ -56,6 +58,7 @@ where
     let (to_client, chunks) = mpsc::channel(AHEAD);
     let fell_behind_at = Rc::new(Cell::new(None));
     let fill = Fill {
+        joined: flight.as_ref().map(Flight::joined),
         to_client,
         length_known: expected_len.is_some(),
         handed: 0,
@@ -92,6 +95,8 @@ enum Pace {
 }
 
 struct Fill {
+    /// Signalled when a request joins the flight to wait for this entry.
+    joined: Option<Arc<Notify>>,
     to_client: mpsc::Sender<Item>,
     /// The origin announced a length: the body ends.
     length_known: bool,
@@ -126,12 +131,37 @@ impl Fill {
         match &mut self.pace {
             Pace::Ahead => {
                 let len = item.as_ref().map_or(0, |chunk| chunk.len() as u64);
-                match self.to_client.try_send(item) {
-                    Ok(()) => self.handed += len,
-                    Err(TrySendError::Full(item)) => {
+                let item = match self.to_client.try_send(item) {
+                    Ok(()) => {
+                        self.handed += len;
+                        return;
+                    }
+                    Err(TrySendError::Full(item)) => item,
+                    Err(TrySendError::Closed(_)) => {
+                        self.pace = Pace::Done;
+                        return;
+                    }
+                };
+                // The client is behind: the fill waits for it until
+                // someone waits for the entry (reading the file back costs
+                // a copy, so a client alone keeps the old pace).
+                let room = match &self.joined {
+                    Some(joined) => tokio::select! {
+                        room = self.to_client.reserve() => Some(room),
+                        () = joined.notified() => None,
+                    },
+                    None => Some(self.to_client.reserve().await),
+                };
+                match room {
+                    Some(Ok(room)) => {
+                        room.send(item);
+                        self.handed += len;
+                    }
+                    Some(Err(_)) => self.pace = Pace::Done,
+                    None => {
                         tracing::debug!(
                             at = self.handed,
-                            "client behind its origin: reading on from the cache file"
+                            "client behind its origin while others wait: reading on from the cache file"
                         );
                         self.fell_behind_at.set(Some(self.handed));
                         self.pace = Pace::Behind {
@@ -140,7 +170,6 @@ impl Fill {
                             kept_from: self.handed,
                         };
                     }
-                    Err(TrySendError::Closed(_)) => self.pace = Pace::Done,
                 }
             }
             Pace::Behind { kept, .. } => kept.push_back(item),

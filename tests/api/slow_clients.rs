@@ -59,7 +59,7 @@ pub(crate) async fn answer(conn: &mut TcpStream) -> (String, Vec<u8>) {
 }
 
 /// `GET path` on a connection of its own, read whole.
-async fn get_whole(port: u16, path: &str) -> (String, Vec<u8>) {
+pub(crate) async fn get_whole(port: u16, path: &str) -> (String, Vec<u8>) {
     let mut conn = TcpStream::connect(("127.0.0.1", port))
         .await
         .expect("connect");

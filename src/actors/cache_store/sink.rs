@@ -281,7 +281,7 @@ fn create_readable(path: &Path) -> io::Result<File> {
 
 /// Runs on the blocking pool: copies chunks to the file after its head and
 /// fills in the body length once the last one arrived. While a
-/// [`BodyTail`] reads along, each chunk is flushed and published.
+/// [`BodyTail`] reads along, what is written is flushed and published.
 fn write_body(
     file: &File,
     mut rx: mpsc::Receiver<SinkMessage>,
@@ -295,7 +295,7 @@ fn write_body(
             Some(SinkMessage::Chunk(chunk)) => {
                 out.write_all(&chunk)?;
                 written += chunk.len() as u64;
-                if publisher.followed() {
+                if publisher.due(written, rx.is_empty()) {
                     out.flush()?;
                     publisher.partly(written);
                 }

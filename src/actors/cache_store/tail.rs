@@ -13,6 +13,12 @@ use tokio::sync::watch;
 
 use super::reads::{read_chunk, READ_CHUNK};
 
+/// Read size when following a body being written: below glibc's mmap
+/// threshold (128 KiB), so each read's buffer is reused heap, not fresh
+/// pages faulted in (a 10 MiB body read on in 256 KiB reads spent 5% of
+/// its CPU in page faults).
+const TAIL_READ: usize = 64 * 1024;
+
 /// How much of a body is in its file.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Written {
@@ -53,7 +59,7 @@ pub enum TailError {
 
 impl BodyTail {
     /// How far the body is written, as it changes. While one is held the
-    /// writer publishes every chunk it writes.
+    /// writer publishes as it goes.
     pub fn progress(&self) -> watch::Receiver<Written> {
         self.progress.subscribe()
     }
@@ -79,7 +85,7 @@ impl BodyTail {
                     }
                 }
             };
-            let want = (end - at).min(READ_CHUNK as u64) as usize;
+            let want = (end - at).min(TAIL_READ as u64) as usize;
             let (file, chunk) = read_chunk(file, offset + at, want).await?;
             let next = at + chunk.len() as u64;
             Ok(Some((chunk, (file, offset, progress, next))))
@@ -105,9 +111,12 @@ impl Publisher {
         }
     }
 
-    /// Whether anyone reads along (the writer then flushes every chunk).
-    pub(super) fn followed(&self) -> bool {
+    /// Whether to flush and publish `written` bytes now: while anyone
+    /// reads along, when the writer has caught up with the chunks sent to
+    /// it (`caught_up`) or has a read's worth more to show.
+    pub(super) fn due(&self, written: u64, caught_up: bool) -> bool {
         self.progress.receiver_count() > 0
+            && (caught_up || written - self.shown >= READ_CHUNK as u64)
     }
 
     /// `len` bytes are flushed to the file.

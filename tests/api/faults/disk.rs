@@ -9,7 +9,7 @@ use caje::actors::cache_store::GetCacheStats;
 
 use super::{assert_nothing_stored, cache_files, metric};
 use crate::helpers::{deterministic_body, eventually, spawn_app_in, spawn_origin, TestApp, HOST};
-use crate::slow_clients::{answer, ask, narrow_connection};
+use crate::slow_clients::{answer, ask, get_whole, narrow_connection};
 
 /// A tmpfs mounted for one test, unmounted when dropped.
 struct Tmpfs {
@@ -137,16 +137,23 @@ async fn a_client_behind_when_the_disk_fills_still_gets_the_whole_body() {
     let path = "/det/4096/0/full-disk";
     let expected = deterministic_body(path).expect("a /det/ path");
 
-    // The client reads nothing while the store fills the disk and gives
-    // up: it is behind, reading on from a file that stops at 1 MiB.
+    // The client reads nothing; a second request waits for the entry, so
+    // the fill leaves the first behind, reading on from the file, fills
+    // the disk and gives up: the file stops at 1 MiB.
     let mut behind = narrow_connection(app.port).await;
     ask(&mut behind, path, true).await;
+    eventually(|| async { (origin.counter.get(path) == 1).then_some(()) }).await;
+    let waiting = actix_web::rt::spawn(get_whole(app.port, path));
     assert_nothing_stored(&app).await;
 
     let (head, body) = answer(&mut behind).await;
     assert!(head.starts_with("HTTP/1.1 200"), "{head}");
     assert!(body == expected, "the body differs from the origin's");
-    assert_eq!(origin.counter.get(path), 1);
+    // Not stored, so the one waiting asked the origin itself.
+    let (head, body) = waiting.await.expect("the waiting request");
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert!(body == expected, "the waiting request's body differs");
+    assert_eq!(origin.counter.get(path), 2);
 }
 
 #[actix_web::test]
