@@ -1,8 +1,8 @@
-//! A stored miss's body fetched at the origin's pace, whatever the client's.
-//! The fill (origin to cache, [`tee`]) runs as a task of its own and hands
-//! the client a few chunks ahead. Once the client is further behind and
-//! another request waits for the entry (a follower joined the flight), it
-//! reads on from the cache file as it is written, and the fill keeps the
+//! A stored miss's body filled by a task of its own (origin to cache,
+//! [`tee`]), handing the client a few chunks ahead. A client further behind
+//! holds the fill to its pace only while no other request waits for the
+//! entry. Once one joins the flight, the client reads on from the cache
+//! file as it is written and the fill goes at the origin's pace, keeping the
 //! chunks the file does not hold yet: if the store fails, the client gets
 //! the rest from them and from the origin, at its own pace again. So one
 //! client that reads slowly, or not at all, or goes away, holds neither the
@@ -78,7 +78,8 @@ where
 
 /// How the fill serves its client.
 enum Pace {
-    /// The client keeps up: it is handed every chunk.
+    /// The client is handed every chunk; while no one else waits for the
+    /// entry, the fill waits for the client.
     Ahead,
     /// The client reads the file; the chunks from `kept_from` on, which the
     /// file may not hold yet, are kept.
