@@ -230,11 +230,7 @@ pub struct StoreSink {
 impl StoreSink {
     /// The body read back from the file as it is written.
     pub fn tail(&self) -> BodyTail {
-        BodyTail {
-            file: self.tail.file.clone(),
-            body_offset: self.tail.body_offset,
-            progress: self.tail.progress.clone(),
-        }
+        self.tail.clone()
     }
 
     /// Queues a chunk; `false` when the writer has given up.

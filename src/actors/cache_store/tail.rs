@@ -41,6 +41,7 @@ impl Written {
 }
 
 /// The file of a body being stored, and how far it is written.
+#[derive(Clone)]
 pub struct BodyTail {
     pub(super) file: Arc<File>,
     /// Where the body starts in the file, after the entry's head.
